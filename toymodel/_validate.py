@@ -1,0 +1,156 @@
+"""Input validation shared by every public entry point.
+
+Each validator returns a clean value or raises :class:`ValueError` whose message names
+the parameter and shows the offending value, so that the CLI can print it as one line.
+"""
+
+from __future__ import annotations
+
+import numbers
+import operator
+
+import numpy as np
+
+__all__ = [
+    "as_alphas",
+    "as_elrs",
+    "as_positive_float",
+    "as_int",
+    "as_steps_burn_in",
+    "as_seeds",
+    "as_batch_size",
+    "as_mask_prob",
+    "as_threads",
+]
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def as_alphas(alphas) -> np.ndarray:
+    """Return the group weights as a read-only float64 vector, or raise ValueError.
+
+    Accepts any sequence of real numbers, or a comma-separated string such as ``"1,2,4"``.
+    """
+    if isinstance(alphas, str):
+        parts = [p.strip() for p in alphas.split(",")]
+        try:
+            alphas = [float(p) for p in parts]
+        except ValueError:
+            raise ValueError(f"alphas must be comma-separated numbers, got {alphas!r}") from None
+    try:
+        arr = np.array(alphas, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"alphas must be a sequence of numbers, got {_short(alphas)}") from None
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"alphas must be a non-empty 1-D sequence, got {_short(alphas)}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"alphas must be finite, got {_short(arr.tolist())}")
+    if not np.all(arr > 0):
+        raise ValueError(f"alphas must be positive, got {_short(arr.tolist())}")
+    arr.setflags(write=False)
+    return arr
+
+
+def as_elrs(elrs, name: str = "elrs") -> np.ndarray:
+    """Return effective learning rates as a 1-D float64 array (a scalar becomes length 1)."""
+    try:
+        arr = np.array(elrs, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be numbers, got {_short(elrs)}") from None
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a scalar or a non-empty 1-D sequence, got shape {arr.shape}")
+    bad = ~np.isfinite(arr) | ~(arr > 0)
+    if np.any(bad):
+        raise ValueError(f"{name} must be positive and finite, got {arr[bad][0]!r}")
+    return arr
+
+
+def as_positive_float(value, name: str) -> float:
+    """A single positive finite float."""
+    try:
+        val = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {_short(value)}") from None
+    if not np.isfinite(val) or val <= 0:
+        raise ValueError(f"{name} must be positive and finite, got {value!r}")
+    return val
+
+
+def as_int(value, name: str, minimum: int | None = None) -> int:
+    """An integer (bools and non-integral floats are refused) with an optional lower bound."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if isinstance(value, numbers.Integral):
+        out = int(value)
+    elif isinstance(value, (float, np.floating)) and float(value).is_integer():
+        out = int(value)
+    else:
+        try:
+            out = operator.index(value)
+        except TypeError:
+            raise ValueError(f"{name} must be an integer, got {_short(value)}") from None
+    if minimum is not None and out < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {out}")
+    return out
+
+
+def as_steps_burn_in(steps, burn_in) -> tuple[int, int]:
+    """Validate a horizon: steps >= 1 and 0 <= burn_in < steps."""
+    steps = as_int(steps, "steps", minimum=1)
+    burn_in = as_int(burn_in, "burn_in", minimum=0)
+    if burn_in >= steps:
+        raise ValueError(f"burn_in must be smaller than steps ({steps}), got {burn_in}")
+    return steps, burn_in
+
+
+def as_seeds(seeds) -> np.ndarray:
+    """A count S (meaning seeds 0..S-1) or a sequence of non-negative integers."""
+    if isinstance(seeds, (numbers.Integral, np.integer)) and not isinstance(seeds, (bool, np.bool_)):
+        count = as_int(seeds, "seeds", minimum=1)
+        return np.arange(count, dtype=np.int64)
+    if isinstance(seeds, (float, np.floating, bool, np.bool_, str)):
+        raise ValueError(f"seeds must be a count or a sequence of integers, got {seeds!r}")
+    try:
+        items = list(seeds)
+    except TypeError:
+        raise ValueError(f"seeds must be a count or a sequence of integers, got {_short(seeds)}") from None
+    if not items:
+        raise ValueError("seeds must not be empty")
+    out = np.array([as_int(s, "seeds", minimum=0) for s in items], dtype=np.int64)
+    return out
+
+
+def as_batch_size(batch_size) -> int | None:
+    """None (full batch) or an integer >= 1."""
+    if batch_size is None:
+        return None
+    return as_int(batch_size, "batch_size", minimum=1)
+
+
+def as_mask_prob(mask_prob) -> float:
+    """A probability in (0, 1]."""
+    try:
+        p = float(mask_prob)
+    except (TypeError, ValueError):
+        raise ValueError(f"mask_prob must be a number in (0, 1], got {_short(mask_prob)}") from None
+    if not np.isfinite(p) or not (0.0 < p <= 1.0):
+        raise ValueError(f"mask_prob must be in (0, 1], got {mask_prob!r}")
+    return p
+
+
+def as_threads(threads) -> int | None:
+    """None (Numba's default) or a thread count between 1 and the configured maximum."""
+    if threads is None:
+        return None
+    import numba
+
+    threads = as_int(threads, "threads", minimum=1)
+    limit = numba.config.NUMBA_NUM_THREADS
+    if threads > limit:
+        raise ValueError(f"threads must be <= {limit} (NUMBA_NUM_THREADS), got {threads}")
+    return threads

@@ -1,0 +1,238 @@
+"""simulate(): many trajectories of projected gradient descent on the sphere, one result type."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _kernels as K
+from ._validate import as_elrs, as_int, as_seeds, as_steps_burn_in, as_threads
+from .model import ToyProblem
+
+__all__ = ["SimulationResult", "simulate", "NonFiniteTrajectoryWarning"]
+
+
+class NonFiniteTrajectoryWarning(RuntimeWarning):
+    """Some trajectories left the finite numbers; they are excluded from statistics."""
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """Statistics of a sweep of trajectories; arrays are indexed ``[elr, seed, ...]``.
+
+    Statistics run over steps ``burn_in <= t < steps`` (``theta_0`` is the initial point).
+    A trajectory that became non-finite has NaN in every field and is counted in
+    ``nonfinite``.
+
+    Attributes
+    ----------
+    mean_loss, std_loss, min_loss, max_loss : (K, S)
+        Of ``F(theta_t)``. ``std_loss`` is the population standard deviation over time.
+    mean_cosine : (K, S)
+        Of ``cos angle(theta_t, theta_{t+1})``.
+    mean_angle : (K, S)
+        Of the angular update, computed as ``arctan(elr * g_t)``, which equals the arccos of
+        the cosine but keeps full relative precision for tiny steps.
+    mean_eff_grad_norm : (K, S)
+        Of the effective gradient norm ``g_t = ||grad F(theta_t)|| ||theta_t||``.
+    first_loss, final_loss : (K, S)
+        ``F(theta_burn_in)`` and ``F(theta_steps)``.
+    mean_group_elrs, final_group_elrs : (K, S, n)
+        Group ELRs averaged over the window, and at ``theta_steps``.
+    final_theta : (K, S, 2n)
+        ``theta_steps``.
+    nonfinite : (K,)
+        Number of seeds per ELR whose trajectory became non-finite.
+    trace_steps : (T',) and loss_trace, cosine_trace (K, S, T'), group_elr_trace (K, S, T', n)
+        Only with ``record_every > 0``: values at ``t = 0, r, 2r, ... < steps``.
+    """
+
+    alphas: np.ndarray
+    elrs: np.ndarray
+    seeds: np.ndarray
+    steps: int
+    burn_in: int
+    record_every: int
+    mean_loss: np.ndarray
+    std_loss: np.ndarray
+    min_loss: np.ndarray
+    max_loss: np.ndarray
+    mean_cosine: np.ndarray
+    mean_angle: np.ndarray
+    mean_eff_grad_norm: np.ndarray
+    first_loss: np.ndarray
+    final_loss: np.ndarray
+    mean_group_elrs: np.ndarray
+    final_group_elrs: np.ndarray
+    final_theta: np.ndarray
+    nonfinite: np.ndarray
+    trace_steps: np.ndarray | None = None
+    loss_trace: np.ndarray | None = None
+    cosine_trace: np.ndarray | None = None
+    group_elr_trace: np.ndarray | None = None
+    version: str = field(default_factory=_version)
+
+    @property
+    def problem(self) -> ToyProblem:
+        return ToyProblem(self.alphas)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(K, S)``: number of ELRs and of seeds."""
+        return (self.elrs.size, self.seeds.size)
+
+
+@contextlib.contextmanager
+def _numba_threads(threads):
+    import numba
+
+    if threads is None:
+        yield
+        return
+    old = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
+
+
+def _initial_state(problem: ToyProblem, elrs, seeds, init):
+    """Initial points of shape (K, S, 2n), on the unit sphere."""
+    K_, S_ = elrs.size, seeds.size
+    if init is None:
+        pts = problem.initial_points(seeds)
+        return np.broadcast_to(pts, (K_, S_, problem.dim))
+    arr = problem.check_points(init, name="init")
+    if arr.shape == (problem.dim,):
+        arr = np.broadcast_to(arr, (K_, S_, problem.dim))
+    elif arr.shape != (K_, S_, problem.dim):
+        raise ValueError(
+            f"init must have shape ({problem.dim},) or (K, S, 2n) = ({K_}, {S_}, {problem.dim}), got {arr.shape}"
+        )
+    return arr / np.linalg.norm(arr, axis=-1, keepdims=True)
+
+
+def simulate(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, init=None, record_every=0,
+             threads=None) -> SimulationResult:
+    r"""Simulate projected GD on the unit sphere for every (ELR, seed) pair.
+
+    Parameters
+    ----------
+    problem : ToyProblem
+    elrs : float or sequence of float, shape (K,)
+        Total effective learning rates; positive and finite.
+    steps : int
+        Number of steps, >= 1. The run produces ``theta_1 .. theta_steps``.
+    seeds : int or sequence of int
+        A count S (seeds ``0..S-1``) or explicit non-negative seeds. Seed ``s`` gives the
+        same initial point at every ELR (:meth:`ToyProblem.initial_point`).
+    burn_in : int
+        Steps excluded from the statistics, ``0 <= burn_in < steps``.
+    init : array, optional
+        ``None`` (random from the seeds), one point of shape (2n,) for every trajectory, or
+        shape (K, S, 2n). Points are projected to the unit sphere; every group must have a
+        non-zero norm.
+    record_every : int
+        ``r > 0`` records traces at ``t = 0, r, 2r, ... < steps``; 0 records nothing, and
+        then memory is O(trajectories).
+    threads : int, optional
+        Numba threads to use (default: Numba's setting). Results do not depend on it.
+
+    Returns
+    -------
+    SimulationResult
+
+    Notes
+    -----
+    One step is exactly :math:`\theta \leftarrow \theta - \tilde\eta\nabla F(\theta)`, then
+    :math:`\theta \leftarrow \theta/\lVert\theta\rVert`, in float64.
+    """
+    if not isinstance(problem, ToyProblem):
+        raise ValueError(f"problem must be a ToyProblem, got {type(problem).__name__}")
+    elrs = as_elrs(elrs)
+    steps, burn_in = as_steps_burn_in(steps, burn_in)
+    seeds = as_seeds(seeds)
+    record_every = as_int(record_every, "record_every", minimum=0)
+    threads = as_threads(threads)
+    theta0 = _initial_state(problem, elrs, seeds, init)
+
+    n = problem.n_groups
+    K_, S_ = elrs.size, seeds.size
+    M = K_ * S_
+    x0 = np.ascontiguousarray(theta0[..., 0::2].reshape(M, n))
+    y0 = np.ascontiguousarray(theta0[..., 1::2].reshape(M, n))
+    xe0 = np.zeros((M, n))
+    traj_elrs = np.repeat(elrs, S_)
+
+    n_rec = (steps + record_every - 1) // record_every if record_every > 0 else 0
+    stats = np.empty((M, K.N_STATS))
+    mean_gelr = np.empty((M, n))
+    final_gelr = np.empty((M, n))
+    fx = np.empty((M, n))
+    fy = np.empty((M, n))
+    fxe = np.empty((M, n))
+    ltr = np.empty((M, n_rec))
+    ctr = np.empty((M, n_rec))
+    etr = np.empty((M, n_rec, n))
+    with _numba_threads(threads):
+        K.run_gd(np.ascontiguousarray(problem.alphas), traj_elrs, x0, y0, xe0, steps, burn_in, record_every,
+                 K.block_size(n), stats, mean_gelr, final_gelr, fx, fy, fxe, ltr, ctr, etr)
+
+    final_theta = np.empty((M, 2 * n))
+    final_theta[:, 0::2] = np.ldexp(fx, -K.X_EXPONENT_STEP * fxe.astype(np.int64))
+    final_theta[:, 1::2] = fy
+
+    bad = ~(np.all(np.isfinite(stats), axis=1) & np.all(np.isfinite(final_theta), axis=1)
+            & np.all(np.isfinite(mean_gelr), axis=1))
+    if np.any(bad):
+        for arr in (stats, mean_gelr, final_gelr, final_theta):
+            arr[bad] = np.nan
+        warnings.warn(
+            f"{int(bad.sum())} of {M} trajectories became non-finite; they are excluded (NaN) from the statistics",
+            NonFiniteTrajectoryWarning,
+            stacklevel=2,
+        )
+
+    def per(col):
+        return stats[:, col].reshape(K_, S_)
+
+    traces = {}
+    if record_every > 0:
+        traces = dict(
+            trace_steps=np.arange(0, steps, record_every),
+            loss_trace=ltr.reshape(K_, S_, n_rec),
+            cosine_trace=ctr.reshape(K_, S_, n_rec),
+            group_elr_trace=etr.reshape(K_, S_, n_rec, n),
+        )
+    return SimulationResult(
+        alphas=np.array(problem.alphas),
+        elrs=elrs,
+        seeds=seeds,
+        steps=steps,
+        burn_in=burn_in,
+        record_every=record_every,
+        mean_loss=per(K.S_MEAN_LOSS),
+        std_loss=per(K.S_STD_LOSS),
+        min_loss=per(K.S_MIN_LOSS),
+        max_loss=per(K.S_MAX_LOSS),
+        mean_cosine=per(K.S_MEAN_COS),
+        mean_angle=per(K.S_MEAN_ANGLE),
+        mean_eff_grad_norm=per(K.S_MEAN_GRAD),
+        first_loss=per(K.S_FIRST_LOSS),
+        final_loss=per(K.S_FINAL_LOSS),
+        mean_group_elrs=mean_gelr.reshape(K_, S_, n),
+        final_group_elrs=final_gelr.reshape(K_, S_, n),
+        final_theta=final_theta.reshape(K_, S_, 2 * n),
+        nonfinite=bad.reshape(K_, S_).sum(axis=1),
+        **traces,
+    )
