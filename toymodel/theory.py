@@ -1,0 +1,719 @@
+r"""Derivations of the toy dynamics with SymPy, and numeric versions for the rest of the package.
+
+Every closed form that :mod:`toymodel` uses is produced here by SymPy, never typed in. Each
+``derive_*`` function returns a :class:`Derivation`: the claim, its assumptions, the steps
+(each a SymPy expression that was computed, and where it is an identity, simplified to 0 by
+SymPy), and named results. The public numeric functions (:func:`threshold_elr`,
+:func:`equilibrium_loss`, ...) are ``sympy.lambdify`` of those results.
+
+``python -m toymodel.theory --write DIR`` renders one Markdown file per derivation, with a
+numeric check against the simulator, into ``DIR`` (the committed ``derivations/``).
+
+Notation (THEORY.md): weights :math:`\alpha_i`, :math:`A=\sum_i\alpha_i`; total ELR
+:math:`\tilde\eta`; the dimensionless ELR :math:`c=\tilde\eta A`; group angle
+:math:`\varphi_i` with :math:`x_i=r_i\sin\varphi_i,\ y_i=r_i\cos\varphi_i`; norm shares
+:math:`\omega_i=r_i^2` on the unit sphere; group ELR :math:`\tilde\eta_i=\tilde\eta/\omega_i`
+and :math:`k_i=\tilde\eta_i\alpha_i`.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy as sp
+
+from ._validate import as_alphas, as_elrs
+
+__all__ = [
+    "Derivation",
+    "Step",
+    "derivations",
+    "derive_scale_invariance",
+    "derive_one_step_map",
+    "derive_group_elr_dynamics",
+    "derive_minimum_stability",
+    "derive_equilibrium",
+    "derive_equilibrium_limits",
+    "derive_random_guess",
+    "derive_cycle_linearisation",
+    "threshold_elr",
+    "minimum_multipliers",
+    "equilibrium_group_elrs",
+    "equilibrium_loss",
+    "equilibrium_cosine",
+    "equilibrium_angle",
+    "equilibrium_eff_grad_norm",
+    "equilibrium_amplitude",
+    "equilibrium_point",
+    "random_guess_loss",
+    "random_guess_loss_std",
+    "cycle_multipliers",
+]
+
+# ----------------------------------------------------------------------------- symbols
+x, y = sp.symbols("x y", real=True)
+lam = sp.Symbol("lambda", positive=True)
+alpha = sp.Symbol("alpha", positive=True)
+eta = sp.Symbol("eta", positive=True)
+r = sp.Symbol("r", positive=True)
+phi = sp.Symbol("varphi", real=True)
+k = sp.Symbol("k", positive=True)
+c = sp.Symbol("c", positive=True)
+A = sp.Symbol("A", positive=True)  # sum of alphas
+elr = sp.Symbol(r"\tilde{\eta}", positive=True)
+mu = sp.Symbol("mu")
+tt = sp.Symbol("t", real=True)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a derivation: an explanation and the expression SymPy computed.
+
+    ``lhs`` and ``rhs`` are shown as ``lhs = rhs`` (each a SymPy object, or a LaTeX string for
+    display only); with ``check`` set, SymPy simplified ``check`` to zero, which proves the step
+    (``verified`` records it).
+    """
+
+    text: str
+    lhs: object = None
+    rhs: object = None
+    check: object = None
+    verified: bool | None = None
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """A derived result: claim, assumptions, steps and named SymPy results."""
+
+    key: str
+    title: str
+    claim: str
+    assumptions: tuple[str, ...]
+    steps: tuple[Step, ...]
+    results: dict = field(default_factory=dict)
+
+
+def _is_zero(expr) -> bool:
+    expr = sp.simplify(sp.trigsimp(sp.simplify(expr)))
+    return bool(expr == 0)
+
+
+def _identity(text, lhs, rhs, difference=None, show=None) -> Step:
+    """A step asserting ``lhs == rhs``, proved by simplifying ``difference`` (default lhs-rhs).
+
+    ``show = (lhs, rhs)`` overrides what is displayed (e.g. a LaTeX label for an expression
+    that SymPy already evaluated).
+    """
+    diff = (lhs - rhs) if difference is None else difference
+    ok = _is_zero(diff)
+    if not ok:
+        raise AssertionError(f"derivation step failed to verify: {text}")
+    if show is not None:
+        lhs, rhs = show
+    return Step(text, lhs, rhs, diff, True)
+
+
+def _group_loss():
+    return alpha * x**2 / (x**2 + y**2)
+
+
+def _group_grad():
+    f = _group_loss()
+    return sp.diff(f, x), sp.diff(f, y)
+
+
+# ------------------------------------------------------------------ derivation 1
+@functools.lru_cache(maxsize=None)
+def derive_scale_invariance() -> Derivation:
+    r"""Scale invariance of each group and orthogonality of the gradient to every group."""
+    f = _group_loss()
+    fx, fy = _group_grad()
+    H = sp.hessian(f, (x, y))
+    steps = (
+        Step("The loss of group i (F is the sum of these over groups, each in its own variables):",
+             sp.Symbol("f_i"), f),
+        _identity("Rescaling the group by any lambda > 0 leaves it unchanged:",
+                  f.subs({x: lam * x, y: lam * y}, simultaneous=True), f),
+        Step("Its gradient:", r"\nabla_{\theta_i} f_i",
+             sp.Matrix([sp.factor(fx), sp.factor(fy)])),
+        _identity("The gradient is orthogonal to the group, <grad_i F, theta_i> = 0:",
+                  x * fx + y * fy, sp.Integer(0)),
+        _identity("The gradient scales inversely, grad f(lambda theta) = grad f(theta) / lambda (x-component):",
+                  fx.subs({x: lam * x, y: lam * y}, simultaneous=True), fx / lam),
+        _identity("and y-component:", fy.subs({x: lam * x, y: lam * y}, simultaneous=True), fy / lam),
+        _identity("Euler's identity for degree -1: the Hessian maps theta_i to -grad_i F (x-component):",
+                  (H * sp.Matrix([x, y]))[0], -fx),
+        _identity("and y-component:", (H * sp.Matrix([x, y]))[1], -fy),
+        Step("Hence, for the whole parameter vector, ||theta - eta grad F||^2 = ||theta||^2 + eta^2 ||grad F||^2 "
+             "(Pythagoras), the step norm grows, and only the direction of theta matters."),
+    )
+    return Derivation(
+        key="01_scale_invariance",
+        title="Scale invariance of every group and orthogonality of the gradient",
+        claim=("Each group term is invariant under rescaling of its own group, so F is scale-invariant group by "
+               "group; the gradient is orthogonal to every group, scales like 1/lambda, and the Hessian maps "
+               "theta_i to -grad_i F."),
+        assumptions=("alpha_i > 0", "(x_i, y_i) != (0, 0) for every group"),
+        steps=steps,
+        results={"grad_x": fx, "grad_y": fy, "hessian": H},
+    )
+
+
+# ------------------------------------------------------------------ derivation 2
+@functools.lru_cache(maxsize=None)
+def derive_one_step_map() -> Derivation:
+    r"""The exact one-step map of a group in angle/norm coordinates."""
+    fx, fy = _group_grad()
+    polar = {x: r * sp.sin(phi), y: r * sp.cos(phi)}
+    kk = eta * alpha / r**2  # k_i = eta_i alpha_i with eta_i = eta / r_i^2
+    xn = (x - eta * fx).subs(polar)
+    yn = (y - eta * fy).subs(polar)
+    xn_closed = r * sp.sin(phi) * (1 - 2 * k * sp.cos(phi) ** 2)
+    yn_closed = r * sp.cos(phi) * (1 + 2 * k * sp.sin(phi) ** 2)
+    growth = 1 + k**2 * sp.sin(2 * phi) ** 2
+    phi_new = phi - sp.atan(k * sp.sin(2 * phi))
+    # tan(phi') in terms of t = tan(phi): a rational identity SymPy can prove
+    tan_ratio = sp.simplify((xn_closed / yn_closed).subs(phi, sp.atan(tt)))
+    tan_target = sp.expand_trig(sp.tan(phi_new)).subs(phi, sp.atan(tt))
+    ess = k * sp.Abs(sp.sin(2 * phi))
+    steps = (
+        Step("Write group i in polar form x_i = r_i sin(phi_i), y_i = r_i cos(phi_i) (phi_i = 0 is the minimiser) "
+             "and let k_i = eta_i alpha_i, where eta_i = eta / r_i^2 is the group ELR (eta = elr on the unit sphere)."),
+        _identity("The gradient step multiplies x_i and y_i by simple factors (x-component):",
+                  xn, xn_closed.subs(k, kk)),
+        _identity("(y-component; y_i keeps its sign since the factor is > 0):", yn, yn_closed.subs(k, kk)),
+        _identity("The squared group norm grows by the factor 1 + (k_i sin 2phi_i)^2 = 1 + (eta_i g_i)^2:",
+                  (xn_closed**2 + yn_closed**2) / r**2, growth),
+        _identity("The angle turns by arctan(k_i sin 2phi_i): with t = tan(phi_i), tan(phi_i') equals",
+                  tan_ratio, tan_target),
+        Step("Since y_i keeps its sign and the turn is below pi/2, the angle map is exact (not only mod pi):",
+             r"\varphi_i'", phi_new),
+        Step("The group effective gradient norm is g_i = ||grad_i F|| r_i = alpha_i |sin 2 phi_i|, so the group "
+             "ESS (and the tangent of the group's turn) is", r"\tilde\eta_i \tilde g_i", ess),
+        Step("After the global projection onto the unit sphere, with D = 1 + sum_j omega_j (eta_j g_j)^2, the "
+             "norm shares move as", r"\omega_i'",
+             sp.Symbol("omega_i") * growth / sp.Symbol("D")),
+    )
+    return Derivation(
+        key="02_one_step_map",
+        title="The exact one-step map in angle / norm-split coordinates",
+        claim=("In coordinates (phi_i, omega_i), one step of projected GD is: every group turns by "
+               "phi_i' = phi_i - arctan(k_i sin 2phi_i) with k_i = elr_i alpha_i, its squared norm grows by "
+               "1 + (k_i sin 2phi_i)^2, and the norm shares are renormalised by "
+               "D = 1 + sum_j omega_j (k_j sin 2phi_j)^2. A group's angle depends on the others only through its "
+               "own ELR."),
+        assumptions=("unit total norm (rho = 1), so the learning rate equals the total ELR",
+                     "alpha_i > 0, r_i > 0"),
+        steps=steps,
+        results={"phi_new": phi_new, "growth": growth, "ess": ess,
+                 "x_factor": 1 - 2 * k * sp.cos(phi) ** 2, "y_factor": 1 + 2 * k * sp.sin(phi) ** 2},
+    )
+
+
+# ------------------------------------------------------------------ derivation 3
+@functools.lru_cache(maxsize=None)
+def derive_group_elr_dynamics() -> Derivation:
+    r"""Group-ELR dynamics and the two sum rules (harmonic ELRs, ESS)."""
+    n = 3  # the identities are proved for three symbolic groups; the algebra is the same for any n
+    om = sp.symbols(f"omega_1:{n + 1}", positive=True)
+    al = sp.symbols(f"alpha_1:{n + 1}", positive=True)
+    ph = sp.symbols(f"varphi_1:{n + 1}", real=True)
+    constraint = {om[-1]: 1 - sum(om[:-1])}
+    elr_i = [elr / o for o in om]
+    # on the unit sphere the gradient norm is sum_i ||grad_i F||^2 = sum_i alpha_i^2 sin^2(2phi_i) / omega_i
+    g2 = sum(al[i] ** 2 * sp.sin(2 * ph[i]) ** 2 / om[i] for i in range(n))
+    ess_i = [elr_i[i] * al[i] * sp.sin(2 * ph[i]) for i in range(n)]  # signed; squares below
+    D = 1 + sum(om[i] * ess_i[i] ** 2 for i in range(n))
+    om_new = [om[i] * (1 + ess_i[i] ** 2) / D for i in range(n)]
+    elr_new_0 = elr / om_new[0]
+    steps = (
+        _identity("Group ELRs are elr_i = elr / omega_i, so their harmonic sum is fixed (omega on the simplex):",
+                  sum(1 / e for e in elr_i).subs(constraint), 1 / elr),
+        _identity("The total ESS squared is the omega-weighted mean of the group ESS squared, "
+                  "(g elr)^2 = sum_i omega_i (g_i elr_i)^2:", elr**2 * g2, sum(om[i] * ess_i[i] ** 2 for i in range(n))),
+        Step("so the projection normaliser is D = 1 + (g elr)^2, and the new shares are "
+             "omega_i' = omega_i (1 + (g_i elr_i)^2) / (1 + (g elr)^2)."),
+        _identity("The group ELR therefore evolves as elr_i' = elr_i (1 + (g elr)^2) / (1 + (g_i elr_i)^2) "
+                  "(shown for group 1):",
+                  elr_new_0, elr_i[0] * (1 + elr**2 * g2) / (1 + ess_i[0] ** 2)),
+        _identity("The shares stay on the simplex:", sum(om_new).subs(constraint), sp.Integer(1)),
+    )
+    return Derivation(
+        key="03_group_elr_dynamics",
+        title="Group-ELR dynamics and the sum rules",
+        claim=("sum_i 1/elr_i = 1/elr at every step; (g elr)^2 = sum_i omega_i (g_i elr_i)^2; and "
+               "elr_i(t+1) = elr_i(t) (1 + (g(t) elr)^2) / (1 + (g_i(t) elr_i(t))^2): a group whose ESS is above "
+               "the weighted mean loses ELR, one below it gains."),
+        assumptions=("unit total norm", "proved symbolically for three groups; every step is a per-group identity "
+                     "or a sum over groups, so it holds for any n"),
+        steps=steps,
+        results={},
+    )
+
+
+# ------------------------------------------------------------------ derivation 4
+@functools.lru_cache(maxsize=None)
+def derive_minimum_stability() -> Derivation:
+    r"""Linear stability of the minimum, per group and for the whole system."""
+    phi_new = derive_one_step_map().results["phi_new"]
+    mult = sp.simplify(sp.diff(phi_new, phi).subs(phi, 0))
+    stable_k = sp.solve_univariate_inequality(sp.Abs(mult) < 1, k, relational=False)
+    k_edge = stable_k.sup  # = 1
+    # with k_i = elr alpha_i / omega_i, stability of every group needs omega_i > elr alpha_i / k_edge,
+    # possible on the simplex iff sum_i elr alpha_i / k_edge < 1
+    thr_elr = sp.solve(sp.Eq(elr * A / k_edge, 1), elr)[0]
+    growth = derive_one_step_map().results["growth"]
+    dgrowth_dphi = sp.diff(growth, phi).subs(phi, 0)
+    dphi_dk = sp.diff(phi_new, k).subs(phi, 0)
+    steps = (
+        Step("Linearise the angle map of one group at its minimiser phi_i = 0:",
+             r"\left.\frac{\partial \varphi_i'}{\partial \varphi_i}\right|_{\varphi_i=0}", mult),
+        Step("It is stable iff |1 - 2k_i| < 1, i.e. for k_i = elr_i alpha_i in", sp.Symbol("k_i"), stable_k),
+        _identity("At the minimum the norm shares are frozen to first order: the growth factor is flat in phi_i,",
+                  dgrowth_dphi, sp.Integer(0),
+                  show=(r"\left.\frac{\partial (1 + k^2\sin^2 2\varphi)}{\partial \varphi}\right|_{\varphi=0}", 0)),
+        _identity("and the angle does not respond to its ELR (so the Jacobian is block diagonal):",
+                  dphi_dk, sp.Integer(0),
+                  show=(r"\left.\frac{\partial \varphi'}{\partial k}\right|_{\varphi=0}", 0)),
+        Step("Hence the Jacobian at a minimum is diag(1 - 2k_1, ..., 1 - 2k_n) on the angles and the identity on the "
+             "n-1 norm-split directions: the minima form a manifold (the simplex of splits), and the n-1 directions "
+             "along it are neutral (multiplier exactly 1)."),
+        Step("Every group is stable iff omega_i > elr alpha_i for all i. Such a split exists on the simplex "
+             "(sum omega_i = 1) iff sum_i elr alpha_i < 1, i.e. iff elr is below", r"\tilde\eta^*", thr_elr),
+    )
+    return Derivation(
+        key="04_minimum_stability",
+        title="Linear stability of the minimum and the convergence threshold",
+        claim=("Group i is linearly stable at its minimum iff its ELR satisfies elr_i alpha_i < 1 (multiplier "
+               "1 - 2 elr_i alpha_i). Because the norm split is free and sum_i omega_i = 1, some split makes every "
+               "group stable iff elr < 1 / sum_i alpha_i: the paper's threshold. The n-1 norm-split directions are "
+               "neutral at every minimum."),
+        assumptions=("unit total norm", "alpha_i > 0"),
+        steps=steps,
+        results={"multiplier": mult, "k_edge": k_edge, "threshold_elr": thr_elr, "threshold_c": sp.Integer(1)},
+    )
+
+
+# ------------------------------------------------------------------ derivation 5
+@functools.lru_cache(maxsize=None)
+def derive_equilibrium() -> Derivation:
+    r"""The equal-ESS equilibrium orbit above the threshold."""
+    phi_new = derive_one_step_map().results["phi_new"]
+    # a period-2 orbit that flips the angle: phi' = -phi  <=>  tan(2phi) = k sin(2phi)  <=>  cos(2phi) = 1/k
+    flip = sp.Eq(sp.tan(2 * phi), k * sp.sin(2 * phi))
+    cos2phi = 1 / k
+    phi_star = sp.acos(cos2phi) / 2
+    # phi' = -phi  <=>  arctan(k sin 2phi) = 2phi  <=>  tan 2phi = k sin 2phi (both angles in (0, pi/2))
+    check_flip = (sp.tan(2 * phi) - k * sp.sin(2 * phi)).subs(phi, phi_star)
+    ess_star = sp.simplify((k * sp.sin(2 * phi)).subs(phi, phi_star))
+    al_i = sp.Symbol("alpha_i", positive=True)
+    # equal ESS <=> equal k_i = elr alpha_i / omega_i =: kappa; simplex => kappa = elr A
+    kappa = sp.solve(sp.Eq(elr * A / k, 1), k)[0]
+    c_of = {k: c}
+    sin2 = sp.simplify(sp.sin(phi_star) ** 2)
+    loss = sp.simplify(A * sin2.subs(c_of))
+    tan2 = (c - 1) / (c + 1)
+    tan2_check = (sp.tan(phi_star.subs(k, c)) ** 2 - tan2).rewrite(sp.cos)
+    cosine = sp.simplify(1 / sp.sqrt(1 + ess_star.subs(c_of) ** 2))
+    angle = sp.acos(cosine)
+    gbar = sp.simplify(ess_star.subs(c_of) / elr).subs(elr, c / A)
+    group_elr = elr * A / al_i
+    steps = (
+        Step("Look for an orbit on which every group flips its angle each step, phi_i' = -phi_i. With the angle "
+             "map of the one-step derivation this means", flip.lhs, flip.rhs),
+        Step("For phi_i != 0 that is cos 2phi_i = 1/k_i, which has a solution iff k_i > 1:",
+             r"\varphi^*", phi_star),
+        _identity("Check: at phi*, tan 2phi - k sin 2phi vanishes, so the angle map sends phi* to -phi*:",
+                  check_flip, sp.Integer(0), show=(r"\tan 2\varphi^* - k \sin 2\varphi^*", 0)),
+        Step("On it the group ESS is", r"\tilde\eta_i \tilde g_i", ess_star),
+        Step("The norm split is fixed iff every group has the same growth factor 1 + ESS^2, i.e. the same k_i "
+             "(equal ESS). With k_i = elr alpha_i / omega_i = kappa and sum omega_i = 1:",
+             r"\kappa", kappa),
+        Step("So the orbit exists iff c = elr * sum(alpha) > 1, with shares omega_i* = alpha_i / A and group ELRs",
+             r"\tilde\eta_i^*", group_elr),
+        Step("Period: 2 in theta (x_i -> -x_i each step); the loss is the same at both points, so F is constant "
+             "on the orbit. Amplitude (angle of every group from its minimiser):",
+             r"\varphi^*", phi_star.subs(c_of)),
+        _identity("equivalently", tan2_check, sp.Integer(0), show=(r"\tan^2\varphi^*", tan2)),
+        Step("Loss on the orbit, A sin^2 phi*:", sp.Symbol("F^*"), loss),
+        Step("Cosine between consecutive iterates, 1/sqrt(1 + ESS^2) (the gradient is orthogonal to theta):",
+             r"\cos^*", cosine),
+        Step("Angular update:", r"\Delta^*", angle),
+        Step("Effective gradient norm, ESS / elr:", r"\tilde g^*", gbar),
+    )
+    return Derivation(
+        key="05_equilibrium",
+        title="The equal-ESS equilibrium orbit above the threshold",
+        claim=("For c = elr * sum(alpha) > 1 there is a period-2 orbit on which every group has the same ESS "
+               "sqrt(c^2-1), its angle flips between +-phi* with cos 2phi* = 1/c, the shares are "
+               "omega_i = alpha_i/A, the group ELRs are elr A/alpha_i, the loss is (A/2)(1 - 1/c) at every step, "
+               "and consecutive iterates have cosine 1/c."),
+        assumptions=("unit total norm", "c > 1 (otherwise cos 2phi* = 1/c has no solution with phi* != 0)"),
+        steps=steps,
+        results={"phi_star": phi_star.subs(c_of), "loss": loss, "cosine": cosine, "angle": angle,
+                 "eff_grad_norm": gbar, "group_elr": group_elr, "ess": ess_star.subs(c_of),
+                 "tan2_phi_star": tan2, "sin2_phi_star": sin2.subs(c_of), "share": al_i / A},
+    )
+
+
+# ------------------------------------------------------------------ derivation 6
+@functools.lru_cache(maxsize=None)
+def derive_random_guess() -> Derivation:
+    r"""Mean (and spread) of F at a uniform random point on the sphere."""
+    u = sp.Symbol("u", real=True)
+    mean_sin2 = sp.integrate(sp.sin(u) ** 2, (u, 0, 2 * sp.pi)) / (2 * sp.pi)
+    var_sin2 = sp.simplify(sp.integrate(sp.sin(u) ** 4, (u, 0, 2 * sp.pi)) / (2 * sp.pi) - mean_sin2**2)
+    steps = (
+        Step("A uniform point on the unit sphere of R^{2n} is a normalised standard Gaussian vector. The pair "
+             "(x_i, y_i) is rotation-invariant in its plane and independent of the other pairs, so the group "
+             "angles phi_i are i.i.d. uniform on [0, 2pi), and x_i^2/(x_i^2+y_i^2) = sin^2 phi_i."),
+        Step("Mean of one group term:", r"\mathbb{E}\,\sin^2\varphi", mean_sin2),
+        Step("Variance of one group term:", r"\mathrm{Var}\,\sin^2\varphi", var_sin2),
+        Step("So the random-guess level is", r"\mathbb{E} F", A * mean_sin2),
+        Step("and the spread of F over random points is sqrt(sum_i alpha_i^2 / 8)."),
+    )
+    return Derivation(
+        key="06_random_guess",
+        title="The random-guess level",
+        claim="The mean of F over uniform points of the sphere is sum(alpha)/2; its standard deviation is "
+              "sqrt(sum alpha_i^2 / 8).",
+        assumptions=("uniform distribution on the unit sphere of R^{2n}",),
+        steps=steps,
+        results={"mean_term": mean_sin2, "var_term": var_sin2, "loss": A * mean_sin2},
+    )
+
+
+# ------------------------------------------------------------------ derivation 7
+@functools.lru_cache(maxsize=None)
+def derive_equilibrium_limits() -> Derivation:
+    r"""Limits of the equilibrium as c -> 1+ and c -> infinity."""
+    eq = derive_equilibrium().results
+    rg = derive_random_guess().results["loss"]
+    lim = {}
+    steps = [Step("Take the orbit quantities of the equilibrium derivation to the two ends of their range.")]
+    for name, label in (("loss", "F^*"), ("cosine", r"\cos^*"), ("angle", r"\Delta^*"),
+                        ("eff_grad_norm", r"\tilde g^*"), ("phi_star", r"\varphi^*")):
+        lo = sp.limit(eq[name], c, 1, dir="+")
+        hi = sp.limit(eq[name], c, sp.oo)
+        lim[name] = (lo, hi)
+        steps.append(Step(f"c -> 1+ and c -> oo of {name}:", label,
+                          sp.Tuple(sp.simplify(lo), sp.simplify(hi))))
+    near = sp.series(eq["loss"], c, 1, 2).removeO()
+    far = sp.series(eq["loss"].subs(c, 1 / sp.Symbol("epsilon", positive=True)), sp.Symbol("epsilon", positive=True), 0, 2).removeO()
+    steps.append(Step("Near the threshold the loss rises linearly (a continuous transition):", "F^*", near))
+    steps.append(Step("For large c it approaches its limit like 1/c (epsilon = 1/c):", "F^*", far))
+    steps.append(_identity("The large-ELR limit of the loss is the random-guess level:", lim["loss"][1], rg))
+    return Derivation(
+        key="07_equilibrium_limits",
+        title="Limits of the equilibrium at the threshold and at infinite ELR",
+        claim=("As c -> 1+ the orbit shrinks onto the minimum (loss -> 0, cosine -> 1, angular update -> 0): the "
+               "transition is continuous. As c -> oo the loss tends to the random-guess level sum(alpha)/2 and "
+               "consecutive iterates become orthogonal (cosine -> 0, update -> pi/2), like a random walk."),
+        assumptions=("c > 1",),
+        steps=tuple(steps),
+        results={"limits": lim, "near": near, "far": far},
+    )
+
+
+# ------------------------------------------------------------------ derivation 8
+@functools.lru_cache(maxsize=None)
+def _cycle_jacobian_charpoly(n: int):
+    """Characteristic polynomial of the sign-adjusted one-step Jacobian at the orbit, n symbolic groups."""
+    al = sp.symbols(f"alpha_1:{n + 1}", positive=True)
+    ph = sp.symbols(f"varphi_1:{n + 1}", real=True)
+    ws = sp.symbols(f"omega_1:{n}", real=True)
+    tot = sum(al)
+    e = c / tot
+    w = list(ws) + [1 - sum(ws)]
+    kk = [e * al[i] / w[i] for i in range(n)]
+    s2 = [kk[i] ** 2 * sp.sin(2 * ph[i]) ** 2 for i in range(n)]
+    D = 1 + sum(w[i] * s2[i] for i in range(n))
+    # the map followed by the symmetry x_i -> -x_i (phi_i -> -phi_i), which fixes the orbit point
+    G = [-(ph[i] - sp.atan(kk[i] * sp.sin(2 * ph[i]))) for i in range(n)] + [w[i] * (1 + s2[i]) / D for i in range(n - 1)]
+    J = sp.Matrix(G).jacobian(list(ph) + list(ws))
+    ps = sp.acos(1 / c) / 2
+    sub = {**{p: ps for p in ph}, **{ws[i]: al[i] / tot for i in range(n - 1)}}
+    Jn = J.subs(sub).applyfunc(sp.simplify)
+    lm = sp.Symbol("lambda")
+    return sp.factor(sp.simplify(Jn.charpoly(lm).as_expr())), lm
+
+
+@functools.lru_cache(maxsize=None)
+def derive_cycle_linearisation() -> Derivation:
+    r"""Every multiplier of the equilibrium orbit, including the norm-split directions."""
+    phi_new = derive_one_step_map().results["phi_new"]
+    S_ = (k * sp.sin(2 * phi)) ** 2  # squared group ESS
+    ps = sp.acos(1 / k) / 2  # orbit angle for group ELR*alpha = k
+    on = {phi: ps}
+    # per-group partial derivatives on the orbit, in sign-adjusted variables xi = sign(phi) dphi and
+    # v = domega/omega; d k / d v = -k (k = elr alpha / omega)
+    a = sp.simplify(-sp.diff(phi_new, phi).subs(on))
+    b = sp.simplify(-(-k) * sp.diff(phi_new, k).subs(on))
+    p = sp.simplify(sp.diff(S_, phi).subs(on))
+    q = sp.simplify((-k) * sp.diff(S_, k).subs(on))
+    one_plus_S = sp.simplify((1 + S_).subs(on))
+    M = sp.Matrix([[a, b], [p / one_plus_S, 1 + q / one_plus_S]]).subs(k, c).applyfunc(sp.simplify)
+    lm = sp.Symbol("lambda")
+    common = a.subs(k, c)
+    detM = sp.simplify(M.det())
+    trM = sp.simplify(M.trace())
+    # c > 1 is easiest for SymPy as c = sqrt(1 + s^2) with s > 0 (s is the orbit's ESS)
+    s_ess = sp.Symbol("s", positive=True)
+    to_s = {c: sp.sqrt(1 + s_ess**2)}
+    eig_s = [sp.factor(sp.simplify(ev)) for ev in sp.solve(sp.Eq(lm**2 - (trM * lm).subs(to_s) + detM, 0), lm)]
+    eig_s = sorted(eig_s, key=lambda e: sp.default_sort_key(e))
+    mu0 = sp.simplify(common**2)
+    theta_rot = sp.acos(trM / 2)
+    mus_s = [sp.factor(sp.simplify(e**2)) for e in eig_s]
+    mus = [m.subs(s_ess, sp.sqrt(c**2 - 1)) for m in mus_s]
+    cp2, lm2 = _cycle_jacobian_charpoly(2)
+    cp3, lm3 = _cycle_jacobian_charpoly(3)
+    target = lambda n, l: (l - common) * (l**2 - trM * l + detM) ** (n - 1)  # noqa: E731
+    steps = (
+        Step("Coordinates: the n angles phi_i and n-1 shares omega_i (omega_n = 1 - sum). On the orbit "
+             "phi_i alternates in sign, so compose the map with the symmetry phi -> -phi, which fixes the orbit "
+             "point; the period-2 multipliers are the squares of the multipliers of that composite map."),
+        Step("Use per-group variables xi_i = sign(phi_i) dphi_i and v_i = d omega_i / omega_i (with "
+             "sum omega_i v_i = 0). On the orbit every group has k_i = c, so each group contributes the same "
+             "partial derivatives: xi_i' = a xi_i + b v_i with", r"(a,\ b)",
+             sp.Tuple(a.subs(k, c), b.subs(k, c))),
+        Step("and the squared ESS S_i moves by dS_i = p xi_i + q v_i with", r"(p,\ q)",
+             sp.Tuple(p.subs(k, c), q.subs(k, c))),
+        Step("The shares obey v_i' = v_i + (dS_i - sum_j omega_j dS_j) / (1 + S), 1 + S = c^2. The omega-weighted "
+             "mean of xi is a mode of its own (all groups swinging together, shares unchanged), with multiplier",
+             r"\lambda_0", common),
+        Step("The n-1 deviations from the mean each evolve by the same 2x2 matrix (swing and share exchange):",
+             sp.Symbol("M"), M),
+        Step("Its determinant and trace:", r"\left(\det M,\ \mathrm{tr}\,M\right)",
+             sp.Tuple(detM, trM)),
+        Step("With c = sqrt(1 + s^2), s = sqrt(c^2 - 1) the orbit's ESS, the eigenvalues of M are",
+             r"\lambda_\pm", sp.Tuple(*eig_s)),
+        _identity("each of modulus 1:", sp.simplify(eig_s[0] * sp.conjugate(eig_s[0])), sp.Integer(1),
+                  show=(r"\lambda_\pm \overline{\lambda_\pm}", 1)),
+        _identity("with real part tr M / 2 = 2/c^2 - 1:", sp.simplify(sp.re(sp.expand_complex(eig_s[0]))),
+                  (trM / 2).subs(to_s)),
+        Step("det M = 1 and |tr M| < 2 for every c > 1: the eigenvalues are a complex pair on the unit circle, "
+             "e^{+-i theta}, rotating by theta = 2 arctan(s) = 2 arccos(1/c), twice the angular update:",
+             r"\vartheta", theta_rot),
+        _identity("Cross-check with the full symbolic Jacobian for n = 2 (symbolic alphas): the characteristic "
+                  "polynomial is (lambda - lambda_0)(lambda^2 - tr M lambda + 1)",
+                  sp.expand(cp2 / sp.LC(sp.Poly(cp2, lm2))), sp.expand(target(2, lm2)),
+                  show=(sp.Symbol(r"\chi_{n=2}(\lambda)"), cp2)),
+        _identity("and for n = 3, where the pair appears twice:",
+                  sp.expand(cp3 / sp.LC(sp.Poly(cp3, lm3))), sp.expand(target(3, lm3)),
+                  show=(sp.Symbol(r"\chi_{n=3}(\lambda)"), cp3)),
+        Step("Multipliers over one period (squares): the common swing", r"\mu_0", mu0),
+        Step("and n-1 copies of the neutral pair (s = sqrt(c^2 - 1)), e^{+-2 i theta}:", r"\mu_\pm",
+             sp.Tuple(*mus_s)),
+        _identity("whose modulus is exactly 1:", sp.simplify(mus_s[0] * sp.conjugate(mus_s[0])), sp.Integer(1),
+                  show=(r"\mu_\pm \overline{\mu_\pm}", 1)),
+        _identity("The rotation angle is twice the orbit's angular update arccos(1/c): cos theta = cos(2 arccos(1/c))",
+                  sp.cos(theta_rot), sp.expand_trig(sp.cos(2 * sp.acos(1 / c)))),
+    )
+    return Derivation(
+        key="08_cycle_linearisation",
+        title="Linear stability of the equilibrium orbit, including the norm split",
+        claim=("Over one period (2 steps) the linearised map of the equilibrium orbit has 2n-1 multipliers: "
+               "(1 - 2/c^2)^2, inside the unit circle for every c > 1 (the groups' common swing), and n-1 copies of "
+               "a complex pair of modulus exactly 1, e^{+-2i theta} with cos theta = 2/c^2 - 1 (swing and share "
+               "exchange between groups). None depends on alpha. The orbit is therefore linearly neutral in the "
+               "norm-split directions for every c > 1: linearisation cannot decide its stability, which is set by "
+               "nonlinear terms (see the chaos findings)."),
+        assumptions=("c > 1", "coordinates (phi_1..phi_n, omega_1..omega_{n-1})",
+                     "general n from the per-group block structure; verified on full symbolic Jacobians for n = 2, 3"),
+        steps=steps,
+        results={"common": mu0, "pair": tuple(mus), "one_step_common": common, "M": M, "rotation": theta_rot,
+                 "trace": trM, "det": detM},
+    )
+
+
+def derivations() -> list[Derivation]:
+    """Every derivation, in the order of THEORY.md section 4."""
+    return [
+        derive_scale_invariance(),
+        derive_one_step_map(),
+        derive_group_elr_dynamics(),
+        derive_minimum_stability(),
+        derive_equilibrium(),
+        derive_random_guess(),
+        derive_equilibrium_limits(),
+        derive_cycle_linearisation(),
+    ]
+
+
+# ================================================================ numeric versions
+@functools.lru_cache(maxsize=None)
+def _numeric(name: str):
+    """Lambdified numeric function ``name`` of a derived result (built once, on first use).
+
+    Each entry only triggers the derivation it needs, so cheap results stay cheap.
+    """
+    al_i = sp.Symbol("alpha_i", positive=True)
+    if name in ("threshold_elr", "min_multiplier"):
+        ms = derive_minimum_stability().results
+        return {"threshold_elr": lambda: sp.lambdify(A, ms["threshold_elr"], "numpy"),
+                "min_multiplier": lambda: sp.lambdify(k, ms["multiplier"], "numpy")}[name]()
+    if name in ("loss", "eff_grad_norm"):
+        return sp.lambdify((c, A), derive_equilibrium().results[name], "numpy")
+    if name in ("cosine", "angle", "phi_star"):
+        return sp.lambdify(c, derive_equilibrium().results[name], "numpy")
+    if name == "share":
+        return sp.lambdify((A, al_i), derive_equilibrium().results["share"], "numpy")
+    if name == "group_elr":
+        return sp.lambdify((elr, A, al_i), derive_equilibrium().results["group_elr"], "numpy")
+    if name == "rg_mean":
+        return sp.lambdify(A, derive_random_guess().results["loss"], "numpy")
+    if name == "rg_var_term":
+        return float(derive_random_guess().results["var_term"])
+    if name == "mu0":
+        return sp.lambdify(c, derive_cycle_linearisation().results["common"], "numpy")
+    if name == "mu_pair":
+        return sp.lambdify(c, sp.Tuple(*derive_cycle_linearisation().results["pair"]), "numpy")
+    raise KeyError(name)
+
+
+def _c(alphas, elr):
+    alphas = as_alphas(alphas)
+    e = as_elrs(elr, "elr")
+    scalar = np.ndim(elr) == 0
+    return alphas, e, e * alphas.sum(), scalar
+
+
+def _out(arr, scalar):
+    return float(arr[0]) if scalar else arr
+
+
+def threshold_elr(alphas) -> float:
+    r"""The total-ELR boundary of convergence, :math:`1/\sum_i\alpha_i` (derived)."""
+    alphas = as_alphas(alphas)
+    return float(_numeric("threshold_elr")(alphas.sum()))
+
+
+def minimum_multipliers(alphas, group_elrs) -> tuple[np.ndarray, int]:
+    r"""Multipliers of the minimum for given group ELRs.
+
+    Returns ``(angle_multipliers, n_neutral)``: the angle directions have multipliers
+    :math:`1 - 2\tilde\eta_i\alpha_i` (shape (..., n)); the remaining ``n - 1`` norm-split
+    directions are neutral (multiplier exactly 1) at every minimum.
+    """
+    alphas = as_alphas(alphas)
+    ge = np.asarray(group_elrs, dtype=float)
+    return _numeric("min_multiplier")(ge * alphas), alphas.size - 1
+
+
+def equilibrium_group_elrs(alphas, elr) -> np.ndarray:
+    r"""Group ELRs on the equilibrium orbit, :math:`\tilde\eta\sum\alpha/\alpha_i`, shape (n,) or (K, n).
+
+    NaN where ``elr <= threshold_elr(alphas)`` (no equilibrium orbit; every split with
+    :math:`\tilde\eta_i\alpha_i<1` is a stable minimum).
+    """
+    alphas, e, cc, scalar = _c(alphas, elr)
+    out = _numeric("group_elr")(e[:, None], alphas.sum(), alphas[None, :])
+    out = np.where((cc > 1)[:, None], out, np.nan)
+    return out[0] if scalar else out
+
+
+def _eq_value(name, alphas, elr, below, needs_A):
+    alphas, e, cc, scalar = _c(alphas, elr)
+    fn = _numeric(name)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        val = fn(np.maximum(cc, 1.0), alphas.sum()) if needs_A else fn(np.maximum(cc, 1.0))
+    val = np.where(cc > 1, np.broadcast_to(val, cc.shape), below)
+    return _out(np.asarray(val, dtype=float), scalar)
+
+
+def equilibrium_loss(alphas, elr):
+    r"""Loss on the equilibrium orbit, :math:`\tfrac{A}{2}(1 - 1/c)`; 0 at and below the threshold
+    (the attracting set is then the minimum)."""
+    return _eq_value("loss", alphas, elr, 0.0, True)
+
+
+def equilibrium_cosine(alphas, elr):
+    r"""Cosine between consecutive iterates on the equilibrium orbit, :math:`1/c`; 1 at and below
+    the threshold (the iterates stop moving at the minimum)."""
+    return _eq_value("cosine", alphas, elr, 1.0, False)
+
+
+def equilibrium_angle(alphas, elr):
+    r"""Angular update on the orbit, :math:`\arccos(1/c)`; 0 at and below the threshold."""
+    return _eq_value("angle", alphas, elr, 0.0, False)
+
+
+def equilibrium_eff_grad_norm(alphas, elr):
+    r"""Effective gradient norm on the orbit, :math:`A\sqrt{c^2-1}/c`; 0 at and below the threshold."""
+    return _eq_value("eff_grad_norm", alphas, elr, 0.0, True)
+
+
+def equilibrium_amplitude(alphas, elr):
+    r"""Angle :math:`\varphi^* = \tfrac12\arccos(1/c)` of every group on the orbit; 0 at and below."""
+    return _eq_value("phi_star", alphas, elr, 0.0, False)
+
+
+def equilibrium_point(alphas, elr) -> np.ndarray:
+    r"""A point of the equilibrium orbit, shape (2n,): :math:`x_i = \sqrt{\omega_i^*}\sin\varphi^*`,
+    :math:`y_i = \sqrt{\omega_i^*}\cos\varphi^*` with :math:`\omega_i^* = \alpha_i/A` (derived).
+
+    Raises ValueError at or below the threshold (no orbit).
+    """
+    alphas = as_alphas(alphas)
+    if np.ndim(elr) != 0:
+        raise ValueError(f"elr must be a scalar, got shape {np.shape(elr)}")
+    e = float(as_elrs(elr, "elr")[0])
+    if not e * alphas.sum() > 1:
+        raise ValueError(f"elr must exceed threshold_elr(alphas) = {threshold_elr(alphas)!r} for the orbit to exist, got {elr!r}")
+    amp = equilibrium_amplitude(alphas, e)
+    share = _numeric("share")(alphas.sum(), alphas)
+    out = np.empty(2 * alphas.size)
+    out[0::2] = np.sqrt(share) * np.sin(amp)
+    out[1::2] = np.sqrt(share) * np.cos(amp)
+    return out
+
+
+def random_guess_loss(alphas) -> float:
+    r"""Mean of F over uniform points of the sphere, :math:`\sum_i\alpha_i/2` (derived)."""
+    alphas = as_alphas(alphas)
+    return float(_numeric("rg_mean")(alphas.sum()))
+
+
+def random_guess_loss_std(alphas) -> float:
+    r"""Standard deviation of F over uniform points, :math:`\sqrt{\sum_i\alpha_i^2/8}` (derived)."""
+    alphas = as_alphas(alphas)
+    return float(np.sqrt(_numeric("rg_var_term") * np.sum(alphas**2)))
+
+
+def cycle_multipliers(alphas, elr) -> np.ndarray:
+    r"""Every multiplier of the map linearised over one period of the equilibrium orbit.
+
+    Returns a complex array of length ``2n - 1``: first the common swing
+    :math:`(1-2/c^2)^2`, then ``n - 1`` copies of the neutral pair
+    :math:`e^{\pm 2i\vartheta}`, :math:`\cos\vartheta = 2/c^2 - 1`.
+
+    Raises
+    ------
+    ValueError
+        If ``elr <= threshold_elr(alphas)``: there is no equilibrium orbit.
+    """
+    alphas = as_alphas(alphas)
+    if np.ndim(elr) != 0:
+        raise ValueError(f"elr must be a scalar, got shape {np.shape(elr)}")
+    e = as_elrs(elr, "elr")[0]
+    cc = e * alphas.sum()
+    if not cc > 1:
+        raise ValueError(f"elr must exceed threshold_elr(alphas) = {threshold_elr(alphas)!r} for the orbit to exist, got {elr!r}")
+    mu0 = complex(_numeric("mu0")(cc))
+    mp, mm = (complex(v) for v in _numeric("mu_pair")(cc))
+    out = [mu0] + [mp, mm] * (alphas.size - 1)
+    return np.array(out, dtype=complex)
+
+
+def main(argv=None) -> int:
+    """``python -m toymodel.theory --write DIR``."""
+    from ._render import main as render_main
+
+    return render_main(argv)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
