@@ -95,7 +95,7 @@ def block_size(n_groups: int) -> int:
 
 
 @njit(cache=True, inline="always")
-def _step_block(alphas, eta, X, Y, XE, m, nrm, g2, loss, SINV, collect, rec, ltr, ctr, etr, j0, r, ACC):
+def _step_block(alphas, eta, X, Y, XE, m, nrm, g2, loss, SINV, SR2, collect, rec, ltr, ctr, etr, j0, r, ACC):
     """Advance the m trajectories of one block by one step, updating statistics in place."""
     n = alphas.shape[0]
     # Recording happens in separate loops: stores into output arrays inside the hot loops
@@ -131,6 +131,7 @@ def _step_block(alphas, eta, X, Y, XE, m, nrm, g2, loss, SINV, collect, rec, ltr
             g2[j] += 4.0 * a * a * s2 * c2 * inv
             if collect:
                 SINV[i, j] += inv
+                SR2[i, j] += x2 + y2
     for j in range(m):
         nrm[j] = 1.0 / math.sqrt(nrm[j])
     if rec:
@@ -177,7 +178,7 @@ def _block_loss(alphas, X, Y, XE, m, loss):
 
 @njit(cache=True, parallel=True)
 def run_gd(alphas, elrs, x0, y0, xe0, steps, burn_in, record_every, block,
-           stats, mean_group_elrs, final_group_elrs, final_x, final_y, final_xe,
+           stats, mean_group_elrs, mean_group_shares, final_group_elrs, final_x, final_y, final_xe,
            loss_trace, cos_trace, elr_trace):
     """Run M = elrs.size trajectories of full-batch projected GD on the unit sphere.
 
@@ -194,7 +195,7 @@ def run_gd(alphas, elrs, x0, y0, xe0, steps, burn_in, record_every, block,
     Outputs (written in place)
     --------------------------
     stats : (M, N_STATS), see the ``S_*`` column constants.
-    mean_group_elrs, final_group_elrs : (M, n).
+    mean_group_elrs, mean_group_shares, final_group_elrs : (M, n).
     final_x, final_y, final_xe : (M, n) final state.
     loss_trace, cos_trace : (M, T'); elr_trace : (M, T', n); T' may be 0.
     """
@@ -209,6 +210,7 @@ def run_gd(alphas, elrs, x0, y0, xe0, steps, burn_in, record_every, block,
         Y = np.empty((n, m))
         XE = np.empty((n, m))
         SINV = np.zeros((n, m))
+        SR2 = np.zeros((n, m))
         eta = np.empty(m)
         nrm = np.empty(m)
         g2 = np.empty(m)
@@ -230,10 +232,10 @@ def run_gd(alphas, elrs, x0, y0, xe0, steps, burn_in, record_every, block,
             rec = record_every > 0 and t % record_every == 0
             r = t // record_every if record_every > 0 else 0
             if t < burn_in:
-                _step_block(alphas, eta, X, Y, XE, m, nrm, g2, loss, SINV, False, rec,
+                _step_block(alphas, eta, X, Y, XE, m, nrm, g2, loss, SINV, SR2, False, rec,
                             loss_trace, cos_trace, elr_trace, j0, r, ACC)
             else:
-                _step_block(alphas, eta, X, Y, XE, m, nrm, g2, loss, SINV, True, rec,
+                _step_block(alphas, eta, X, Y, XE, m, nrm, g2, loss, SINV, SR2, True, rec,
                             loss_trace, cos_trace, elr_trace, j0, r, ACC)
         _block_loss(alphas, X, Y, XE, m, loss)
         for j in range(m):
@@ -251,6 +253,7 @@ def run_gd(alphas, elrs, x0, y0, xe0, steps, burn_in, record_every, block,
             stats[jj, S_FINAL_LOSS] = loss[j]
             for i in range(n):
                 mean_group_elrs[jj, i] = eta[j] * SINV[i, j] / T
+                mean_group_shares[jj, i] = SR2[i, j] / T
                 xt = X[i, j] if XE[i, j] == 0.0 else 0.0
                 final_group_elrs[jj, i] = eta[j] / (xt * xt + Y[i, j] * Y[i, j])
                 final_x[jj, i] = X[i, j]

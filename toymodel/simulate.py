@@ -48,6 +48,10 @@ class SimulationResult:
         ``F(theta_burn_in)`` and ``F(theta_steps)``.
     mean_group_elrs, final_group_elrs : (K, S, n)
         Group ELRs averaged over the window, and at ``theta_steps``.
+    mean_group_shares : (K, S, n)
+        Norm shares ``omega_i`` averaged over the window. ``elr / mean_group_shares`` is the
+        harmonic time-mean of the group ELRs: unlike their arithmetic mean, it is not dominated
+        by the rare steps at which a share is tiny (chaotic runs).
     final_theta : (K, S, 2n)
         ``theta_steps``.
     nonfinite : (K,)
@@ -72,6 +76,7 @@ class SimulationResult:
     first_loss: np.ndarray
     final_loss: np.ndarray
     mean_group_elrs: np.ndarray
+    mean_group_shares: np.ndarray
     final_group_elrs: np.ndarray
     final_theta: np.ndarray
     nonfinite: np.ndarray
@@ -177,6 +182,7 @@ def simulate(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, init=None,
     n_rec = (steps + record_every - 1) // record_every if record_every > 0 else 0
     stats = np.empty((M, K.N_STATS))
     mean_gelr = np.empty((M, n))
+    mean_share = np.empty((M, n))
     final_gelr = np.empty((M, n))
     fx = np.empty((M, n))
     fy = np.empty((M, n))
@@ -186,7 +192,7 @@ def simulate(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, init=None,
     etr = np.empty((M, n_rec, n))
     with _numba_threads(threads):
         K.run_gd(np.ascontiguousarray(problem.alphas), traj_elrs, x0, y0, xe0, steps, burn_in, record_every,
-                 K.block_size(n), stats, mean_gelr, final_gelr, fx, fy, fxe, ltr, ctr, etr)
+                 K.block_size(n), stats, mean_gelr, mean_share, final_gelr, fx, fy, fxe, ltr, ctr, etr)
 
     final_theta = np.empty((M, 2 * n))
     final_theta[:, 0::2] = np.ldexp(fx, -K.X_EXPONENT_STEP * fxe.astype(np.int64))
@@ -195,7 +201,7 @@ def simulate(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, init=None,
     bad = ~(np.all(np.isfinite(stats), axis=1) & np.all(np.isfinite(final_theta), axis=1)
             & np.all(np.isfinite(mean_gelr), axis=1))
     if np.any(bad):
-        for arr in (stats, mean_gelr, final_gelr, final_theta):
+        for arr in (stats, mean_gelr, mean_share, final_gelr, final_theta):
             arr[bad] = np.nan
         warnings.warn(
             f"{int(bad.sum())} of {M} trajectories became non-finite; they are excluded (NaN) from the statistics",
@@ -231,6 +237,7 @@ def simulate(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, init=None,
         first_loss=per(K.S_FIRST_LOSS),
         final_loss=per(K.S_FINAL_LOSS),
         mean_group_elrs=mean_gelr.reshape(K_, S_, n),
+        mean_group_shares=mean_share.reshape(K_, S_, n),
         final_group_elrs=final_gelr.reshape(K_, S_, n),
         final_theta=final_theta.reshape(K_, S_, 2 * n),
         nonfinite=bad.reshape(K_, S_).sum(axis=1),

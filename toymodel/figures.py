@@ -1,0 +1,321 @@
+"""Every plot of the package (matplotlib is imported here only).
+
+Plot functions take ``ax=None`` (or ``axes=None``) and return ``(fig, ax)``; they draw data that
+:mod:`toymodel.simulate`, :mod:`toymodel.theory` and the jobs have computed, and never compute
+those themselves. ``python -m toymodel.figures`` regenerates ``figures/``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from . import regimes, theory  # noqa: E402
+from ._cli import ArgumentParser, run_cli  # noqa: E402
+from ._io import atomic_path, check_writable_dir  # noqa: E402
+
+__all__ = [
+    "REGIME_COLORS",
+    "save_figure",
+    "plot_phase_diagram",
+    "plot_toy_loss",
+    "plot_toy_group_elrs",
+    "FIGURES",
+    "main",
+]
+
+REGIME_COLORS = {
+    "convergence": "#cfe3f7",
+    "chaotic_equilibrium": "#fde3c0",
+    "chaotic_equilibrium/chaotic": "#f9c98f",
+    "divergence": "#e6e6e6",
+    "nonfinite": "#f4b6b6",
+}
+REGIME_LABELS = {
+    "convergence": "convergence",
+    "chaotic_equilibrium": "equilibrium",
+    "divergence": "divergence",
+    "nonfinite": "non-finite",
+}
+GROUP_COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def save_figure(fig, path, fmt: str | None = None, dpi: int = 150) -> Path:
+    """Save atomically (temporary name, then rename) without timestamps, then close."""
+    path = Path(path)
+    fmt = fmt or path.suffix.lstrip(".")
+    meta = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer": None},
+            "svg": {"Date": None}}.get(fmt, {})
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=dpi, metadata=meta, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _fmt_alphas(a) -> str:
+    return "(" + ", ".join(f"{v:g}" for v in np.asarray(a, dtype=float)) + ")"
+
+
+def _segments(labels):
+    """Contiguous runs [(start, stop, label)] of a label sequence."""
+    out = []
+    start = 0
+    for i in range(1, len(labels) + 1):
+        if i == len(labels) or labels[i] != labels[start]:
+            out.append((start, i, labels[start]))
+            start = i
+    return out
+
+
+def _regime_bands(axes, elrs, regime, subtype, label_ax=None):
+    """Shade contiguous regime ranges (edges half-way between grid points, in log space)."""
+    elrs = np.asarray(elrs, dtype=float)
+    lg = np.log(elrs)
+    edges = np.exp(np.concatenate([[lg[0] - (lg[1] - lg[0]) / 2], (lg[1:] + lg[:-1]) / 2,
+                                   [lg[-1] + (lg[-1] - lg[-2]) / 2]]))
+    keys = [r + ("/chaotic" if s == "chaotic" else "") for r, s in zip(regime, subtype)]
+    for start, stop, key in _segments(keys):
+        color = REGIME_COLORS.get(key, "#ffffff")
+        for ax in axes:
+            ax.axvspan(edges[start], edges[stop], color=color, lw=0, zorder=0)
+    if label_ax is not None:
+        for start, stop, reg in _segments(list(regime)):
+            if stop - start < 3:  # too narrow to label
+                continue
+            mid = np.sqrt(edges[start] * edges[stop])
+            label_ax.text(mid, 0.97, REGIME_LABELS.get(reg, reg), transform=label_ax.get_xaxis_transform(),
+                          ha="center", va="top", fontsize=8, color="0.2", fontweight="bold")
+
+
+def _legend_patches():
+    from matplotlib.patches import Patch
+
+    return [Patch(color=REGIME_COLORS["convergence"], label="convergence"),
+            Patch(color=REGIME_COLORS["chaotic_equilibrium"], label="equilibrium: periodic"),
+            Patch(color=REGIME_COLORS["chaotic_equilibrium/chaotic"], label="equilibrium: chaotic"),
+            Patch(color=REGIME_COLORS["divergence"], label="divergence (random-walk criterion)")]
+
+
+def plot_phase_diagram(pd, axes=None):
+    """The phase diagram: loss, cosine, group ELRs (and the Lyapunov exponent when present)
+    against log ELR, with regime bands, theory curves, the threshold and the crossover criterion.
+
+    Parameters
+    ----------
+    pd : :class:`toymodel.phase_diagram.PhaseDiagram`
+    axes : sequence of Axes, optional
+    """
+    t = pd.table
+    a = pd.alphas
+    A = a.sum()
+    elrs = np.asarray(t["elr"], dtype=float)
+    has_lyap = "mean_lyapunov" in t
+    n_panels = 4 if has_lyap else 3
+    if axes is None:
+        fig, axes = plt.subplots(n_panels, 1, figsize=(8.5, 2.7 * n_panels + 0.8), sharex=True)
+    else:
+        fig = axes[0].figure
+    ax_l, ax_c, ax_g = axes[0], axes[1], axes[2]
+    _regime_bands(axes, elrs, t["regime"], t["subtype"], label_ax=ax_l)
+    thr = theory.threshold_elr(a)
+    rg = theory.random_guess_loss(a)
+    cross = regimes.crossover_c() / A
+    fine = np.geomspace(elrs[0], elrs[-1], 800)
+    for ax in axes:
+        ax.axvline(thr, color="k", lw=1.2, zorder=3)
+        ax.axvline(cross, color="k", lw=1.0, ls=":", zorder=3)
+        ax.set_xscale("log")
+
+    # loss
+    m, s = np.asarray(t["mean_loss"]), np.asarray(t["std_loss"])
+    ax_l.fill_between(elrs, m - s, m + s, color="tab:blue", alpha=0.25, lw=0, label="± time std (seed mean)")
+    ax_l.plot(elrs, m, ".", ms=3, color="tab:blue", label="simulated mean loss")
+    ax_l.plot(fine, theory.equilibrium_loss(a, fine), color="k", lw=1.3, label=r"theory $F^*=\frac{A}{2}(1-\frac{1}{c})$")
+    ax_l.axhline(rg, color="tab:red", ls="--", lw=1, label=f"random guess A/2 = {rg:g}")
+    ax_l.axhspan(rg * (1 - regimes.RANDOM_WALK_LOSS_TOL), rg * (1 + regimes.RANDOM_WALK_LOSS_TOL), color="tab:red",
+                 alpha=0.12, lw=0, label=f"criterion ±{regimes.RANDOM_WALK_LOSS_TOL:.0%}")
+    ax_l.set_ylabel(r"time-averaged loss $F(\theta_t)$")
+    ax_l.legend(fontsize=7, loc="center left", ncol=1, framealpha=0.9)
+
+    # cosine
+    ax_c.plot(elrs, t["mean_cosine"], ".", ms=3, color="tab:green", label="simulated")
+    ax_c.plot(fine, theory.equilibrium_cosine(a, fine), color="k", lw=1.3, label=r"theory $\cos^*=1/c$")
+    ax_c.axhspan(-regimes.RANDOM_WALK_COSINE_TOL, regimes.RANDOM_WALK_COSINE_TOL, color="tab:red", alpha=0.12, lw=0,
+                 label=f"criterion |cos| ≤ {regimes.RANDOM_WALK_COSINE_TOL}")
+    ax_c.set_ylabel(r"$\cos\angle(\theta_t,\theta_{t+1})$")
+    ax_c.set_ylim(-0.1, 1.05)
+    ax_c.legend(fontsize=7, loc="lower left", framealpha=0.9)
+
+    # group ELRs
+    n = a.size
+    for i in range(n):
+        col = GROUP_COLORS[i % len(GROUP_COLORS)]
+        ax_g.plot(elrs, t[f"hm_group_elr_{i + 1}"], ".", ms=3, color=col, label=rf"$\tilde\eta_{{{i + 1}}}$ ($\alpha$={a[i]:g})")
+        ax_g.plot(fine, theory.equilibrium_group_elrs(a, fine)[:, i], "--", color=col, lw=1)
+    ax_g.plot([], [], "k--", lw=1, label=r"theory $\tilde\eta A/\alpha_i$")
+    ax_g.set_yscale("log")
+    ax_g.set_ylabel("group ELR\n" + r"$\tilde\eta/\langle\omega_i\rangle_t$ (harmonic mean)", fontsize=9)
+    ax_g.legend(fontsize=7, loc="upper left", ncol=2, framealpha=0.9)
+
+    if has_lyap:
+        ax_y = axes[3]
+        lm, ls_ = np.asarray(t["mean_lyapunov"]), np.asarray(t["std_lyapunov"])
+        ax_y.fill_between(elrs, lm - ls_, lm + ls_, color="tab:purple", alpha=0.25, lw=0)
+        ax_y.plot(elrs, lm, ".", ms=3, color="tab:purple", label="largest exponent (seed mean ± std)")
+        if "mean_lyapunov_angle" in t:
+            ax_y.plot(elrs, t["mean_lyapunov_angle"], ".", ms=2, color="0.5", label="angle directions only")
+        ax_y.axhline(regimes.CHAOS_LYAPUNOV_TOL, color="tab:red", ls=":", lw=1, label="chaos criterion")
+        ax_y.axhline(0, color="k", lw=0.6)
+        ax_y.set_yscale("symlog", linthresh=1e-3)
+        ax_y.set_ylabel(r"Lyapunov exponent $\lambda_1$")
+        ax_y.legend(fontsize=7, loc="lower left", framealpha=0.9)
+
+    axes[-1].set_xlabel(r"total effective learning rate $\tilde\eta$")
+    sec = ax_l.secondary_xaxis("top", functions=(lambda e: e * A, lambda cc: cc / A))
+    sec.set_xlabel(r"$c=\tilde\eta\sum_i\alpha_i$", fontsize=9)
+    handles = _legend_patches()
+    from matplotlib.lines import Line2D
+
+    handles += [Line2D([], [], color="k", lw=1.2, label=f"threshold 1/Σα = {thr:.4g} (sharp, theory)"),
+                Line2D([], [], color="k", lw=1, ls=":", label=f"equilibrium→divergence crossover c = {regimes.crossover_c():g} (criterion)")]
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=7, frameon=False, bbox_to_anchor=(0.5, -0.005))
+    seeds = len(pd.params["seeds"])
+    fig.suptitle(f"Toy model phase diagram, α = {_fmt_alphas(a)}  ({len(elrs)} ELRs × {seeds} seeds, "
+                 f"{pd.params['steps']:,} steps, burn-in {pd.params['burn_in']:,})", fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.98))
+    return fig, axes
+
+
+def plot_toy_loss(result, axes=None, floor: float = 1e-16):
+    """F(theta_t) against t on log axes, one line per ELR, with the derived equilibrium levels.
+
+    Two panels: the full range down to ``floor`` (values below it, where the loss has converged
+    to numerical zero, are drawn at the floor) and a zoom on the equilibrium levels.
+    """
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    else:
+        fig = axes[0].figure
+    a = result.alphas
+    steps = result.trace_steps
+    for ax, lo in zip(axes, (floor, 0.05)):
+        for kq, e in enumerate(result.elrs):
+            col = f"C{kq}"
+            y = np.maximum(result.loss_trace[kq, 0], floor)
+            ax.plot(steps, y, color=col, lw=0.9, label=rf"$\tilde\eta$ = {e:g} (c = {e * a.sum():.2g})")
+            fl = theory.equilibrium_loss(a, e)
+            if fl > 0:
+                ax.axhline(fl, color=col, ls="--", lw=1.1)
+        ax.axhline(theory.random_guess_loss(a), color="k", ls=":", lw=0.9, label="random guess A/2")
+        ax.set_yscale("log")
+        ax.set_ylim(lo / 2 if lo < 1e-3 else lo, 2 * a.sum())
+        ax.set_xlabel("iteration t")
+    axes[0].plot([], [], "k--", lw=1.1, label=r"theory $F^*=\frac{A}{2}(1-\frac{1}{c})$")
+    axes[0].set_ylabel(r"loss $F(\theta_t)$")
+    axes[0].set_title(f"full range (values below {floor:g} drawn at {floor:g})", fontsize=9)
+    axes[1].set_title("zoom on the equilibrium levels", fontsize=9)
+    axes[0].legend(fontsize=8, loc="center right")
+    fig.suptitle(f"Toy model α = {_fmt_alphas(a)}, random start (seed {int(result.seeds[0])})", fontsize=10)
+    fig.tight_layout()
+    return fig, axes
+
+
+def plot_toy_group_elrs(result, axes=None):
+    """Group ELRs eta_i(t): one row per ELR, one column per group, with dashed lines at the derived
+    equilibrium values (for ELRs above the threshold)."""
+    a = result.alphas
+    n = a.size
+    K_ = result.elrs.size
+    if axes is None:
+        fig, axes = plt.subplots(K_, n, figsize=(3.4 * n, 2.3 * K_ + 0.6), squeeze=False, sharex=True)
+    else:
+        fig = np.asarray(axes).flat[0].figure
+    axes = np.asarray(axes).reshape(K_, n)
+    steps = result.trace_steps
+    for kq, e in enumerate(result.elrs):
+        eq = theory.equilibrium_group_elrs(a, e)
+        for i in range(n):
+            ax = axes[kq, i]
+            ax.plot(steps, result.group_elr_trace[kq, 0, :, i], color=f"C{kq}", lw=0.7)
+            if np.all(np.isfinite(eq)):
+                ax.axhline(eq[i], color="k", ls="--", lw=1.1)
+                ax.text(0.98, 0.04, rf"$\tilde\eta_{i + 1}^*$ = {eq[i]:.3g}", transform=ax.transAxes, ha="right",
+                        va="bottom", fontsize=8, bbox=dict(facecolor="white", alpha=0.8, lw=0, pad=1))
+            ax.set_yscale("log")
+            if kq == 0:
+                ax.set_title(rf"group {i + 1} ($\alpha_{i + 1}$ = {a[i]:g})", fontsize=9)
+            if i == 0:
+                ax.set_ylabel(rf"$\tilde\eta$ = {e:g} (c = {e * a.sum():.2g})" + "\n" + r"$\tilde\eta_i(t)$", fontsize=9)
+            if kq == K_ - 1:
+                ax.set_xlabel("iteration t")
+    fig.suptitle(f"Group ELRs of the toy model, α = {_fmt_alphas(a)}, seed {int(result.seeds[0])}; dashed: derived "
+                 r"equilibrium $\tilde\eta A/\alpha_i$", fontsize=10)
+    fig.tight_layout()
+    return fig, axes
+
+
+# -------------------------------------------------------------------- the CLI
+def _fig_toy(out, fmt, quiet):
+    from .model import ToyProblem
+    from .simulate import simulate
+
+    res = simulate(ToyProblem([1.0, 2.0, 4.0]), [0.1, 0.2, 0.5], 1001, seeds=[0], record_every=1)
+    fig, _ = plot_toy_loss(res)
+    p1 = save_figure(fig, Path(out) / f"toy_loss.{fmt}", fmt)
+    fig, _ = plot_toy_group_elrs(res)
+    p2 = save_figure(fig, Path(out) / f"toy_group_elrs.{fmt}", fmt)
+    return [p1, p2]
+
+
+def _fig_phase_diagram(out, fmt, quiet):
+    from .phase_diagram import compute_phase_diagram, write_outputs
+
+    t0 = time.perf_counter()
+    pd = compute_phase_diagram(progress=not quiet)
+    return write_outputs(pd, out, fmt, wall_time_s=time.perf_counter() - t0)
+
+
+#: name -> function(out, fmt, quiet) returning written paths
+FIGURES = {
+    "toy": _fig_toy,
+    "phase_diagram": _fig_phase_diagram,
+}
+
+
+def _main(argv=None) -> int:
+    ap = ArgumentParser(prog="python -m toymodel.figures",
+                        description="Regenerate the paper's toy figures and ours into a folder.")
+    ap.add_argument("--out", default="figures", help="output folder (default: %(default)s)")
+    ap.add_argument("--format", default="png", help="png, svg or pdf (default: %(default)s)")
+    ap.add_argument("--only", action="append", metavar="NAME",
+                    help=f"make only these figures (repeatable): {', '.join(FIGURES)}")
+    ap.add_argument("--quiet", action="store_true", help="no progress")
+    args = ap.parse_args(argv)
+    if args.format not in ("png", "svg", "pdf"):
+        raise ValueError(f"format must be one of png, svg, pdf, got {args.format!r}")
+    names = args.only or list(FIGURES)
+    bad = [nm for nm in names if nm not in FIGURES]
+    if bad:
+        raise ValueError(f"unknown figure {bad[0]!r}; known: {', '.join(FIGURES)}")
+    out = check_writable_dir(args.out, "out")
+    for nm in names:
+        t0 = time.perf_counter()
+        paths = FIGURES[nm](out, args.format, args.quiet)
+        if not args.quiet:
+            print(f"{nm}: {time.perf_counter() - t0:.1f} s -> " + ", ".join(str(p) for p in paths), file=sys.stderr)
+    return 0
+
+
+def main(argv=None) -> int:
+    return run_cli(_main, argv, prog="python -m toymodel.figures")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

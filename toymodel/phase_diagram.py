@@ -1,0 +1,263 @@
+"""The main job: sweep the total ELR, classify every ELR into a regime, overlay theory.
+
+``python -m toymodel.phase_diagram`` writes ``phase_diagram.csv`` (one row per ELR),
+``phase_diagram.json`` (every parameter, the seeds, versions, wall time) and
+``phase_diagram.png`` (or svg/pdf) into ``--out`` (default ``figures/``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import regimes, theory
+from ._cli import ArgumentParser, run_cli
+from ._io import atomic_path, atomic_write_text, check_writable_dir
+from ._validate import as_alphas, as_int, as_positive_float, as_steps_burn_in, as_threads
+from .model import ToyProblem
+from .simulate import SimulationResult
+from .sweep import run_sweep
+
+__all__ = ["DEFAULTS", "FORMATS", "PhaseDiagram", "compute_phase_diagram", "phase_table", "write_outputs", "main"]
+
+DEFAULTS = dict(alphas=(1.0, 2.0, 4.0), elr_min=1e-3, elr_max=1e2, num=300, steps=1_000_000, burn_in=500_000, seeds=8)
+FORMATS = ("png", "svg", "pdf")
+
+# statistics aggregated over seeds: (column, SimulationResult field)
+_STATS = (
+    ("mean_loss", "mean_loss"),
+    ("std_loss", "std_loss"),
+    ("mean_cosine", "mean_cosine"),
+    ("mean_angle", "mean_angle"),
+    ("mean_eff_grad_norm", "mean_eff_grad_norm"),
+)
+
+
+@dataclass(frozen=True)
+class PhaseDiagram:
+    """A classified ELR sweep: one row per ELR in ``table`` (columns in ``columns`` order)."""
+
+    columns: tuple
+    table: dict
+    params: dict
+    result: SimulationResult = field(repr=False)
+
+    @property
+    def alphas(self) -> np.ndarray:
+        return np.asarray(self.params["alphas"], dtype=float)
+
+
+def _validate(alphas, elr_min, elr_max, num, steps, burn_in, seeds):
+    alphas = as_alphas(alphas)
+    elr_min = as_positive_float(elr_min, "elr_min")
+    elr_max = as_positive_float(elr_max, "elr_max")
+    if not elr_min < elr_max:
+        raise ValueError(f"elr_min must be smaller than elr_max, got elr_min={elr_min!r}, elr_max={elr_max!r}")
+    num = as_int(num, "num", minimum=2)
+    steps, burn_in = as_steps_burn_in(steps, burn_in)
+    seeds = as_int(seeds, "seeds", minimum=1)
+    return alphas, elr_min, elr_max, num, steps, burn_in, seeds
+
+
+def _nanstats(arr):
+    """Mean and standard deviation over seeds (axis 1), ignoring non-finite runs."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(arr, axis=1), np.nanstd(arr, axis=1)
+
+
+def phase_table(result: SimulationResult, lyapunov=None):
+    """Aggregate a sweep into one row per ELR: classification, statistics and theory.
+
+    Returns ``(columns, table)``; ``table[col]`` has one entry per ELR.
+    """
+    a = np.asarray(result.alphas, dtype=float)
+    n = a.size
+    elrs = result.elrs
+    reg, sub = regimes.classify_runs(a, result.mean_loss, result.mean_cosine, result.std_loss, result.first_loss,
+                                     result.final_loss, result.final_group_elrs, lyapunov)
+    regime, subtype, frac = regimes.classify_elrs(reg, sub)
+    t = {
+        "elr": elrs,
+        "c": elrs * a.sum(),
+        "regime": regime,
+        "subtype": subtype,
+        "theory_regime": regimes.theory_regime(a, elrs),
+        "n_seeds": np.full(elrs.size, result.seeds.size),
+        "nonfinite": result.nonfinite,
+    }
+    for name in regimes.REGIMES + regimes.SUBTYPES:
+        t[f"frac_{name}"] = frac[name]
+    for col, fld in _STATS:
+        m, s = _nanstats(getattr(result, fld))
+        t[col] = m
+        t[f"std_{col}" if col != "std_loss" else "std_std_loss"] = s
+    t["theory_loss"] = theory.equilibrium_loss(a, elrs)
+    t["theory_cosine"] = theory.equilibrium_cosine(a, elrs)
+    t["theory_angle"] = theory.equilibrium_angle(a, elrs)
+    t["theory_eff_grad_norm"] = theory.equilibrium_eff_grad_norm(a, elrs)
+    gm, gs = _nanstats(result.mean_group_elrs)
+    tg = theory.equilibrium_group_elrs(a, elrs)
+    for i in range(n):
+        t[f"group_elr_{i + 1}"] = gm[:, i]
+    for i in range(n):
+        t[f"std_group_elr_{i + 1}"] = gs[:, i]
+    for i in range(n):
+        t[f"theory_group_elr_{i + 1}"] = tg[:, i]
+    # harmonic time-mean of each group ELR, elr / <omega_i>, seed-averaged
+    hm, _ = _nanstats(elrs[:, None, None] / result.mean_group_shares)
+    for i in range(n):
+        t[f"hm_group_elr_{i + 1}"] = hm[:, i]
+    return tuple(t), t
+
+
+def _versions() -> dict:
+    import matplotlib
+    import numba
+    import scipy
+    import sympy
+
+    from . import __version__
+
+    return {"toymodel": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "numba": numba.__version__, "scipy": scipy.__version__, "sympy": sympy.__version__,
+            "matplotlib": matplotlib.__version__, "platform": platform.platform()}
+
+
+def compute_phase_diagram(alphas=DEFAULTS["alphas"], elr_min=DEFAULTS["elr_min"], elr_max=DEFAULTS["elr_max"],
+                          num=DEFAULTS["num"], steps=DEFAULTS["steps"], burn_in=DEFAULTS["burn_in"],
+                          seeds=DEFAULTS["seeds"], threads=None, progress: bool = False) -> PhaseDiagram:
+    """Sweep ``num`` log-spaced ELRs in [elr_min, elr_max] with seeds 0..seeds-1 and classify.
+
+    Raises ValueError for bad parameters (see :mod:`toymodel._validate`).
+    """
+    alphas, elr_min, elr_max, num, steps, burn_in, seeds = _validate(alphas, elr_min, elr_max, num, steps, burn_in,
+                                                                     seeds)
+    threads = as_threads(threads)
+    elrs = np.geomspace(elr_min, elr_max, num)
+    problem = ToyProblem(alphas)
+    result = run_sweep(problem, elrs, steps, seeds=seeds, burn_in=burn_in, threads=threads, progress=progress,
+                       desc="phase diagram")
+    columns, table = phase_table(result)
+    params = dict(alphas=alphas.tolist(), elr_min=elr_min, elr_max=elr_max, num=num, steps=steps, burn_in=burn_in,
+                  seeds=result.seeds.tolist(), threads=threads)
+    return PhaseDiagram(columns, table, params, result)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, (str, np.str_)):
+        return str(v)
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    return repr(float(v))
+
+
+def csv_text(pd: PhaseDiagram) -> str:
+    """The CSV text: a header and one row per ELR (floats in shortest round-trip form)."""
+    rows = [",".join(pd.columns)]
+    K_ = len(pd.table["elr"])
+    for kq in range(K_):
+        rows.append(",".join(_fmt(pd.table[col][kq]) for col in pd.columns))
+    return "\n".join(rows) + "\n"
+
+
+def json_record(pd: PhaseDiagram, wall_time_s: float | None = None, started: str | None = None,
+                outputs=()) -> dict:
+    a = pd.alphas
+    return {
+        "job": "phase_diagram",
+        "parameters": pd.params,
+        "seeds": pd.params["seeds"],
+        "theory": {
+            "threshold_elr": theory.threshold_elr(a),
+            "random_guess_loss": theory.random_guess_loss(a),
+            "crossover_c": regimes.crossover_c(),
+            "crossover_elr": regimes.crossover_c() / a.sum(),
+        },
+        "classification": {
+            "CONVERGED_LOSS_TOL": regimes.CONVERGED_LOSS_TOL,
+            "RANDOM_WALK_COSINE_TOL": regimes.RANDOM_WALK_COSINE_TOL,
+            "RANDOM_WALK_LOSS_TOL": regimes.RANDOM_WALK_LOSS_TOL,
+            "PERIODIC_STD_TOL": regimes.PERIODIC_STD_TOL,
+            "CHAOS_LYAPUNOV_TOL": regimes.CHAOS_LYAPUNOV_TOL,
+        },
+        "columns": list(pd.columns),
+        "outputs": list(outputs),
+        "versions": _versions(),
+        "timing": {"started": started, "wall_time_s": wall_time_s},
+    }
+
+
+def write_outputs(pd: PhaseDiagram, out, fmt: str = "png", plot: bool = True, wall_time_s=None, started=None):
+    """Write CSV, JSON and (unless ``plot=False``) the figure into ``out``, each atomically."""
+    out = Path(out)
+    names = ["phase_diagram.csv", "phase_diagram.json"] + ([f"phase_diagram.{fmt}"] if plot else [])
+    atomic_write_text(out / "phase_diagram.csv", csv_text(pd))
+    if plot:
+        from .figures import plot_phase_diagram, save_figure
+
+        fig, _ = plot_phase_diagram(pd)
+        save_figure(fig, out / f"phase_diagram.{fmt}", fmt)
+    rec = json_record(pd, wall_time_s=wall_time_s, started=started, outputs=names)
+    atomic_write_text(out / "phase_diagram.json", json.dumps(rec, indent=2, sort_keys=False) + "\n")
+    return [out / n for n in names]
+
+
+def build_parser() -> ArgumentParser:
+    d = DEFAULTS
+    ap = ArgumentParser(prog="python -m toymodel.phase_diagram",
+                        description="Sweep the total effective learning rate (ELR) of the toy model on a log grid, "
+                                    "classify every ELR into a regime (convergence, chaotic equilibrium, divergence) "
+                                    "and overlay the derived theory. Writes phase_diagram.csv, .json and a figure.")
+    ap.add_argument("--alphas", default=",".join(f"{v:g}" for v in d["alphas"]),
+                    help="group weights, comma-separated (default: %(default)s, the paper's toy)")
+    ap.add_argument("--elr-min", type=float, default=d["elr_min"], help="smallest ELR (default: %(default)g)")
+    ap.add_argument("--elr-max", type=float, default=d["elr_max"], help="largest ELR (default: %(default)g)")
+    ap.add_argument("--num", type=int, default=d["num"], help="number of log-spaced ELRs, >= 2 (default: %(default)s)")
+    ap.add_argument("--steps", type=int, default=d["steps"], help="steps per run (default: %(default)s)")
+    ap.add_argument("--burn-in", type=int, default=d["burn_in"],
+                    help="steps excluded from statistics, < steps (default: %(default)s)")
+    ap.add_argument("--seeds", type=int, default=d["seeds"], help="random starts per ELR, seeds 0..N-1 (default: %(default)s)")
+    ap.add_argument("--out", default="figures", help="output folder (default: %(default)s)")
+    ap.add_argument("--format", default="png", help="figure format: png, svg or pdf (default: %(default)s)")
+    ap.add_argument("--no-plot", action="store_true", help="write CSV and JSON only")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    ap.add_argument("--threads", type=int, default=None, help="Numba threads (default: all cores)")
+    return ap
+
+
+def _main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    # validate everything before touching the file system
+    _validate(args.alphas, args.elr_min, args.elr_max, args.num, args.steps, args.burn_in, args.seeds)
+    as_threads(args.threads)
+    if args.format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {args.format!r}")
+    out = check_writable_dir(args.out, "out")
+    started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    pd = compute_phase_diagram(args.alphas, args.elr_min, args.elr_max, args.num, args.steps, args.burn_in, args.seeds,
+                               threads=args.threads, progress=not args.quiet)
+    wall = time.perf_counter() - t0
+    paths = write_outputs(pd, out, args.format, plot=not args.no_plot, wall_time_s=wall, started=started)
+    if not args.quiet:
+        print(f"phase diagram: {len(pd.table['elr'])} ELRs x {args.seeds} seeds in {wall:.1f} s; wrote "
+              + ", ".join(str(p) for p in paths), file=sys.stderr)
+    return 0
+
+
+def main(argv=None) -> int:
+    return run_cli(_main, argv, prog="python -m toymodel.phase_diagram")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,150 @@
+r"""Classify simulated runs into the three regimes of training on the sphere.
+
+The criteria (THEORY.md section 5), applied to each run (one ELR, one seed) from its measured
+statistics and the derived quantities of :mod:`toymodel.theory`:
+
+**convergence** -- the run goes to the minimum. Either its final loss is numerically zero,
+``final_loss <= CONVERGED_LOSS_TOL * A`` (A = sum of alphas), or the minimum is linearly stable
+at the run's final norm split and the run is on its way there: every group has
+``alpha_i * elr_i(final) < 1`` (the derived stability condition of the minimum, multiplier
+``1 - 2 elr_i alpha_i``) and the loss fell over the window (``final_loss < first_loss``).
+The second clause covers tiny ELRs, where convergence takes ~1/elr steps: by the sum rule
+``c = sum_i omega_i k_i``, all ``k_i < 1`` is only possible when ``c < 1``.
+
+**divergence** -- indistinguishable from a random walk on the sphere: consecutive iterates
+nearly orthogonal, ``|mean_cosine| <= RANDOM_WALK_COSINE_TOL``, and the loss at the derived
+random-guess level, ``|mean_loss / (A/2) - 1| <= RANDOM_WALK_LOSS_TOL``.
+
+**chaotic_equilibrium** -- everything else: the loss stays at a positive level below the
+random-guess level. Its subtype is ``periodic`` (the run sits on, or approaches, a periodic or
+quasi-periodic orbit) or ``chaotic``. Without a Lyapunov exponent the subtype uses the loss
+fluctuation: ``std_loss <= PERIODIC_STD_TOL * mean_loss`` is periodic (F is constant on the
+equilibrium orbit). With an exponent (``simulate(..., lyapunov=True)``) the run is chaotic iff
+``lyapunov > CHAOS_LYAPUNOV_TOL``.
+
+Where the boundary is sharp in theory (convergence vs equilibrium at ``c = 1``) the criteria
+reproduce it. Equilibrium vs divergence is a smooth crossover in the toy: the derived orbit has
+cosine ``1/c`` and loss ``(A/2)(1 - 1/c)``, so it reaches the random-walk tolerances only at
+``c >= 1/RANDOM_WALK_COSINE_TOL``; :func:`crossover_c` returns that value, which the phase
+diagram draws as the criterion's boundary.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import theory
+
+__all__ = [
+    "REGIMES",
+    "SUBTYPES",
+    "CONVERGED_LOSS_TOL",
+    "RANDOM_WALK_COSINE_TOL",
+    "RANDOM_WALK_LOSS_TOL",
+    "PERIODIC_STD_TOL",
+    "CHAOS_LYAPUNOV_TOL",
+    "classify_runs",
+    "classify_elrs",
+    "crossover_c",
+    "theory_regime",
+]
+
+REGIMES = ("convergence", "chaotic_equilibrium", "divergence")
+SUBTYPES = ("periodic", "chaotic")
+
+#: final loss / sum(alpha) at or below this counts as the minimum reached (float64 cannot do
+#: much better for a sum of O(1) terms; a run at the minimum reaches exactly 0 or < 1e-300)
+CONVERGED_LOSS_TOL = 1e-12
+#: |mean cosine| at or below this counts as "consecutive iterates nearly orthogonal"
+RANDOM_WALK_COSINE_TOL = 0.05
+#: relative distance of the mean loss from the random-guess level A/2 allowed for divergence;
+#: a 5% band, far above the sampling error of a time average (std sqrt(sum alpha^2/8) over
+#: ~10^4 effectively independent steps is below 0.5% of A/2)
+RANDOM_WALK_LOSS_TOL = 0.05
+#: relative loss fluctuation below which an equilibrium run counts as periodic (no exponent);
+#: F is constant on the equilibrium orbit, and random starts approach it with a wobble that
+#: decays like 1/t (measured 1e-5 relative at 10^5 steps), while chaotic runs fluctuate by 10-50%
+PERIODIC_STD_TOL = 1e-3
+#: largest Lyapunov exponent (per step) above which a run counts as chaotic. Neutral directions
+#: (the norm split at a minimum, the neutral pairs of the orbit) give exponents that decay like
+#: log(t)/t; at the default horizons they are below 1e-4, while chaos gives 1e-2 or more.
+CHAOS_LYAPUNOV_TOL = 1e-3
+
+
+def crossover_c() -> float:
+    """The c = elr * sum(alpha) at which the derived orbit meets the random-walk criterion.
+
+    The orbit's cosine is 1/c and its loss is (A/2)(1 - 1/c), so both tolerances are met iff
+    ``1/c <= min(RANDOM_WALK_COSINE_TOL, RANDOM_WALK_LOSS_TOL)``.
+    """
+    return 1.0 / min(RANDOM_WALK_COSINE_TOL, RANDOM_WALK_LOSS_TOL)
+
+
+def theory_regime(alphas, elrs) -> np.ndarray:
+    """Regime that the derived equilibrium predicts for each ELR, by the same criteria."""
+    alphas = np.asarray(alphas, dtype=float)
+    cc = np.asarray(elrs, dtype=float) * alphas.sum()
+    out = np.where(cc < theory.derive_minimum_stability().results["threshold_c"], "convergence",
+                   np.where(cc >= crossover_c(), "divergence", "chaotic_equilibrium"))
+    return out.astype(object)
+
+
+def classify_runs(alphas, mean_loss, mean_cosine, std_loss, first_loss, final_loss, final_group_elrs,
+                  lyapunov=None):
+    """Classify every run.
+
+    Parameters
+    ----------
+    alphas : (n,)
+    mean_loss, mean_cosine, std_loss, first_loss, final_loss : (K, S)
+    final_group_elrs : (K, S, n)
+    lyapunov : (K, S), optional
+        Largest Lyapunov exponent; when given it decides the subtype.
+
+    Returns
+    -------
+    regime, subtype : object arrays (K, S)
+        ``subtype`` is ``"periodic"``/``"chaotic"`` for equilibrium runs and ``""`` otherwise.
+        Runs with non-finite statistics get regime ``"nonfinite"``.
+    """
+    alphas = np.asarray(alphas, dtype=float)
+    A = alphas.sum()
+    rg = theory.random_guess_loss(alphas)
+    mean_loss = np.asarray(mean_loss, dtype=float)
+    finite = np.isfinite(mean_loss) & np.isfinite(mean_cosine) & np.isfinite(final_loss)
+    kmax = np.max(np.asarray(final_group_elrs) * alphas, axis=-1)
+    with np.errstate(invalid="ignore"):
+        converged = (np.asarray(final_loss) <= CONVERGED_LOSS_TOL * A) | (
+            (kmax < theory.derive_minimum_stability().results["k_edge"]) & (np.asarray(final_loss) < first_loss))
+        random_walk = (np.abs(mean_cosine) <= RANDOM_WALK_COSINE_TOL) & (
+            np.abs(mean_loss / rg - 1.0) <= RANDOM_WALK_LOSS_TOL)
+        if lyapunov is None:
+            chaotic = np.asarray(std_loss) > PERIODIC_STD_TOL * mean_loss
+        else:
+            chaotic = np.asarray(lyapunov) > CHAOS_LYAPUNOV_TOL
+    regime = np.where(converged, "convergence", np.where(random_walk, "divergence", "chaotic_equilibrium"))
+    regime = np.where(finite, regime, "nonfinite").astype(object)
+    subtype = np.where(regime == "chaotic_equilibrium", np.where(chaotic, "chaotic", "periodic"), "").astype(object)
+    return regime, subtype
+
+
+def classify_elrs(regime, subtype):
+    """Per-ELR verdicts from per-run ones: the most common regime over finite seeds.
+
+    Returns ``(regime, subtype, fractions)`` with ``fractions[name]`` of shape (K,) for every
+    regime and for the ``periodic``/``chaotic`` subtypes (as shares of all finite seeds).
+    Ties go to the earlier regime in ``REGIMES``.
+    """
+    regime = np.asarray(regime, dtype=object)
+    subtype = np.asarray(subtype, dtype=object)
+    finite = regime != "nonfinite"
+    n_fin = np.maximum(finite.sum(axis=1), 1)
+    fr = {name: (regime == name).sum(axis=1) / n_fin for name in REGIMES}
+    for name in SUBTYPES:
+        fr[name] = (subtype == name).sum(axis=1) / n_fin
+    counts = np.stack([fr[name] for name in REGIMES], axis=1)
+    best = np.array(REGIMES, dtype=object)[np.argmax(counts, axis=1)]
+    best = np.where(finite.any(axis=1), best, "nonfinite").astype(object)
+    sub = np.where(best == "chaotic_equilibrium",
+                   np.where(fr["chaotic"] > fr["periodic"], "chaotic", "periodic"), "").astype(object)
+    return best, sub, fr
