@@ -1,8 +1,17 @@
 """Numba kernels: the projected-gradient map on the sphere, many trajectories at once.
 
-Kernels only: no randomness is drawn here, nothing is read or written except the arrays
-passed in, and every result goes into an ``out`` array. :mod:`toymodel.simulate` validates,
-allocates and calls.
+Kernels only: nothing is read or written except the arrays passed in, and every result goes
+into an ``out`` array. :mod:`toymodel.simulate` validates, allocates and calls. Full-batch GD
+draws no random numbers at all; mini-batch SGD evaluates a counter-based hash (SplitMix64's
+output function) of ``(trajectory key, step, group)``, so its noise is a pure function of the
+seed: reproducible, independent of threads and of the rest of the sweep.
+
+Variants
+--------
+:func:`kernel` returns one of four compiled variants, (GD | SGD) x (without | with Lyapunov
+exponents), built by one factory from the same inlined step; the flags are compile-time
+constants, so a variant contains no code for what it does not compute. Each variant is
+compiled on first use and cached on disk.
 
 Layout
 ------
@@ -40,6 +49,22 @@ _INV_BIG = 2.0 ** -512
 _TINY_RATIO = 2.0 ** -300
 _HUGE_RATIO = 2.0 ** 212
 X_EXPONENT_STEP = 512
+# tangent vectors and products of angle derivatives are renormalised when they leave
+# [_RENORM_LO, _RENORM_HI]; a single step contracting by more than _MIN_FACTOR (only when
+# k cos 2phi hits 1/2 almost exactly) is counted as _MIN_FACTOR, so the exponent stays finite
+_RENORM_HI = 1e150
+_RENORM_LO = 1e-150
+_MIN_FACTOR = 1e-100
+
+# SplitMix64 constants (Steele, Lea & Flood 2014), used as a counter-based hash
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S11 = np.uint64(11)
+_U53 = 2.0 ** -53
 
 # columns of the per-trajectory statistics array
 S_MEAN_LOSS = 0
@@ -95,8 +120,44 @@ def block_size(n_groups: int) -> int:
 
 
 @njit(cache=True, inline="always")
-def _step_block(alphas, eta, X, Y, XE, m, nrm, g2, loss, SINV, SR2, collect, rec, ltr, ctr, etr, j0, r, ACC):
-    """Advance the m trajectories of one block by one step, updating statistics in place."""
+def uniform_hash(key, counter):
+    """A uniform number in [0, 1) from a 64-bit key and counter (SplitMix64 output function
+    applied to ``key + (counter + 1) * gamma``: element ``counter`` of the SplitMix64 stream
+    started at ``key``)."""
+    z = key + (counter + np.uint64(1)) * _GAMMA
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    z = z ^ (z >> _S31)
+    return float(z >> _S11) * _U53
+
+
+@njit(cache=True, inline="always")
+def _batch_weights(alphas, keys, cdf, coef, mlo, mhi, t, j0, m, AW):
+    """Per-group weights of this step's mini-batch loss: alpha_i * M_i / (b p) with
+    M_i ~ Binomial(b, p), drawn by inverse CDF from one hashed uniform per (trajectory, group)."""
+    n = alphas.shape[0]
+    for i in range(n):
+        ctr = np.uint64(t) * np.uint64(n) + np.uint64(i)
+        for j in range(m):
+            u = uniform_hash(keys[j0 + j], ctr)
+            cnt = mlo
+            for q in range(mlo, mhi):
+                cnt += 1 if u >= cdf[q] else 0
+            AW[i, j] = alphas[i] * coef[cnt]
+
+
+@njit(cache=True, inline="always")
+def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, st, ly, rc):
+    """Advance the m trajectories of one block by one step, updating statistics in place.
+
+    ``collect``, ``rec``, ``lyap`` and ``sgd`` are constants after inlining, so a variant
+    contains no code for what it does not compute. The loss, gradient norm and statistics are
+    those of F (weights ``alphas``); the step descends the batch loss (weights ``AW``) in SGD.
+    Arrays come in tuples (state ``st``, tangent ``ly``, records ``rc``) to keep calls short.
+    """
+    X, Y, XE, AW, SINV, SR2, eta, nrm, g2, gb2, loss, ACC = st
+    VX, VY, VN, LV, PA, LA = ly
+    record_every, ltr, ctr, etr = rc
     n = alphas.shape[0]
     # Recording happens in separate loops: stores into output arrays inside the hot loops
     # keep LLVM from vectorising them (measured: 4x slower).
@@ -108,10 +169,12 @@ def _step_block(alphas, eta, X, Y, XE, m, nrm, g2, loss, SINV, SR2, collect, rec
     for j in range(m):
         nrm[j] = 0.0
         g2[j] = 0.0
+        gb2[j] = 0.0
         loss[j] = 0.0
     for i in range(n):
-        a = alphas[i]
+        al = alphas[i]
         for j in range(m):
+            a = AW[i, j] if sgd else al
             xs = X[i, j]
             y = Y[i, j]
             xt = xs if XE[i, j] == 0.0 else 0.0
@@ -127,11 +190,26 @@ def _step_block(alphas, eta, X, Y, XE, m, nrm, g2, loss, SINV, SR2, collect, rec
             X[i, j] = xs * fx
             Y[i, j] = yn
             nrm[j] += xn * xn + yn * yn
-            loss[j] += a * s2
-            g2[j] += 4.0 * a * a * s2 * c2 * inv
+            loss[j] += al * s2
+            g2[j] += 4.0 * al * al * s2 * c2 * inv
+            if sgd:
+                gb2[j] += 4.0 * a * a * s2 * c2 * inv
             if collect:
                 SINV[i, j] += inv
                 SR2[i, j] += x2 + y2
+            if lyap:
+                # tangent map, first half: du = (I - eta H) v with the group's Hessian
+                hxx = 2.0 * a * inv * c2 * (c2 - 3.0 * s2)
+                hxy = 4.0 * a * inv * (xt * y * inv) * (s2 - c2)
+                hyy = 2.0 * a * inv * s2 * (3.0 * c2 - s2)
+                vx = VX[i, j]
+                vy = VY[i, j]
+                VX[i, j] = vx - eta[j] * (hxx * vx + hxy * vy)
+                VY[i, j] = vy - eta[j] * (hxy * vx + hyy * vy)
+                if collect:
+                    # angle directions only: d phi'/d phi = 1 - 2k cos 2phi / (1 + (k sin 2phi)^2)
+                    dphi = 1.0 - 2.0 * k * (c2 - s2) / (1.0 + 4.0 * k * k * s2 * c2)
+                    PA[i, j] *= max(abs(dphi), _MIN_FACTOR)
     for j in range(m):
         nrm[j] = 1.0 / math.sqrt(nrm[j])
     if rec:
@@ -141,6 +219,7 @@ def _step_block(alphas, eta, X, Y, XE, m, nrm, g2, loss, SINV, SR2, collect, rec
     if collect:
         for j in range(m):
             gn = math.sqrt(g2[j])
+            gstep = math.sqrt(gb2[j]) if sgd else gn
             lj = loss[j]
             d = lj - ACC[S_FIRST_LOSS, j]
             ACC[S_MEAN_LOSS, j] += d
@@ -148,7 +227,7 @@ def _step_block(alphas, eta, X, Y, XE, m, nrm, g2, loss, SINV, SR2, collect, rec
             ACC[S_MIN_LOSS, j] = min(ACC[S_MIN_LOSS, j], lj)
             ACC[S_MAX_LOSS, j] = max(ACC[S_MAX_LOSS, j], lj)
             ACC[S_MEAN_COS, j] += nrm[j]
-            ACC[S_MEAN_ANGLE, j] += atan_nonneg(eta[j] * gn)
+            ACC[S_MEAN_ANGLE, j] += atan_nonneg(eta[j] * gstep)
             ACC[S_MEAN_GRAD, j] += gn
     for i in range(n):
         for j in range(m):
@@ -163,6 +242,47 @@ def _step_block(alphas, eta, X, Y, XE, m, nrm, g2, loss, SINV, SR2, collect, rec
             X[i, j] = xs * (_BIG if down else (_INV_BIG if up else 1.0))
             XE[i, j] = e + (1.0 if down else (-1.0 if up else 0.0))
             Y[i, j] = y
+    if lyap:
+        _tangent_project(X, Y, XE, m, nrm, VX, VY, VN, LV, PA, LA, collect)
+
+
+@njit(cache=True, inline="always")
+def _tangent_project(X, Y, XE, m, invn, VX, VY, VN, LV, PA, LA, collect):
+    """Tangent map, second half: project du onto the tangent space at the new point and divide
+    by the step's norm; renormalise rarely, accumulating the log of the stretch."""
+    n = X.shape[0]
+    for j in range(m):
+        VN[j] = 0.0
+    for i in range(n):
+        for j in range(m):
+            xt = X[i, j] if XE[i, j] == 0.0 else 0.0
+            VN[j] += xt * VX[i, j] + Y[i, j] * VY[i, j]
+    for i in range(n):
+        for j in range(m):
+            xt = X[i, j] if XE[i, j] == 0.0 else 0.0
+            VX[i, j] = (VX[i, j] - xt * VN[j]) * invn[j]
+            VY[i, j] = (VY[i, j] - Y[i, j] * VN[j]) * invn[j]
+    for j in range(m):
+        VN[j] = 0.0
+    for i in range(n):
+        for j in range(m):
+            VN[j] += VX[i, j] * VX[i, j] + VY[i, j] * VY[i, j]
+    for j in range(m):
+        v2 = VN[j]
+        if v2 > _RENORM_HI or v2 < _RENORM_LO:
+            nv = math.sqrt(v2)
+            if collect:
+                LV[j] += math.log(nv)
+            for i in range(n):
+                VX[i, j] /= nv
+                VY[i, j] /= nv
+    if collect:
+        for i in range(n):
+            for j in range(m):
+                p = PA[i, j]
+                if p > _RENORM_HI or p < _RENORM_LO:
+                    LA[i, j] += math.log(p)
+                    PA[i, j] = 1.0
 
 
 @njit(cache=True, inline="always")
@@ -176,86 +296,140 @@ def _block_loss(alphas, X, Y, XE, m, loss):
             loss[j] += alphas[i] * xt * xt / (xt * xt + Y[i, j] * Y[i, j])
 
 
-@njit(cache=True, parallel=True)
-def run_gd(alphas, elrs, x0, y0, xe0, steps, burn_in, record_every, block,
-           stats, mean_group_elrs, mean_group_shares, final_group_elrs, final_x, final_y, final_xe,
-           loss_trace, cos_trace, elr_trace):
-    """Run M = elrs.size trajectories of full-batch projected GD on the unit sphere.
+@njit(cache=True, inline="always")
+def _run_steps(t0, t1, collect, lyap, sgd, alphas, m, j0, st, ly, sg, rc):
+    AW = st[3]
+    keys, cdf, coef, mlo, mhi = sg
+    record_every = rc[0]
+    for t in range(t0, t1):
+        rec = record_every > 0 and t % record_every == 0
+        r = t // record_every if record_every > 0 else 0
+        if sgd:
+            _batch_weights(alphas, keys, cdf, coef, mlo, mhi, t, j0, m, AW)
+        _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, st, ly, rc)
 
-    Parameters
-    ----------
-    alphas : (n,) group weights.
-    elrs : (M,) total ELR of each trajectory.
-    x0, y0, xe0 : (M, n) initial state (``x`` mantissa, ``y``, extra exponent of ``x``);
-        ``x0, y0`` must lie on the unit sphere.
-    steps, burn_in, record_every : ints; statistics over ``burn_in <= t < steps``; traces at
-        ``t % record_every == 0`` when ``record_every > 0``.
-    block : trajectories per block.
 
-    Outputs (written in place)
-    --------------------------
-    stats : (M, N_STATS), see the ``S_*`` column constants.
-    mean_group_elrs, mean_group_shares, final_group_elrs : (M, n).
-    final_x, final_y, final_xe : (M, n) final state.
-    loss_trace, cos_trace : (M, T'); elr_trace : (M, T', n); T' may be 0.
-    """
-    n = alphas.shape[0]
-    M = elrs.shape[0]
-    nblocks = (M + block - 1) // block
-    T = steps - burn_in
-    for b in prange(nblocks):
-        j0 = b * block
-        m = min(block, M - j0)
-        X = np.empty((n, m))
-        Y = np.empty((n, m))
-        XE = np.empty((n, m))
-        SINV = np.zeros((n, m))
-        SR2 = np.zeros((n, m))
-        eta = np.empty(m)
-        nrm = np.empty(m)
-        g2 = np.empty(m)
-        loss = np.empty(m)
-        ACC = np.zeros((N_STATS, m))
-        for j in range(m):
-            eta[j] = elrs[j0 + j]
-            for i in range(n):
-                X[i, j] = x0[j0 + j, i]
-                Y[i, j] = y0[j0 + j, i]
-                XE[i, j] = xe0[j0 + j, i]
-        for t in range(steps):
-            if t == burn_in:
-                _block_loss(alphas, X, Y, XE, m, loss)
+def _make_kernel(LYAP: bool, SGD: bool):
+    """Build one compiled variant; ``LYAP`` and ``SGD`` are frozen closure constants."""
+
+    @njit(cache=True, parallel=True)
+    def run(alphas, elrs, x0, y0, xe0, steps, burn_in, record_every, block, keys, cdf, coef, mlo, mhi,
+            stats, mean_group_elrs, mean_group_shares, final_group_elrs, final_x, final_y, final_xe,
+            loss_trace, cos_trace, elr_trace, vx0, vy0, lyap_out, lyap_angle_out):
+        n = alphas.shape[0]
+        M = elrs.shape[0]
+        nblocks = (M + block - 1) // block
+        T = steps - burn_in
+        for b in prange(nblocks):
+            j0 = b * block
+            m = min(block, M - j0)
+            X = np.empty((n, m))
+            Y = np.empty((n, m))
+            XE = np.empty((n, m))
+            AW = np.empty((n if SGD else 0, m))
+            SINV = np.zeros((n, m))
+            SR2 = np.zeros((n, m))
+            eta = np.empty(m)
+            nrm = np.empty(m)
+            g2 = np.empty(m)
+            gb2 = np.empty(m)
+            loss = np.empty(m)
+            ACC = np.zeros((N_STATS, m))
+            nl = n if LYAP else 0
+            VX = np.empty((nl, m))
+            VY = np.empty((nl, m))
+            VN = np.empty(m)
+            LV = np.zeros(m)
+            PA = np.ones((nl, m))
+            LA = np.zeros((nl, m))
+            for j in range(m):
+                eta[j] = elrs[j0 + j]
+                for i in range(n):
+                    X[i, j] = x0[j0 + j, i]
+                    Y[i, j] = y0[j0 + j, i]
+                    XE[i, j] = xe0[j0 + j, i]
+                for i in range(nl):
+                    VX[i, j] = vx0[j0 + j, i]
+                    VY[i, j] = vy0[j0 + j, i]
+            st = (X, Y, XE, AW, SINV, SR2, eta, nrm, g2, gb2, loss, ACC)
+            ly = (VX, VY, VN, LV, PA, LA)
+            sg = (keys, cdf, coef, mlo, mhi)
+            rc = (record_every, loss_trace, cos_trace, elr_trace)
+            # burn-in (the tangent vector warms up here), then the statistics window
+            _run_steps(0, burn_in, False, LYAP, SGD, alphas, m, j0, st, ly, sg, rc)
+            if LYAP:
                 for j in range(m):
-                    ACC[S_FIRST_LOSS, j] = loss[j]
-                    ACC[S_MIN_LOSS, j] = np.inf
-                    ACC[S_MAX_LOSS, j] = -np.inf
-            rec = record_every > 0 and t % record_every == 0
-            r = t // record_every if record_every > 0 else 0
-            if t < burn_in:
-                _step_block(alphas, eta, X, Y, XE, m, nrm, g2, loss, SINV, SR2, False, rec,
-                            loss_trace, cos_trace, elr_trace, j0, r, ACC)
-            else:
-                _step_block(alphas, eta, X, Y, XE, m, nrm, g2, loss, SINV, SR2, True, rec,
-                            loss_trace, cos_trace, elr_trace, j0, r, ACC)
-        _block_loss(alphas, X, Y, XE, m, loss)
-        for j in range(m):
-            jj = j0 + j
-            s_d = ACC[S_MEAN_LOSS, j] / T
-            var = ACC[S_STD_LOSS, j] / T - s_d * s_d
-            stats[jj, S_MEAN_LOSS] = ACC[S_FIRST_LOSS, j] + s_d
-            stats[jj, S_STD_LOSS] = math.sqrt(var) if var > 0.0 else 0.0
-            stats[jj, S_MIN_LOSS] = ACC[S_MIN_LOSS, j]
-            stats[jj, S_MAX_LOSS] = ACC[S_MAX_LOSS, j]
-            stats[jj, S_MEAN_COS] = ACC[S_MEAN_COS, j] / T
-            stats[jj, S_MEAN_ANGLE] = ACC[S_MEAN_ANGLE, j] / T
-            stats[jj, S_MEAN_GRAD] = ACC[S_MEAN_GRAD, j] / T
-            stats[jj, S_FIRST_LOSS] = ACC[S_FIRST_LOSS, j]
-            stats[jj, S_FINAL_LOSS] = loss[j]
-            for i in range(n):
-                mean_group_elrs[jj, i] = eta[j] * SINV[i, j] / T
-                mean_group_shares[jj, i] = SR2[i, j] / T
-                xt = X[i, j] if XE[i, j] == 0.0 else 0.0
-                final_group_elrs[jj, i] = eta[j] / (xt * xt + Y[i, j] * Y[i, j])
-                final_x[jj, i] = X[i, j]
-                final_y[jj, i] = Y[i, j]
-                final_xe[jj, i] = XE[i, j]
+                    v2 = 0.0
+                    for i in range(n):
+                        v2 += VX[i, j] * VX[i, j] + VY[i, j] * VY[i, j]
+                    nv = math.sqrt(v2)
+                    for i in range(n):
+                        VX[i, j] /= nv
+                        VY[i, j] /= nv
+            _block_loss(alphas, X, Y, XE, m, loss)
+            for j in range(m):
+                ACC[S_FIRST_LOSS, j] = loss[j]
+                ACC[S_MIN_LOSS, j] = np.inf
+                ACC[S_MAX_LOSS, j] = -np.inf
+            _run_steps(burn_in, steps, True, LYAP, SGD, alphas, m, j0, st, ly, sg, rc)
+            _block_loss(alphas, X, Y, XE, m, loss)
+            for j in range(m):
+                jj = j0 + j
+                s_d = ACC[S_MEAN_LOSS, j] / T
+                var = ACC[S_STD_LOSS, j] / T - s_d * s_d
+                stats[jj, S_MEAN_LOSS] = ACC[S_FIRST_LOSS, j] + s_d
+                stats[jj, S_STD_LOSS] = math.sqrt(var) if var > 0.0 else 0.0
+                stats[jj, S_MIN_LOSS] = ACC[S_MIN_LOSS, j]
+                stats[jj, S_MAX_LOSS] = ACC[S_MAX_LOSS, j]
+                stats[jj, S_MEAN_COS] = ACC[S_MEAN_COS, j] / T
+                stats[jj, S_MEAN_ANGLE] = ACC[S_MEAN_ANGLE, j] / T
+                stats[jj, S_MEAN_GRAD] = ACC[S_MEAN_GRAD, j] / T
+                stats[jj, S_FIRST_LOSS] = ACC[S_FIRST_LOSS, j]
+                stats[jj, S_FINAL_LOSS] = loss[j]
+                for i in range(n):
+                    mean_group_elrs[jj, i] = eta[j] * SINV[i, j] / T
+                    mean_group_shares[jj, i] = SR2[i, j] / T
+                    xt = X[i, j] if XE[i, j] == 0.0 else 0.0
+                    final_group_elrs[jj, i] = eta[j] / (xt * xt + Y[i, j] * Y[i, j])
+                    final_x[jj, i] = X[i, j]
+                    final_y[jj, i] = Y[i, j]
+                    final_xe[jj, i] = XE[i, j]
+                if LYAP:
+                    v2 = 0.0
+                    best = -np.inf
+                    for i in range(nl):
+                        v2 += VX[i, j] * VX[i, j] + VY[i, j] * VY[i, j]
+                        best = max(best, (LA[i, j] + math.log(PA[i, j])) / T)
+                    lyap_out[jj] = (LV[j] + 0.5 * math.log(v2)) / T
+                    lyap_angle_out[jj] = best
+
+    return run
+
+
+_run_gd = _make_kernel(False, False)
+_run_gd_lyap = _make_kernel(True, False)
+_run_sgd = _make_kernel(False, True)
+_run_sgd_lyap = _make_kernel(True, True)
+
+
+def kernel(lyapunov: bool, sgd: bool):
+    """The compiled variant for (lyapunov, sgd).
+
+    Signature ``run(alphas, elrs, x0, y0, xe0, steps, burn_in, record_every, block, keys, cdf,
+    coef, mlo, mhi, <outputs>, vx0, vy0, lyap_out, lyap_angle_out)``:
+
+    * ``alphas`` (n,), ``elrs`` (M,), state ``x0, y0, xe0`` (M, n) on the unit sphere (``x``
+      mantissa, ``y``, extra exponent of ``x``);
+    * statistics over ``burn_in <= t < steps``, traces at ``t % record_every == 0``;
+    * SGD: ``keys`` (M,) uint64 per-trajectory hash keys, ``cdf`` (b+1,) the Binomial(b, p)
+      CDF, ``coef[m] = m / (b p)``, and the support ``[mlo, mhi)`` where the CDF is neither 0
+      nor 1 (the count starts at ``mlo``); ignored by GD variants;
+    * outputs ``stats`` (M, N_STATS), ``mean_group_elrs``, ``mean_group_shares``,
+      ``final_group_elrs``, ``final_x``, ``final_y``, ``final_xe`` (M, n), ``loss_trace``,
+      ``cos_trace`` (M, T'), ``elr_trace`` (M, T', n);
+    * Lyapunov variants: ``vx0, vy0`` (M, n) unit tangent vector at the start; outputs
+      ``lyap_out`` (largest exponent on the tangent space of the sphere) and
+      ``lyap_angle_out`` (angle directions, norm split factored out), (M,).
+    """
+    return {(False, False): _run_gd, (True, False): _run_gd_lyap, (False, True): _run_sgd,
+            (True, True): _run_sgd_lyap}[(bool(lyapunov), bool(sgd))]

@@ -58,6 +58,17 @@ class SimulationResult:
         Number of seeds per ELR whose trajectory became non-finite.
     trace_steps : (T',) and loss_trace, cosine_trace (K, S, T'), group_elr_trace (K, S, T', n)
         Only with ``record_every > 0``: values at ``t = 0, r, 2r, ... < steps``.
+    lyapunov : (K, S)
+        Only with ``lyapunov=True``: the largest Lyapunov exponent (natural log per step) over
+        the window, from the analytic tangent map on the tangent space of the sphere
+        (2n - 1 intrinsic directions; the radial direction, which the dynamics ignores, never
+        enters). The tangent vector warms up during the burn-in.
+    lyapunov_angle : (K, S)
+        Only with ``lyapunov=True``: the largest exponent along the angle directions with the
+        norm-split directions factored out, ``max_i <log |d phi_i'/d phi_i|>``. At a minimum the
+        norm-split directions are exactly neutral (multiplier 1, a manifold of minima), so
+        ``lyapunov`` tends to 0 there while ``lyapunov_angle`` equals the log of the largest
+        angle multiplier ``max_i log|1 - 2 elr_i alpha_i|`` (``theory.minimum_multipliers``).
     """
 
     alphas: np.ndarray
@@ -84,6 +95,8 @@ class SimulationResult:
     loss_trace: np.ndarray | None = None
     cosine_trace: np.ndarray | None = None
     group_elr_trace: np.ndarray | None = None
+    lyapunov: np.ndarray | None = None
+    lyapunov_angle: np.ndarray | None = None
     version: str = field(default_factory=_version)
 
     @property
@@ -127,8 +140,17 @@ def _initial_state(problem: ToyProblem, elrs, seeds, init):
     return arr / np.linalg.norm(arr, axis=-1, keepdims=True)
 
 
+def _tangent_vectors(problem: ToyProblem, seeds, theta0):
+    """A unit tangent vector per trajectory, drawn from the seed (stream ``(seed, 1)``, separate
+    from the initial point) and projected onto the tangent space of the sphere at theta0."""
+    v = np.stack([np.random.default_rng([int(s), 1]).standard_normal(problem.dim) for s in seeds])
+    v = np.broadcast_to(v, theta0.shape)
+    v = v - theta0 * np.sum(v * theta0, axis=-1, keepdims=True)
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
 def simulate(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, init=None, record_every=0,
-             threads=None) -> SimulationResult:
+             threads=None, lyapunov=False) -> SimulationResult:
     r"""Simulate projected GD on the unit sphere for every (ELR, seed) pair.
 
     Parameters
@@ -152,6 +174,9 @@ def simulate(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, init=None,
         then memory is O(trajectories).
     threads : int, optional
         Numba threads to use (default: Numba's setting). Results do not depend on it.
+    lyapunov : bool
+        Also compute the largest Lyapunov exponents (``lyapunov``, ``lyapunov_angle``) with the
+        analytic Jacobian inside the kernel. Without it the kernel contains no tangent code.
 
     Returns
     -------
@@ -169,6 +194,8 @@ def simulate(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, init=None,
     seeds = as_seeds(seeds)
     record_every = as_int(record_every, "record_every", minimum=0)
     threads = as_threads(threads)
+    if not isinstance(lyapunov, (bool, np.bool_)):
+        raise ValueError(f"lyapunov must be True or False, got {lyapunov!r}")
     theta0 = _initial_state(problem, elrs, seeds, init)
 
     n = problem.n_groups
@@ -190,9 +217,22 @@ def simulate(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, init=None,
     ltr = np.empty((M, n_rec))
     ctr = np.empty((M, n_rec))
     etr = np.empty((M, n_rec, n))
+    if lyapunov:
+        v0 = _tangent_vectors(problem, seeds, np.asarray(theta0)).reshape(M, 2 * n)
+        vx0 = np.ascontiguousarray(v0[:, 0::2])
+        vy0 = np.ascontiguousarray(v0[:, 1::2])
+    else:
+        vx0 = vy0 = np.empty((M, 0))
+    lyap = np.full(M, np.nan)
+    lyap_angle = np.full(M, np.nan)
+    keys = np.zeros(M, dtype=np.uint64)
+    cdf = coef = np.ones(1)
+    mlo = mhi = 0
     with _numba_threads(threads):
-        K.run_gd(np.ascontiguousarray(problem.alphas), traj_elrs, x0, y0, xe0, steps, burn_in, record_every,
-                 K.block_size(n), stats, mean_gelr, mean_share, final_gelr, fx, fy, fxe, ltr, ctr, etr)
+        K.kernel(lyapunov, False)(
+            np.ascontiguousarray(problem.alphas), traj_elrs, x0, y0, xe0, steps, burn_in, record_every,
+            K.block_size(n), keys, cdf, coef, mlo, mhi, stats, mean_gelr, mean_share, final_gelr, fx, fy, fxe,
+            ltr, ctr, etr, vx0, vy0, lyap, lyap_angle)
 
     final_theta = np.empty((M, 2 * n))
     final_theta[:, 0::2] = np.ldexp(fx, -K.X_EXPONENT_STEP * fxe.astype(np.int64))
@@ -201,7 +241,7 @@ def simulate(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, init=None,
     bad = ~(np.all(np.isfinite(stats), axis=1) & np.all(np.isfinite(final_theta), axis=1)
             & np.all(np.isfinite(mean_gelr), axis=1))
     if np.any(bad):
-        for arr in (stats, mean_gelr, mean_share, final_gelr, final_theta):
+        for arr in (stats, mean_gelr, mean_share, final_gelr, final_theta, lyap, lyap_angle):
             arr[bad] = np.nan
         warnings.warn(
             f"{int(bad.sum())} of {M} trajectories became non-finite; they are excluded (NaN) from the statistics",
@@ -213,8 +253,10 @@ def simulate(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, init=None,
         return stats[:, col].reshape(K_, S_)
 
     traces = {}
+    if lyapunov:
+        traces.update(lyapunov=lyap.reshape(K_, S_), lyapunov_angle=lyap_angle.reshape(K_, S_))
     if record_every > 0:
-        traces = dict(
+        traces.update(
             trace_steps=np.arange(0, steps, record_every),
             loss_trace=ltr.reshape(K_, S_, n_rec),
             cosine_trace=ctr.reshape(K_, S_, n_rec),
