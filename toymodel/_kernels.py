@@ -55,6 +55,7 @@ X_EXPONENT_STEP = 512
 _RENORM_HI = 1e150
 _RENORM_LO = 1e-150
 _MIN_FACTOR = 1e-100
+_COLLAPSED = 1e-300
 
 # SplitMix64 constants (Steele, Lea & Flood 2014), used as a counter-based hash
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
@@ -269,7 +270,20 @@ def _tangent_project(X, Y, XE, m, invn, VX, VY, VN, LV, PA, LA, collect):
             VN[j] += VX[i, j] * VX[i, j] + VY[i, j] * VY[i, j]
     for j in range(m):
         v2 = VN[j]
-        if v2 > _RENORM_HI or v2 < _RENORM_LO:
+        if v2 < _COLLAPSED:
+            # the Jacobian annihilated the tangent vector (a multiplier exactly 0, e.g. n = 1 at
+            # c = 1/2): count a contraction of _MIN_FACTOR and restart along the rotation of group 1,
+            # which is tangent to the sphere
+            if collect:
+                LV[j] += math.log(_MIN_FACTOR)
+            xt = X[0, j] if XE[0, j] == 0.0 else 0.0
+            r1 = math.sqrt(xt * xt + Y[0, j] * Y[0, j])
+            for i in range(n):
+                VX[i, j] = 0.0
+                VY[i, j] = 0.0
+            VX[0, j] = Y[0, j] / r1
+            VY[0, j] = -xt / r1
+        elif v2 > _RENORM_HI or v2 < _RENORM_LO:
             nv = math.sqrt(v2)
             if collect:
                 LV[j] += math.log(nv)

@@ -229,6 +229,25 @@ def _check_cycle():
     return lines + _table(["alpha", "c", "mu_0", "neutral pairs", "max abs eigenvalue difference"], rows)
 
 
+def _check_orbit_stability():
+    from .dynamics import basin_fractions
+
+    lines = ["Random starts for alpha = (1, r): share that ends on the equilibrium orbit (basin_fractions, 64 seeds, "
+             "2*10^5 steps) below and above the derived c* = sqrt(3), with the sign of the coefficient.", ""]
+    rows = []
+    cstar = T.orbit_instability_c()
+    for rv in (1.5, 4.0, 20.0):
+        for cc in (1.6, 0.98 * cstar, 1.02 * cstar, 1.85):
+            a = (1.0, rv)
+            e = cc / sum(a)
+            b = basin_fractions(ToyProblem(a), e, 200_000, seeds=64)
+            other = 1 - b.fractions["equilibrium_orbit"] - b.fractions["chaotic"]
+            rows.append((_g(rv), _g(cc, 4), "+" if T.orbit_stability_coefficient(a, e) > 0 else "-",
+                         _g(b.fractions["equilibrium_orbit"], 3), _g(b.fractions["chaotic"], 3), _g(other, 3)))
+    return lines + _table(["r", "c", "sign of Re d", "share on the orbit", "share chaotic",
+                           "share periodic / quasi-periodic"], rows)
+
+
 _CHECKS = {
     "01_scale_invariance": _check_scale_invariance,
     "02_one_step_map": _check_one_step,
@@ -238,6 +257,7 @@ _CHECKS = {
     "06_random_guess": _check_random_guess,
     "07_equilibrium_limits": _check_limits,
     "08_cycle_linearisation": _check_cycle,
+    "09_orbit_nonlinear_stability": _check_orbit_stability,
 }
 
 

@@ -6,13 +6,17 @@ Keyword names follow :func:`toymodel.simulate` (``elrs``, ``steps``, ``burn_in``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ._validate import as_elrs, as_int, as_positive_float
 from .model import ToyProblem
 from .simulate import simulate
 
-__all__ = ["intrinsic_coordinates", "from_intrinsic_coordinates", "map_jacobian_fd"]
+__all__ = ["intrinsic_coordinates", "from_intrinsic_coordinates", "map_jacobian_fd", "BenettinResult",
+           "benettin_lyapunov", "OrbitDiagram", "orbit_diagram", "ATTRACTORS", "ORBIT_TOL", "PERIOD_TOL", "MAX_PERIOD",
+           "identify_attractor", "BasinFractions", "basin_fractions", "RegimeMap", "regime_map"]
 
 
 def intrinsic_coordinates(problem: ToyProblem, theta) -> np.ndarray:
@@ -61,3 +65,362 @@ def map_jacobian_fd(problem: ToyProblem, elr: float, theta, steps: int = 1, h: f
     res = simulate(problem, np.full(2 * d, elr), steps, init=init)
     zn = intrinsic_coordinates(problem, res.final_theta[:, 0, :])
     return ((zn[:d] - zn[d:]) / (2 * h)).T
+
+
+# ------------------------------------------------------------------ Lyapunov (Benettin)
+@dataclass(frozen=True)
+class BenettinResult:
+    """Two-trajectory estimate of the largest Lyapunov exponent, per seed."""
+
+    elr: float
+    seeds: np.ndarray
+    steps: int
+    burn_in: int
+    separation: float
+    exponent: np.ndarray  # (S,)
+    stderr: np.ndarray  # (S,) standard error from block means
+
+
+def benettin_lyapunov(problem: ToyProblem, elr, steps, *, seeds=1, burn_in=0, separation: float = 1e-8,
+                      blocks: int = 20) -> BenettinResult:
+    r"""Largest Lyapunov exponent from two nearby trajectories (Benettin et al. 1980), in NumPy.
+
+    A companion trajectory starts ``separation`` away along a random tangent direction; after
+    every step of the NumPy map the separation's growth is logged and the companion is pulled
+    back to distance ``separation`` along the current separation (then projected to the sphere).
+    Independent of the kernel's tangent-space code, so the two can be compared.
+
+    Returns per-seed exponents (mean log growth per step over the window) and their standard
+    errors from ``blocks`` block means.
+    """
+    from ._validate import as_seeds, as_steps_burn_in
+
+    if not isinstance(problem, ToyProblem):
+        raise ValueError(f"problem must be a ToyProblem, got {type(problem).__name__}")
+    elr = float(as_elrs(elr, "elr")[0])
+    steps, burn_in = as_steps_burn_in(steps, burn_in)
+    seeds = as_seeds(seeds)
+    separation = as_positive_float(separation, "separation")
+    blocks = as_int(blocks, "blocks", minimum=2)
+    th = problem.initial_points(seeds)
+    rng = [np.random.default_rng([int(s), 2]) for s in seeds]
+    v = np.stack([g.standard_normal(problem.dim) for g in rng])
+    v -= th * np.sum(v * th, axis=1, keepdims=True)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    comp = th + separation * v
+    comp /= np.linalg.norm(comp, axis=1, keepdims=True)
+    logs = np.zeros((steps - burn_in, seeds.size))
+    for t in range(steps):
+        th = problem.step(th, elr)
+        comp = problem.step(comp, elr)
+        d = comp - th
+        dist = np.linalg.norm(d, axis=1)
+        if t >= burn_in:
+            logs[t - burn_in] = np.log(dist / separation)
+        comp = th + d * (separation / dist)[:, None]
+        comp /= np.linalg.norm(comp, axis=1, keepdims=True)
+    T = logs.shape[0]
+    nb = min(blocks, T)
+    bm = np.array([blk.mean(axis=0) for blk in np.array_split(logs, nb)])
+    return BenettinResult(elr, seeds, steps, burn_in, separation, logs.mean(axis=0),
+                          bm.std(axis=0, ddof=1) / np.sqrt(nb))
+
+
+# ------------------------------------------------------------------ orbit diagram
+@dataclass(frozen=True)
+class OrbitDiagram:
+    """Post-transient loss samples: ``loss[k, s, :]`` are F(theta_t) for the last ``samples``
+    steps of the run at ``elrs[k]`` from seed ``seeds[s]``."""
+
+    alphas: np.ndarray
+    elrs: np.ndarray
+    seeds: np.ndarray
+    steps: int
+    samples: int
+    loss: np.ndarray  # (K, S, samples)
+    group_elrs: np.ndarray  # (K, S, samples, n)
+
+
+def _two_phase(problem, elrs, steps, seeds, samples, threads, lyapunov=False, burn_in=0, record_every=0):
+    """Run ``steps - samples`` steps (statistics as asked), then record every one of the last
+    ``samples`` steps from where the first run ended."""
+    from ._validate import as_seeds
+
+    steps = as_int(steps, "steps", minimum=2)
+    samples = as_int(samples, "samples", minimum=1)
+    if samples >= steps:
+        raise ValueError(f"samples must be smaller than steps ({steps}), got {samples}")
+    seeds = as_seeds(seeds)
+    first = simulate(problem, elrs, steps - samples, seeds=seeds, burn_in=min(burn_in, steps - samples - 1),
+                     threads=threads, lyapunov=lyapunov, record_every=record_every)
+    ok = np.isfinite(first.final_theta).all(axis=-1)
+    init = np.where(ok[..., None], first.final_theta, problem.initial_points(seeds)[None])
+    last = simulate(problem, elrs, samples, seeds=seeds, init=init, record_every=1, threads=threads)
+    return first, last, ok
+
+
+def orbit_diagram(problem: ToyProblem, elrs, steps, *, seeds=1, samples: int = 200, threads=None) -> OrbitDiagram:
+    """The sampled post-transient loss values per ELR (and per seed).
+
+    Each run takes ``steps`` steps; the last ``samples`` of them are kept. Runs that became
+    non-finite give NaN samples.
+    """
+    if not isinstance(problem, ToyProblem):
+        raise ValueError(f"problem must be a ToyProblem, got {type(problem).__name__}")
+    elrs = as_elrs(elrs)
+    first, last, ok = _two_phase(problem, elrs, steps, seeds, samples, threads)
+    loss = np.where(ok[..., None], last.loss_trace, np.nan)
+    ge = np.where(ok[..., None, None], last.group_elr_trace, np.nan)
+    return OrbitDiagram(np.array(problem.alphas), elrs, first.seeds, int(steps), int(samples), loss, ge)
+
+
+# -------------------------------------------------------------- attractor labels
+#: attractor labels, in the order they are tested
+ATTRACTORS = ("minimum", "equilibrium_orbit", "periodic", "chaotic", "quasi_periodic")
+#: relative distance (loss and every group ELR, over the whole sampled window) within which a
+#: run counts as on the derived equilibrium orbit. Random starts approach the orbit only
+#: algebraically (amplitude ~ t^-1/2: about 1% in the group ELRs after 10^5 steps), so the
+#: tolerance is a few percent; coexisting attractors near c ~ 1.28 and sqrt 2 differ by >= 5%.
+ORBIT_TOL = 0.05
+#: relative tolerance for "the window repeats with period p" (loss and group ELRs)
+PERIOD_TOL = 1e-6
+#: longest period looked for
+MAX_PERIOD = 64
+
+
+def _periods(loss, ge, tol=PERIOD_TOL, max_period=MAX_PERIOD):
+    """Smallest p <= max_period with loss[t+p] ~ loss[t] and ge[t+p] ~ ge[t] over the window,
+    or 0. ``loss`` (R, W), ``ge`` (R, W, n)."""
+    R, W = loss.shape
+    out = np.zeros(R, dtype=np.int64)
+    scale_l = np.abs(loss).max(axis=1) + 1e-300
+    for p in range(1, min(max_period, W // 2) + 1):
+        todo = out == 0
+        if not todo.any():
+            break
+        dl = np.abs(loss[:, p:] - loss[:, :-p]).max(axis=1) / scale_l
+        dg = np.abs(ge[:, p:] / ge[:, :-p] - 1).max(axis=(1, 2))
+        hit = todo & (dl <= tol) & (dg <= tol)
+        out[hit] = p
+    return out
+
+
+def identify_attractor(alphas, elr, loss_window, group_elr_window, lyapunov, final_loss):
+    """Say which attractor each run ended on.
+
+    Parameters
+    ----------
+    alphas : (n,)
+    elr : float
+    loss_window : (..., W) loss over the last W steps; group_elr_window : (..., W, n)
+    lyapunov : (...) largest Lyapunov exponent over the run's window
+    final_loss : (...)
+
+    Returns
+    -------
+    labels : object array (...) from :data:`ATTRACTORS` or ``"nonfinite"``
+    periods : int array (...): the period of a periodic window (1 for the equilibrium orbit,
+        whose loss and group ELRs are constant), 0 otherwise
+
+    Notes
+    -----
+    Tests, in order: ``minimum`` if the final loss is below ``CONVERGED_LOSS_TOL * sum(alpha)``;
+    ``equilibrium_orbit`` if c > 1 and every loss and group ELR in the window is within
+    :data:`ORBIT_TOL` (relative) of the derived orbit; ``periodic`` if the window repeats with a
+    period p <= :data:`MAX_PERIOD` to :data:`PERIOD_TOL`; ``chaotic`` if the exponent exceeds
+    ``CHAOS_LYAPUNOV_TOL``; ``quasi_periodic`` (bounded, exponent ~ 0, not periodic) otherwise.
+    """
+    from . import regimes, theory
+
+    alphas = np.asarray(alphas, dtype=float)
+    loss = np.asarray(loss_window, dtype=float)
+    ge = np.asarray(group_elr_window, dtype=float)
+    shape = loss.shape[:-1]
+    W = loss.shape[-1]
+    loss2 = loss.reshape(-1, W)
+    ge2 = ge.reshape(-1, W, alphas.size)
+    lyap = np.asarray(lyapunov, dtype=float).reshape(-1)
+    fl = np.asarray(final_loss, dtype=float).reshape(-1)
+    labels = np.full(loss2.shape[0], "quasi_periodic", dtype=object)
+    finite = np.isfinite(loss2).all(axis=1) & np.isfinite(ge2).all(axis=(1, 2)) & np.isfinite(fl)
+    per = np.zeros(loss2.shape[0], dtype=np.int64)
+    per[finite] = _periods(loss2[finite], ge2[finite])
+    labels[per > 0] = "periodic"
+    with np.errstate(invalid="ignore"):
+        labels[(lyap > regimes.CHAOS_LYAPUNOV_TOL) & (per == 0)] = "chaotic"
+        if elr * alphas.sum() > 1:
+            f_star = theory.equilibrium_loss(alphas, elr)
+            g_star = theory.equilibrium_group_elrs(alphas, elr)
+            on = (np.abs(loss2 / f_star - 1).max(axis=1) <= ORBIT_TOL) & (
+                np.abs(ge2 / g_star - 1).max(axis=(1, 2)) <= ORBIT_TOL)
+            labels[on] = "equilibrium_orbit"
+            per[on] = 1
+        minimum = fl <= regimes.CONVERGED_LOSS_TOL * alphas.sum()
+    labels[minimum] = "minimum"
+    per[minimum] = 0
+    labels[~finite] = "nonfinite"
+    return labels.reshape(shape), per.reshape(shape)
+
+
+# ------------------------------------------------------------------ basin fractions
+@dataclass(frozen=True)
+class BasinFractions:
+    """Where random starts end up at one ELR.
+
+    ``labels`` (S,) and ``periods`` (S,) per seed; ``fractions`` maps every label of
+    :data:`ATTRACTORS` (and ``nonfinite``) to its share of the seeds (they sum to 1);
+    ``reach_time`` (S,) is the first recorded step from which the run stays within tolerance
+    of the minimum or of the equilibrium orbit (NaN for other attractors, which have no
+    tolerance-defined neighbourhood); ``lyapunov`` (S,).
+    """
+
+    alphas: np.ndarray
+    elr: float
+    seeds: np.ndarray
+    steps: int
+    burn_in: int
+    labels: np.ndarray
+    periods: np.ndarray
+    fractions: dict
+    reach_time: np.ndarray
+    lyapunov: np.ndarray
+
+    def median_reach_time(self, label: str) -> float:
+        sel = (self.labels == label) & np.isfinite(self.reach_time)
+        return float(np.median(self.reach_time[sel])) if sel.any() else float("nan")
+
+
+def _reach_times(alphas, elr, trace_steps, loss_trace, ge_trace, labels):
+    """First recorded step after which the run stays near its attractor (minimum / orbit)."""
+    from . import regimes, theory
+
+    alphas = np.asarray(alphas, dtype=float)
+    out = np.full(labels.shape, np.nan)
+    near = np.zeros(loss_trace.shape, dtype=bool)
+    is_min = labels == "minimum"
+    near[is_min] = loss_trace[is_min] <= regimes.CONVERGED_LOSS_TOL * alphas.sum()
+    if elr * alphas.sum() > 1:
+        is_orb = labels == "equilibrium_orbit"
+        f_star = theory.equilibrium_loss(alphas, elr)
+        g_star = theory.equilibrium_group_elrs(alphas, elr)
+        near[is_orb] = (np.abs(loss_trace[is_orb] / f_star - 1) <= ORBIT_TOL) & (
+            np.abs(ge_trace[is_orb] / g_star - 1).max(axis=-1) <= ORBIT_TOL)
+    for idx in np.flatnonzero(is_min | (labels == "equilibrium_orbit")):
+        row = near[idx]
+        bad = np.flatnonzero(~row)
+        first = 0 if bad.size == 0 else bad[-1] + 1
+        if first < row.size:
+            out[idx] = trace_steps[first]
+    return out
+
+
+def basin_fractions(problem: ToyProblem, elr, steps, *, seeds=256, burn_in=None, window: int = 256,
+                    records: int = 1000, threads=None) -> BasinFractions:
+    """Over many random starts, the share that reaches each attractor, and how long it took.
+
+    Parameters
+    ----------
+    problem, elr, steps, seeds, threads : as :func:`toymodel.simulate` (one ELR).
+    burn_in : steps before the Lyapunov window (default ``steps // 2``).
+    window : the last ``window`` steps are recorded to identify the attractor
+        (:func:`identify_attractor`).
+    records : the loss and group ELRs are recorded about ``records`` times over the run to
+        time the approach.
+    """
+    if not isinstance(problem, ToyProblem):
+        raise ValueError(f"problem must be a ToyProblem, got {type(problem).__name__}")
+    elr = float(as_elrs(elr, "elr")[0])
+    steps = as_int(steps, "steps", minimum=2)
+    window = as_int(window, "window", minimum=2)
+    records = as_int(records, "records", minimum=1)
+    burn_in = steps // 2 if burn_in is None else as_int(burn_in, "burn_in", minimum=0)
+    stride = max(1, (steps - window) // records)
+    first, last, ok = _two_phase(problem, [elr], steps, seeds, window, threads, lyapunov=True, burn_in=burn_in,
+                                 record_every=stride)
+    loss_w = np.where(ok[..., None], last.loss_trace, np.nan)[0]
+    ge_w = np.where(ok[..., None, None], last.group_elr_trace, np.nan)[0]
+    labels, periods = identify_attractor(problem.alphas, elr, loss_w, ge_w, first.lyapunov[0], last.final_loss[0])
+    labels = np.where(ok[0], labels, "nonfinite").astype(object)
+    reach = _reach_times(problem.alphas, elr, first.trace_steps, first.loss_trace[0], first.group_elr_trace[0], labels)
+    names = ATTRACTORS + ("nonfinite",)
+    fr = {nm: float(np.mean(labels == nm)) for nm in names}
+    return BasinFractions(np.array(problem.alphas), elr, first.seeds, steps, min(burn_in, steps - window - 1), labels,
+                          periods, fr, reach, first.lyapunov[0])
+
+
+# ------------------------------------------------------------------ regime maps
+def _seed_mean(arr):
+    """Mean over seeds (axis 1) of the finite entries; NaN where none is finite."""
+    arr = np.asarray(arr, dtype=float)
+    ok = np.isfinite(arr)
+    cnt = ok.sum(axis=1)
+    return np.where(cnt > 0, np.where(ok, arr, 0.0).sum(axis=1) / np.maximum(cnt, 1), np.nan)
+
+
+@dataclass(frozen=True)
+class RegimeMap:
+    """Regimes on a grid of (row parameter, c = elr * sum(alpha)).
+
+    ``rows`` are the values of the row parameter (``alpha_2/alpha_1`` for n = 2, or the number
+    of groups n at equal alphas), ``cs`` the c values. ``regime`` and ``subtype`` (R, C) are the
+    per-cell verdicts of :mod:`toymodel.regimes` (majority over seeds, subtype from the
+    Lyapunov exponent); ``frac_chaotic`` (R, C) the share of seeds that are chaotic;
+    ``lyapunov`` (R, C) the seed-mean largest exponent; ``alphas`` one weight vector per row.
+    """
+
+    kind: str
+    rows: np.ndarray
+    cs: np.ndarray
+    alphas: tuple
+    regime: np.ndarray
+    subtype: np.ndarray
+    frac_chaotic: np.ndarray
+    lyapunov: np.ndarray
+    steps: int
+    burn_in: int
+    seeds: np.ndarray
+
+
+def regime_map(kind: str, rows, cs, steps, *, seeds=4, burn_in=None, threads=None, progress=False,
+               scheduler=None, dask_local=None) -> RegimeMap:
+    """Classify runs over a grid of c and a second parameter.
+
+    Parameters
+    ----------
+    kind : ``"ratio"`` (n = 2, alphas = (1, r) for r in ``rows``) or ``"groups"`` (n = r equal
+        weights 1, for integer r in ``rows``).
+    rows, cs : the grid; ELRs are ``c / sum(alpha)`` in each row.
+    steps, seeds, burn_in, threads : as :func:`toymodel.simulate` (burn-in defaults to steps/2);
+        every run computes its Lyapunov exponent, which decides periodic vs chaotic.
+    scheduler, dask_local : run the chunks on a Dask cluster (see :mod:`toymodel.sweep`).
+    """
+    from . import regimes
+    from ._validate import as_seeds
+    from .sweep import SweepTask, run_sweeps
+
+    if kind not in ("ratio", "groups"):
+        raise ValueError(f"kind must be 'ratio' or 'groups', got {kind!r}")
+    rows = np.asarray(rows, dtype=float)
+    cs = as_elrs(cs, "cs")
+    steps = as_int(steps, "steps", minimum=2)
+    burn_in = steps // 2 if burn_in is None else as_int(burn_in, "burn_in", minimum=0)
+    seeds = as_seeds(seeds)
+    if kind == "ratio":
+        alphas = [(1.0, float(r)) for r in as_elrs(rows, "rows")]
+    else:
+        alphas = [(1.0,) * as_int(r, "rows", minimum=1) for r in rows]
+    tasks = [SweepTask.make(a, cs / sum(a), seeds, steps=steps, burn_in=burn_in, lyapunov=True) for a in alphas]
+    results = run_sweeps(tasks, threads=threads, progress=progress, desc=f"regime map ({kind})",
+                         scheduler=scheduler, dask_local=dask_local)
+    R, C = rows.size, cs.size
+    regime = np.empty((R, C), dtype=object)
+    subtype = np.empty((R, C), dtype=object)
+    frac = np.empty((R, C))
+    lyap = np.empty((R, C))
+    for ri, (a, res) in enumerate(zip(alphas, results)):
+        reg, sub = regimes.classify_runs(a, res.mean_loss, res.mean_cosine, res.std_loss, res.first_loss,
+                                         res.final_loss, res.final_group_elrs, res.lyapunov)
+        best, bsub, fr = regimes.classify_elrs(reg, sub)
+        regime[ri], subtype[ri], frac[ri] = best, bsub, fr["chaotic"]
+        lyap[ri] = _seed_mean(res.lyapunov)
+    return RegimeMap(kind, rows, cs, tuple(alphas), regime, subtype, frac, lyap, steps, burn_in, seeds)

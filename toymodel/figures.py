@@ -23,6 +23,10 @@ from ._io import atomic_path, check_writable_dir  # noqa: E402
 
 __all__ = [
     "REGIME_COLORS",
+    "plot_orbit_diagram",
+    "plot_lyapunov",
+    "plot_basins",
+    "plot_regime_map",
     "save_figure",
     "plot_phase_diagram",
     "plot_toy_loss",
@@ -172,6 +176,8 @@ def plot_phase_diagram(pd, axes=None):
         if "mean_lyapunov_angle" in t:
             ax_y.plot(elrs, t["mean_lyapunov_angle"], ".", ms=2, color="0.5", label="angle directions only")
         ax_y.axhline(regimes.CHAOS_LYAPUNOV_TOL, color="tab:red", ls=":", lw=1, label="chaos criterion")
+        ax_y.axvline(theory.orbit_instability_c() / A, color="tab:red", ls="--", lw=1,
+                     label=r"orbit loses stability, c = $\sqrt{3}$ (theory, n = 2)")
         ax_y.axhline(0, color="k", lw=0.6)
         ax_y.set_yscale("symlog", linthresh=1e-3)
         ax_y.set_ylabel(r"Lyapunov exponent $\lambda_1$")
@@ -261,6 +267,216 @@ def plot_toy_group_elrs(result, axes=None):
     return fig, axes
 
 
+REGIME_MAP_COLORS = {
+    "convergence": "#4f8fd0",
+    "chaotic_equilibrium/periodic": "#f5c26b",
+    "chaotic_equilibrium/chaotic": "#d9542c",
+    "divergence": "#9a9a9a",
+    "nonfinite": "#000000",
+}
+ATTRACTOR_COLORS = {
+    "minimum": "#4f8fd0",
+    "equilibrium_orbit": "#f5c26b",
+    "periodic": "#7cc47a",
+    "quasi_periodic": "#a783c9",
+    "chaotic": "#d9542c",
+    "nonfinite": "#000000",
+}
+
+
+def _theory_c_lines(ax, A=None, labels=True, vertical=True):
+    """Vertical lines at the derived special values of c (or of elr = c / A if A is given)."""
+    scale = 1.0 if A is None else 1.0 / A
+    lines = [(1.0, "k", "-", "threshold c = 1"),
+             (theory.orbit_instability_c(), "tab:red", "--", r"orbit loses stability c = $\sqrt{3}$ (n = 2 theory)")]
+    for cval, col, ls, lab in lines:
+        ax.axvline(cval * scale, color=col, ls=ls, lw=1, label=lab if labels else None, zorder=3)
+
+
+def plot_orbit_diagram(od, ax=None):
+    """Loss samples against log ELR (every seed), with the derived orbit loss and special c."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(9, 5))
+    else:
+        fig = ax.figure
+    a = od.alphas
+    A = a.sum()
+    K_, S_, W = od.loss.shape
+    x = np.repeat(od.elrs, S_ * W)
+    y = od.loss.reshape(-1)
+    ax.plot(x, y, ",", color="tab:blue", alpha=0.35, rasterized=True)
+    ax.plot([], [], ".", ms=3, color="tab:blue", label=f"F(θ_t), last {W} steps of each run ({S_} seeds)")
+    fine = np.geomspace(od.elrs[0], od.elrs[-1], 800)
+    ax.plot(fine, theory.equilibrium_loss(a, fine), "k", lw=1.2, label=r"equilibrium orbit $F^*$ (theory)")
+    ax.axhline(theory.random_guess_loss(a), color="tab:red", ls=":", lw=1, label="random guess A/2")
+    _theory_c_lines(ax, A)
+    ax.set_xscale("log")
+    ax.set_xlabel(r"total ELR $\tilde\eta$")
+    ax.set_ylabel(r"loss $F(\theta_t)$ after the transient")
+    sec = ax.secondary_xaxis("top", functions=(lambda e: e * A, lambda cc: cc / A))
+    sec.set_xlabel(r"$c=\tilde\eta\sum\alpha_i$", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(f"Orbit diagram, α = {_fmt_alphas(a)}, {od.steps:,} steps per run", fontsize=10)
+    fig.tight_layout()
+    return fig, ax
+
+
+def plot_lyapunov(result, ax=None, benettin=None):
+    """Largest Lyapunov exponent against ELR with its spread over seeds, the exponent along the
+    angle directions, and the derived values on the equilibrium orbit.
+
+    ``result`` is a :class:`SimulationResult` computed with ``lyapunov=True``; ``benettin`` an
+    optional list of :class:`toymodel.dynamics.BenettinResult` drawn as checks.
+    """
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(9, 5))
+    else:
+        fig = ax.figure
+    a = result.alphas
+    A = a.sum()
+    e = result.elrs
+    lam = result.lyapunov
+    with np.errstate(invalid="ignore"):
+        q10, q50, q90 = np.nanpercentile(lam, [10, 50, 90], axis=1)
+        qa = np.nanmedian(result.lyapunov_angle, axis=1)
+    ax.fill_between(e, q10, q90, color="tab:purple", alpha=0.25, lw=0, label="largest exponent, 10-90% of seeds")
+    ax.plot(e, q50, color="tab:purple", lw=1.2, label=r"largest exponent $\lambda_1$ (median)")
+    ax.plot(e, qa, color="0.45", lw=1, label=r"angle directions only (median)")
+    fine = np.geomspace(e[0], e[-1], 800)
+    cc = fine * A
+    above = cc > 1
+    mu0 = np.array([theory.cycle_multipliers(a, x)[0].real for x in fine[above]])
+    ax.plot(fine[above], 0.5 * np.log(mu0), "k--", lw=1,
+            label=r"orbit theory, angle directions: $\frac{1}{2}\log\mu_0=\log|1-2/c^2|$")
+    stable = above & (cc < theory.orbit_instability_c())
+    ax.plot(fine[stable], np.zeros(stable.sum()), "k-", lw=2.2, alpha=0.6,
+            label=r"orbit theory: $\lambda_1=0$ (neutral pairs $|\mu_\pm|=1$)")
+    if benettin:
+        ax.errorbar([b.elr for b in benettin], [b.exponent.mean() for b in benettin],
+                    yerr=[3 * b.stderr.mean() / np.sqrt(b.exponent.size) + b.exponent.std() for b in benettin],
+                    fmt="o", ms=4, color="tab:green", label="two-trajectory (Benettin) check")
+    ax.axhline(regimes.CHAOS_LYAPUNOV_TOL, color="tab:red", ls=":", lw=1, label="chaos criterion")
+    _theory_c_lines(ax, A)
+    ax.set_xscale("log")
+    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.set_xlabel(r"total ELR $\tilde\eta$")
+    ax.set_ylabel("Lyapunov exponent (per step)")
+    sec = ax.secondary_xaxis("top", functions=(lambda x: x * A, lambda x: x / A))
+    sec.set_xlabel(r"$c=\tilde\eta\sum\alpha_i$", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right", framealpha=0.9)
+    ax.set_title(f"Largest Lyapunov exponent, α = {_fmt_alphas(a)}, {result.seeds.size} seeds, "
+                 f"window {result.steps - result.burn_in:,} steps", fontsize=10)
+    fig.tight_layout()
+    return fig, ax
+
+
+def plot_basins(basins, ax=None):
+    """Stacked basin fractions against c, and the median time to reach the minimum/orbit."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(9, 5))
+    else:
+        fig = ax.figure
+    from .dynamics import ATTRACTORS
+
+    a = basins[0].alphas
+    A = a.sum()
+    cs = np.array([b.elr * A for b in basins])
+    names = list(ATTRACTORS) + ["nonfinite"]
+    fr = np.array([[b.fractions[nm] for b in basins] for nm in names])
+    keep = fr.sum(axis=1) > 0
+    ax.stackplot(cs, fr[keep], labels=[nm.replace("_", " ") for nm, k_ in zip(names, keep) if k_],
+                 colors=[ATTRACTOR_COLORS[nm] for nm, k_ in zip(names, keep) if k_], alpha=0.9)
+    ax.set_xscale("log")
+    ax.set_xlim(cs[0], cs[-1])
+    ax.set_ylim(0, 1)
+    from matplotlib.ticker import FormatStrFormatter
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(FormatStrFormatter("%g"))
+    ax.set_xlabel(r"$c=\tilde\eta\sum\alpha_i$")
+    ax.set_ylabel("share of random starts")
+    _theory_c_lines(ax, None)
+    for cval, lab in ((np.sqrt(2.0), r"1:4 resonance, c = $\sqrt{2}$"), (2.0, "1:3 resonance, c = 2")):
+        ax.axvline(cval, color="0.3", ls=":", lw=0.8)
+        ax.text(cval * 1.01, 0.55, lab, transform=ax.get_xaxis_transform(), fontsize=7, ha="left", va="center",
+                rotation=90, color="0.2")
+    ax2 = ax.twinx()
+    for nm, mk in (("minimum", "v"), ("equilibrium_orbit", "o")):
+        t = np.array([b.median_reach_time(nm) for b in basins])
+        ok = np.isfinite(t)
+        if ok.any():
+            ax2.plot(cs[ok], t[ok], mk, ms=3, color="k", label=f"median steps to reach the {nm.replace('_', ' ')}")
+    ax2.set_yscale("log")
+    ax2.set_ylabel("median steps to reach (black markers)")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="lower left", framealpha=0.9)
+    b0 = basins[0]
+    ax.set_title(f"Basin fractions, α = {_fmt_alphas(a)}, {b0.seeds.size} random starts per c, {b0.steps:,} steps",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig, ax
+
+
+def _regime_codes(m):
+    keys = list(REGIME_MAP_COLORS)
+    code = np.zeros(m.regime.shape)
+    for idx in np.ndindex(m.regime.shape):
+        key = m.regime[idx] + ("/" + m.subtype[idx] if m.regime[idx] == "chaotic_equilibrium" else "")
+        code[idx] = keys.index(key)
+    return code, keys
+
+
+def plot_regime_map(maps, axes=None):
+    """Regime maps (one panel per :class:`toymodel.dynamics.RegimeMap`), coloured by regime and
+    subtype, with the derived threshold, the orbit's loss of stability and the crossover."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    maps = list(maps)
+    if axes is None:
+        fig, axes = plt.subplots(1, len(maps), figsize=(6.2 * len(maps), 5.2), squeeze=False)
+        axes = axes[0]
+    else:
+        fig = axes[0].figure
+    cmap = ListedColormap(list(REGIME_MAP_COLORS.values()))
+    for ax, m in zip(axes, maps):
+        code, keys = _regime_codes(m)
+        lc = np.log(m.cs)
+        xe = np.exp(np.concatenate([[lc[0] - (lc[1] - lc[0]) / 2], (lc[1:] + lc[:-1]) / 2, [lc[-1] + (lc[-1] - lc[-2]) / 2]]))
+        if m.kind == "ratio":
+            lr = np.log(m.rows)
+            ye = np.exp(np.concatenate([[lr[0] - (lr[1] - lr[0]) / 2], (lr[1:] + lr[:-1]) / 2,
+                                        [lr[-1] + (lr[-1] - lr[-2]) / 2]]))
+        else:
+            ye = np.concatenate([[m.rows[0] - 0.5], (m.rows[1:] + m.rows[:-1]) / 2, [m.rows[-1] + 0.5]])
+        ax.pcolormesh(xe, ye, code, cmap=cmap, vmin=-0.5, vmax=len(keys) - 0.5, shading="flat", rasterized=True)
+        ax.axvline(1.0, color="k", lw=1.5)
+        ax.axvline(theory.orbit_instability_c(), color="w", ls="--", lw=1.3)
+        ax.axvline(regimes.crossover_c(), color="k", ls=":", lw=1.2)
+        ax.set_xscale("log")
+        ax.set_xlabel(r"$c=\tilde\eta\sum\alpha_i$")
+        if m.kind == "ratio":
+            ax.set_yscale("log")
+            ax.set_ylabel(r"$\alpha_2/\alpha_1$ (n = 2)")
+            ax.set_title("n = 2 groups, α = (1, r)", fontsize=10)
+        else:
+            ax.set_ylabel("number of groups n (equal α = 1)")
+            ax.set_title("n groups of equal weight", fontsize=10)
+    handles = [Patch(color=REGIME_MAP_COLORS[k], label=k.replace("chaotic_equilibrium/", "equilibrium: ")) for k in
+               REGIME_MAP_COLORS if k != "nonfinite"]
+    from matplotlib.lines import Line2D
+
+    handles += [Line2D([], [], color="k", lw=1.5, label="threshold c = 1 (theory)"),
+                Line2D([], [], color="0.4", ls="--", lw=1.3, label=r"orbit loses stability, c = $\sqrt{3}$ (theory, n = 2)"),
+                Line2D([], [], color="k", ls=":", lw=1.2, label="random-walk crossover c = 20 (criterion)")]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    m0 = maps[0]
+    fig.suptitle(f"Regime maps: majority of {m0.seeds.size} seeds per cell, {m0.steps:,} steps, subtype by the largest "
+                 "Lyapunov exponent", fontsize=10)
+    fig.tight_layout(rect=(0, 0.08, 1, 0.96))
+    return fig, axes
+
+
 # -------------------------------------------------------------------- the CLI
 def _fig_toy(out, fmt, quiet):
     from .model import ToyProblem
@@ -282,10 +498,61 @@ def _fig_phase_diagram(out, fmt, quiet):
     return write_outputs(pd, out, fmt, wall_time_s=time.perf_counter() - t0)
 
 
+def _fig_orbit_diagram(out, fmt, quiet):
+    from .dynamics import orbit_diagram
+    from .model import ToyProblem
+
+    p = ToyProblem([1.0, 2.0, 4.0])
+    od = orbit_diagram(p, np.geomspace(0.5, 500, 500) / p.total_alpha, 100_000, seeds=2, samples=150)
+    fig, _ = plot_orbit_diagram(od)
+    return [save_figure(fig, Path(out) / f"orbit_diagram.{fmt}", fmt)]
+
+
+def _fig_lyapunov(out, fmt, quiet):
+    from .dynamics import benettin_lyapunov
+    from .model import ToyProblem
+    from .sweep import run_sweep
+
+    p = ToyProblem([1.0, 2.0, 4.0])
+    res = run_sweep(p, np.geomspace(0.3, 1000, 200) / p.total_alpha, 200_000, seeds=16, burn_in=100_000,
+                    lyapunov=True, progress=not quiet, desc="lyapunov")
+    checks = [benettin_lyapunov(p, cc / p.total_alpha, 60_000, seeds=4, burn_in=10_000) for cc in (2.5, 8.0, 60.0)]
+    fig, _ = plot_lyapunov(res, benettin=checks)
+    return [save_figure(fig, Path(out) / f"lyapunov.{fmt}", fmt)]
+
+
+def _fig_basins(out, fmt, quiet):
+    from tqdm import tqdm
+
+    from .dynamics import basin_fractions
+    from .model import ToyProblem
+
+    p = ToyProblem([1.0, 2.0, 4.0])
+    cs = np.geomspace(0.9, 4.0, 80)
+    basins = [basin_fractions(p, cc / p.total_alpha, 200_000, seeds=128) for cc in tqdm(cs, desc="basins",
+                                                                                       disable=quiet, leave=False)]
+    fig, _ = plot_basins(basins)
+    return [save_figure(fig, Path(out) / f"basins.{fmt}", fmt)]
+
+
+def _fig_regime_map(out, fmt, quiet):
+    from .dynamics import regime_map
+
+    cs = np.geomspace(0.5, 60, 60)
+    m1 = regime_map("ratio", np.geomspace(1, 100, 30), cs, 200_000, seeds=4, progress=not quiet)
+    m2 = regime_map("groups", np.arange(1, 13), cs, 200_000, seeds=4, progress=not quiet)
+    fig, _ = plot_regime_map([m1, m2])
+    return [save_figure(fig, Path(out) / f"regime_map.{fmt}", fmt)]
+
+
 #: name -> function(out, fmt, quiet) returning written paths
 FIGURES = {
     "toy": _fig_toy,
     "phase_diagram": _fig_phase_diagram,
+    "orbit_diagram": _fig_orbit_diagram,
+    "lyapunov": _fig_lyapunov,
+    "basins": _fig_basins,
+    "regime_map": _fig_regime_map,
 }
 
 

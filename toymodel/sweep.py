@@ -16,7 +16,8 @@ from ._validate import as_int
 from .model import ToyProblem
 from .simulate import SimulationResult, simulate
 
-__all__ = ["Chunk", "plan_chunks", "run_chunk", "merge_results", "run_sweep", "DEFAULT_CHUNK_TRAJECTORIES"]
+__all__ = ["Chunk", "SweepTask", "plan_chunks", "run_chunk", "merge_results", "run_sweep", "run_sweeps",
+           "DEFAULT_CHUNK_TRAJECTORIES"]
 
 #: trajectories per chunk: enough blocks (of up to 64) to keep two threads busy, small enough
 #: that progress and resume are fine-grained
@@ -98,27 +99,65 @@ def merge_results(parts, elrs, seeds) -> SimulationResult:
     return SimulationResult(**rest, **values)
 
 
+@dataclass(frozen=True)
+class SweepTask:
+    """One ELR x seed grid for one problem (a row of a regime map, or a whole phase diagram).
+
+    ``options`` holds the remaining :func:`simulate` keywords (``steps``, ``burn_in``,
+    ``lyapunov``, ``batch_size``, ...) as a tuple of ``(name, value)`` pairs.
+    """
+
+    alphas: tuple
+    elrs: tuple
+    seeds: tuple
+    options: tuple
+
+    @classmethod
+    def make(cls, alphas, elrs, seeds, **options) -> "SweepTask":
+        from ._validate import as_alphas, as_elrs, as_seeds
+
+        return cls(tuple(as_alphas(alphas).tolist()), tuple(as_elrs(elrs).tolist()), tuple(as_seeds(seeds).tolist()),
+                   tuple(sorted(options.items())))
+
+    @property
+    def problem(self) -> ToyProblem:
+        return ToyProblem(self.alphas)
+
+    def chunks(self, chunk_trajectories: int = DEFAULT_CHUNK_TRAJECTORIES) -> list[Chunk]:
+        return plan_chunks(len(self.elrs), len(self.seeds), chunk_trajectories)
+
+    def run_chunk(self, chunk: Chunk, threads=None) -> SimulationResult:
+        return run_chunk(self.problem, self.elrs, self.seeds, chunk, threads=threads, **dict(self.options))
+
+
+def run_sweeps(tasks, *, threads=None, progress=False, chunk_trajectories: int = DEFAULT_CHUNK_TRAJECTORIES,
+               desc: str = "sweep", scheduler=None, dask_local=None) -> list[SimulationResult]:
+    """Run several sweep tasks chunk by chunk (one progress bar over all chunks); return one
+    merged :class:`SimulationResult` per task, each identical to a single ``simulate`` call."""
+    tasks = list(tasks)
+    if scheduler is not None or dask_local is not None:
+        raise ValueError("distributed runs (scheduler, dask_local) are not available yet")
+    plan = [(ti, ch) for ti, task in enumerate(tasks) for ch in task.chunks(chunk_trajectories)]
+    parts = [[] for _ in tasks]
+    bar = _progress(len(plan), desc, progress)
+    try:
+        for ti, ch in plan:
+            parts[ti].append((ch, tasks[ti].run_chunk(ch, threads=threads)))
+            bar.update(1)
+    finally:
+        bar.close()
+    return [merge_results(parts[ti], np.asarray(t.elrs), np.asarray(t.seeds)) for ti, t in enumerate(tasks)]
+
+
 def run_sweep(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, threads=None, progress=False,
               chunk_trajectories: int = DEFAULT_CHUNK_TRAJECTORIES, desc: str = "sweep", **simulate_kwargs):
     """Run ``simulate`` over the ELR x seed grid chunk by chunk, with a progress bar.
 
     Returns the same :class:`SimulationResult` as one ``simulate`` call on the whole grid.
     """
-    from ._validate import as_elrs, as_seeds
-
-    elrs = as_elrs(elrs)
-    seeds = as_seeds(seeds)
-    chunks = plan_chunks(elrs.size, seeds.size, chunk_trajectories)
-    parts = []
-    bar = _progress(len(chunks), desc, progress)
-    try:
-        for ch in chunks:
-            parts.append((ch, run_chunk(problem, elrs, seeds, ch, steps=steps, burn_in=burn_in, threads=threads,
-                                        **simulate_kwargs)))
-            bar.update(1)
-    finally:
-        bar.close()
-    return merge_results(parts, elrs, seeds)
+    task = SweepTask.make(problem.alphas, elrs, seeds, steps=steps, burn_in=burn_in, **simulate_kwargs)
+    return run_sweeps([task], threads=threads, progress=progress, chunk_trajectories=chunk_trajectories,
+                      desc=desc)[0]
 
 
 def _progress(total: int, desc: str, enabled: bool):

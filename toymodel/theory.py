@@ -50,6 +50,9 @@ __all__ = [
     "random_guess_loss",
     "random_guess_loss_std",
     "cycle_multipliers",
+    "derive_orbit_nonlinear_stability",
+    "orbit_stability_coefficient",
+    "orbit_instability_c",
 ]
 
 # ----------------------------------------------------------------------------- symbols
@@ -529,6 +532,122 @@ def derive_cycle_linearisation() -> Derivation:
     )
 
 
+# ------------------------------------------------------------------ derivation 9
+@functools.lru_cache(maxsize=None)
+def _normal_form_forms():
+    """Lambdified Jacobian and 2nd/3rd derivative tensors of the sign-adjusted one-step map for
+    n = 2 at the orbit point, as functions of (c, r = alpha_2/alpha_1); coordinates
+    (u_1, u_2, omega_1) with u_i = 2 phi_i, in which every derivative is rational in c and
+    s = sqrt(c^2 - 1)."""
+    rr = sp.Symbol("r", positive=True)
+    s_ = sp.Symbol("s", positive=True)
+    u1, u2, w1 = sp.symbols("u_1 u_2 omega_1", real=True)
+    cc = sp.sqrt(1 + s_**2)
+    al = [sp.Integer(1), rr]
+    e = cc / (1 + rr)
+    w = [w1, 1 - w1]
+    U = [u1, u2]
+    kk = [e * al[i] / w[i] for i in range(2)]
+    S2 = [kk[i] ** 2 * sp.sin(U[i]) ** 2 for i in range(2)]
+    D = 1 + sum(w[i] * S2[i] for i in range(2))
+    G = [-(U[i] - 2 * sp.atan(kk[i] * sp.sin(U[i]))) for i in range(2)] + [w[0] * (1 + S2[0]) / D]
+    V = [u1, u2, w1]
+    u0 = sp.Symbol("u0")
+    on = {u1: u0, u2: u0, w1: 1 / (1 + rr)}
+
+    def at(expr):
+        return expr.subs(on).subs({sp.sin(u0): s_ / cc, sp.cos(u0): 1 / cc})
+
+    J = sp.Matrix(3, 3, lambda i, j: sp.simplify(at(sp.diff(G[i], V[j]))))
+    B = [[[at(sp.diff(G[i], V[a], V[b])) for b in range(3)] for a in range(3)] for i in range(3)]
+    C = [[[[at(sp.diff(G[i], V[a], V[b], V[q])) for q in range(3)] for b in range(3)] for a in range(3)]
+         for i in range(3)]
+    args = (s_, rr)
+    return (J, sp.lambdify(args, J, "numpy"), sp.lambdify(args, B, "numpy"), sp.lambdify(args, C, "numpy"), G)
+
+
+def _nf_coefficient(cv: float, rv: float) -> float:
+    """Kuznetsov's first normal-form coefficient of the neutral pair of G (n = 2), with the
+    eigenvector q normalised to unit length."""
+    _, fJ, fB, fC, _ = _normal_form_forms()
+    sv = np.sqrt(cv * cv - 1.0)
+    Am = np.array(fJ(sv, rv), dtype=float)
+    Bt = np.array(fB(sv, rv), dtype=float)
+    Ct = np.array(fC(sv, rv), dtype=float)
+    ev, vec = np.linalg.eig(Am)
+    i = int(np.argmax(ev.imag))
+    lam_ = ev[i]
+    q = vec[:, i] / np.linalg.norm(vec[:, i])
+    evT, vecT = np.linalg.eig(Am.T)
+    p = vecT[:, int(np.argmin(np.abs(evT - np.conj(lam_))))]
+    p = p / np.conj(np.vdot(p, q))  # <p, q> = conj(p) . q = 1
+
+    def Bf(x_, y_):
+        return np.einsum("ijk,j,k->i", Bt, x_, y_)
+
+    I3 = np.eye(3)
+    h11 = np.linalg.solve(I3 - Am, Bf(q, np.conj(q)))
+    h20 = np.linalg.solve(lam_**2 * I3 - Am, Bf(q, q))
+    c1 = 0.5 * (np.vdot(p, np.einsum("ijkl,j,k,l->i", Ct, q, q, np.conj(q))) + 2 * np.vdot(p, Bf(q, h11))
+                + np.vdot(p, Bf(np.conj(q), h20)))
+    return float((np.conj(lam_) * c1).real)
+
+
+@functools.lru_cache(maxsize=None)
+def derive_orbit_nonlinear_stability() -> Derivation:
+    r"""Nonlinear stability of the neutral equilibrium orbit (n = 2): the first normal-form
+    coefficient of its neutral pair, and the c at which it changes sign."""
+    from scipy.optimize import brentq
+
+    J, _, _, _, G = _normal_form_forms()
+    rr = sp.Symbol("r", positive=True)
+    ratios = (1.0, 1.5, 2.0, 4.0, 10.0, 100.0, 1000.0)
+    # bracket between the 1:4 (c = sqrt 2) and 1:3 (c = 2) resonances of the one-step map,
+    # where the formula does not apply
+    roots = [brentq(lambda cv: _nf_coefficient(cv, rv), 1.5, 1.95, xtol=1e-15, rtol=1e-15) for rv in ratios]
+    root = float(np.mean(roots))
+    exact = sp.nsimplify(root, [sp.sqrt(3)], tolerance=1e-12)
+    spread = max(abs(x - root) for x in roots)
+    table = sp.Matrix([[sp.Float(rv, 4), sp.Float(x, 17)] for rv, x in zip(ratios, roots)])
+    samples = [(cv, _nf_coefficient(cv, 2.0)) for cv in (1.1, 1.3, 1.6, 1.7, 1.76, 1.8, 2.2, 3.0)]
+    sign_table = sp.Matrix([[sp.Float(cv, 3), sp.Float(dv, 4)] for cv, dv in samples])
+    steps = (
+        Step("Take n = 2 with alpha = (1, r) and the map G (one step followed by the symmetry phi -> -phi) in "
+             "coordinates (u_1, u_2, omega_1), u_i = 2phi_i. Its Jacobian at the orbit point, with s = sqrt(c^2 - 1):",
+             "A", J),
+        Step("A has the real multiplier (2 - c^2)/c^2 and the neutral pair e^{+-i theta} of the cycle derivation. "
+             "Near a fixed point with multipliers on the unit circle, the amplitude z of the neutral mode obeys the "
+             "normal form z' = e^{i theta} z (1 + d |z|^2 / e^{i theta} + ...), so |z|^2 changes per step by "
+             "2 Re(d) |z|^4 (no linear part: the approach is algebraic, |z| ~ t^{-1/2}, when Re d < 0)."),
+        Step("Re d is given by Kuznetsov's formula (Elements of Applied Bifurcation Theory, Neimark-Sacker "
+             "coefficient) from the second and third derivatives B, C of G, derived here by SymPy:",
+             r"\operatorname{Re} d",
+             sp.Symbol(r"\tfrac12\operatorname{Re}\{e^{-i\theta}[\langle p,C(q,q,\bar q)\rangle"
+                       r"+2\langle p,B(q,(I-A)^{-1}B(q,\bar q))\rangle"
+                       r"+\langle p,B(\bar q,(e^{2i\theta}I-A)^{-1}B(q,q))\rangle]\}")),
+        Step("Evaluated numerically (q of unit length) for r = 2, Re d is negative up to a zero near c = 1.73 and "
+             "positive after it (the 1:3 resonance at c = 2 excluded):", r"(c,\ \operatorname{Re} d)", sign_table),
+        Step("The zero, found by Brent's method for seven weight ratios r, is the same for all of them:",
+             r"(r,\ c^*)", table),
+        Step(f"They agree to {spread:.1e}; SymPy identifies the common root as", "c^*", exact),
+    )
+    return Derivation(
+        key="09_orbit_nonlinear_stability",
+        title="Nonlinear stability of the equilibrium orbit (n = 2): loss of stability at c = sqrt(3)",
+        claim=("The equilibrium orbit is linearly neutral, so its stability is decided by the first normal-form "
+               "coefficient of the neutral pair. For n = 2 that coefficient is negative (the orbit attracts "
+               "nonlinearly, with the distance shrinking like t^(-1/2)) for 1 < c < sqrt(3), and positive (the orbit "
+               "repels) for c > sqrt(3), whatever the weights: the zero is at c = sqrt(3) for every ratio "
+               "alpha_2/alpha_1 tried. The 1:4 and 1:3 resonances of the one-step map (c = sqrt(2), c = 2) are "
+               "excluded from the formula."),
+        assumptions=("n = 2 (for n >= 3 the neutral pairs are repeated and this formula does not apply)",
+                     "c > 1, c not at a strong resonance", "derivatives exact (SymPy); eigenvectors and the root "
+                     "numeric (float64, Brent's method)"),
+        steps=steps,
+        results={"root": exact, "roots": roots, "root_float": root},
+    )
+
+
 def derivations() -> list[Derivation]:
     """Every derivation, in the order of THEORY.md section 4."""
     return [
@@ -540,6 +659,7 @@ def derivations() -> list[Derivation]:
         derive_random_guess(),
         derive_equilibrium_limits(),
         derive_cycle_linearisation(),
+        derive_orbit_nonlinear_stability(),
     ]
 
 
@@ -706,6 +826,28 @@ def cycle_multipliers(alphas, elr) -> np.ndarray:
     mp, mm = (complex(v) for v in _numeric("mu_pair")(cc))
     out = [mu0] + [mp, mm] * (alphas.size - 1)
     return np.array(out, dtype=complex)
+
+
+def orbit_stability_coefficient(alphas, elr) -> float:
+    r"""First normal-form coefficient Re d of the equilibrium orbit's neutral pair (n = 2 only).
+
+    Negative: the orbit attracts nonlinearly (algebraically); positive: it repels. Normalised
+    with a unit eigenvector, so only its sign and relative size are meaningful.
+    """
+    alphas = as_alphas(alphas)
+    if alphas.size != 2:
+        raise ValueError(f"alphas must have two groups for the normal-form coefficient, got {alphas.size}")
+    e = float(as_elrs(elr, "elr")[0])
+    cv = e * alphas.sum()
+    if not cv > 1:
+        raise ValueError(f"elr must exceed threshold_elr(alphas) = {threshold_elr(alphas)!r}, got {elr!r}")
+    return _nf_coefficient(cv, alphas[1] / alphas[0])
+
+
+def orbit_instability_c() -> float:
+    r"""The c = elr * sum(alpha) above which the equilibrium orbit is nonlinearly unstable (n = 2):
+    the root of :func:`orbit_stability_coefficient`, identified as :math:`\sqrt 3`."""
+    return float(derive_orbit_nonlinear_stability().results["root"])
 
 
 def main(argv=None) -> int:
