@@ -16,7 +16,8 @@ from .simulate import simulate
 
 __all__ = ["intrinsic_coordinates", "from_intrinsic_coordinates", "map_jacobian_fd", "BenettinResult",
            "benettin_lyapunov", "OrbitDiagram", "orbit_diagram", "ATTRACTORS", "ORBIT_TOL", "PERIOD_TOL", "MAX_PERIOD",
-           "identify_attractor", "BasinFractions", "basin_fractions", "RegimeMap", "regime_map"]
+           "identify_attractor", "AttractorScan", "attractor_scan", "BasinFractions", "basin_fractions", "RegimeMap",
+           "regime_map"]
 
 
 def intrinsic_coordinates(problem: ToyProblem, theta) -> np.ndarray:
@@ -314,6 +315,61 @@ def _reach_times(alphas, elr, trace_steps, loss_trace, ge_trace, labels):
     return out
 
 
+@dataclass(frozen=True)
+class AttractorScan:
+    """Attractor labels of every run of an ELR x seed sweep (see :func:`attractor_scan`)."""
+
+    alphas: np.ndarray
+    elrs: np.ndarray
+    seeds: np.ndarray
+    steps: int
+    burn_in: int
+    labels: np.ndarray  # (K, S)
+    periods: np.ndarray  # (K, S)
+    reach_time: np.ndarray  # (K, S)
+    lyapunov: np.ndarray  # (K, S)
+
+    def fractions(self) -> dict:
+        """Share of seeds per label, one array (K,) per label of ATTRACTORS and ``nonfinite``."""
+        return {nm: (self.labels == nm).mean(axis=1) for nm in ATTRACTORS + ("nonfinite",)}
+
+
+def attractor_scan(problem: ToyProblem, elrs, steps, *, seeds=16, burn_in=None, window: int = 256,
+                   records: int = 1000, threads=None) -> AttractorScan:
+    """Which attractor every (ELR, seed) run ends on, and when it got there.
+
+    Runs ``steps`` steps with the Lyapunov exponent over ``[burn_in, steps - window)`` (burn-in
+    defaults to half the run) and the loss and group ELRs recorded about ``records`` times, then
+    records every one of the last ``window`` steps and labels the run with
+    :func:`identify_attractor`. ``reach_time`` is the first recorded step from which the run
+    stays within tolerance of the minimum or of the equilibrium orbit (NaN for the other
+    attractors, which have no tolerance-defined neighbourhood).
+    """
+    if not isinstance(problem, ToyProblem):
+        raise ValueError(f"problem must be a ToyProblem, got {type(problem).__name__}")
+    elrs = as_elrs(elrs)
+    steps = as_int(steps, "steps", minimum=2)
+    window = as_int(window, "window", minimum=2)
+    records = as_int(records, "records", minimum=1)
+    burn_in = steps // 2 if burn_in is None else as_int(burn_in, "burn_in", minimum=0)
+    stride = max(1, (steps - window) // records)
+    first, last, ok = _two_phase(problem, elrs, steps, seeds, window, threads, lyapunov=True, burn_in=burn_in,
+                                 record_every=stride)
+    loss_w = np.where(ok[..., None], last.loss_trace, np.nan)
+    ge_w = np.where(ok[..., None, None], last.group_elr_trace, np.nan)
+    labels = np.empty(ok.shape, dtype=object)
+    periods = np.zeros(ok.shape, dtype=np.int64)
+    reach = np.full(ok.shape, np.nan)
+    for kq, e in enumerate(elrs):
+        lab, per = identify_attractor(problem.alphas, e, loss_w[kq], ge_w[kq], first.lyapunov[kq], last.final_loss[kq])
+        labels[kq] = np.where(ok[kq], lab, "nonfinite")
+        periods[kq] = per
+        reach[kq] = _reach_times(problem.alphas, e, first.trace_steps, first.loss_trace[kq], first.group_elr_trace[kq],
+                                 labels[kq])
+    return AttractorScan(np.array(problem.alphas), elrs, first.seeds, steps, min(burn_in, steps - window - 1), labels,
+                         periods, reach, first.lyapunov)
+
+
 def basin_fractions(problem: ToyProblem, elr, steps, *, seeds=256, burn_in=None, window: int = 256,
                     records: int = 1000, threads=None) -> BasinFractions:
     """Over many random starts, the share that reaches each attractor, and how long it took.
@@ -327,25 +383,13 @@ def basin_fractions(problem: ToyProblem, elr, steps, *, seeds=256, burn_in=None,
     records : the loss and group ELRs are recorded about ``records`` times over the run to
         time the approach.
     """
-    if not isinstance(problem, ToyProblem):
-        raise ValueError(f"problem must be a ToyProblem, got {type(problem).__name__}")
-    elr = float(as_elrs(elr, "elr")[0])
-    steps = as_int(steps, "steps", minimum=2)
-    window = as_int(window, "window", minimum=2)
-    records = as_int(records, "records", minimum=1)
-    burn_in = steps // 2 if burn_in is None else as_int(burn_in, "burn_in", minimum=0)
-    stride = max(1, (steps - window) // records)
-    first, last, ok = _two_phase(problem, [elr], steps, seeds, window, threads, lyapunov=True, burn_in=burn_in,
-                                 record_every=stride)
-    loss_w = np.where(ok[..., None], last.loss_trace, np.nan)[0]
-    ge_w = np.where(ok[..., None, None], last.group_elr_trace, np.nan)[0]
-    labels, periods = identify_attractor(problem.alphas, elr, loss_w, ge_w, first.lyapunov[0], last.final_loss[0])
-    labels = np.where(ok[0], labels, "nonfinite").astype(object)
-    reach = _reach_times(problem.alphas, elr, first.trace_steps, first.loss_trace[0], first.group_elr_trace[0], labels)
-    names = ATTRACTORS + ("nonfinite",)
-    fr = {nm: float(np.mean(labels == nm)) for nm in names}
-    return BasinFractions(np.array(problem.alphas), elr, first.seeds, steps, min(burn_in, steps - window - 1), labels,
-                          periods, fr, reach, first.lyapunov[0])
+    if np.ndim(elr) != 0:
+        raise ValueError(f"elr must be a single ELR, got shape {np.shape(elr)}")
+    scan = attractor_scan(problem, [elr], steps, seeds=seeds, burn_in=burn_in, window=window, records=records,
+                          threads=threads)
+    fr = {nm: float(v[0]) for nm, v in scan.fractions().items()}
+    return BasinFractions(scan.alphas, float(scan.elrs[0]), scan.seeds, scan.steps, scan.burn_in, scan.labels[0],
+                          scan.periods[0], fr, scan.reach_time[0], scan.lyapunov[0])
 
 
 # ------------------------------------------------------------------ regime maps
