@@ -17,7 +17,7 @@ from .simulate import simulate
 __all__ = ["intrinsic_coordinates", "from_intrinsic_coordinates", "map_jacobian_fd", "BenettinResult",
            "benettin_lyapunov", "OrbitDiagram", "orbit_diagram", "ATTRACTORS", "ORBIT_TOL", "PERIOD_TOL", "MAX_PERIOD",
            "identify_attractor", "AttractorScan", "attractor_scan", "BasinFractions", "basin_fractions", "RegimeMap",
-           "regime_map"]
+           "regime_map", "convergence_boundary"]
 
 
 def intrinsic_coordinates(problem: ToyProblem, theta) -> np.ndarray:
@@ -468,3 +468,35 @@ def regime_map(kind: str, rows, cs, steps, *, seeds=4, burn_in=None, threads=Non
         regime[ri], subtype[ri], frac[ri] = best, bsub, fr["chaotic"]
         lyap[ri] = _seed_mean(res.lyapunov)
     return RegimeMap(kind, rows, cs, tuple(alphas), regime, subtype, frac, lyap, steps, burn_in, seeds)
+
+
+# ------------------------------------------------------------------ convergence boundary
+def convergence_boundary(problem: ToyProblem, cs, steps, *, seeds=8, window: int = 1000, batch_size=None,
+                         mask_prob=1.0, threads=None):
+    """Estimate where runs stop converging, by simulation.
+
+    Runs every c in ``cs`` (ELR = c / sum(alpha)) with ``seeds`` random starts and classifies
+    them with :mod:`toymodel.regimes` (for SGD against the SGD stability edge). Returns
+    ``(c_boundary, converged_fraction)``: the c where the converged fraction first drops below
+    1/2 (linear interpolation between grid points; NaN if it never does).
+    """
+    from . import regimes, theory
+
+    cs = as_elrs(cs, "cs")
+    steps = as_int(steps, "steps", minimum=2)
+    window = min(as_int(window, "window", minimum=1), steps - 1)
+    res = simulate(problem, cs / problem.total_alpha, steps, seeds=seeds, burn_in=steps - window,
+                   batch_size=batch_size, mask_prob=mask_prob, threads=threads)
+    k_edge = theory.sgd_stability_edge(res.batch_size, res.mask_prob) if res.batch_size is not None else None
+    reg, _ = regimes.classify_runs(problem.alphas, res.mean_loss, res.mean_cosine, res.std_loss, res.first_loss,
+                                   res.final_loss, res.final_group_elrs, k_edge=k_edge)
+    frac = (reg == "convergence").mean(axis=1)
+    below = np.flatnonzero(frac < 0.5)
+    if below.size == 0:
+        return float("nan"), frac
+    i = int(below[0])
+    if i == 0:
+        return float(cs[0]), frac
+    f0, f1 = frac[i - 1], frac[i]
+    t = (f0 - 0.5) / (f0 - f1)
+    return float(np.exp(np.log(cs[i - 1]) + t * (np.log(cs[i]) - np.log(cs[i - 1])))), frac

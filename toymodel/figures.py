@@ -27,6 +27,7 @@ __all__ = [
     "plot_lyapunov",
     "plot_basins",
     "plot_regime_map",
+    "plot_sgd_threshold",
     "save_figure",
     "plot_phase_diagram",
     "plot_toy_loss",
@@ -129,11 +130,15 @@ def plot_phase_diagram(pd, axes=None):
     ax_l, ax_c, ax_g = axes[0], axes[1], axes[2]
     _regime_bands(axes, elrs, t["regime"], t["subtype"], label_ax=ax_l)
     thr = theory.threshold_elr(a)
+    b_, p_ = pd.params.get("batch_size"), pd.params.get("mask_prob", 1.0)
+    sgd_thr = theory.sgd_threshold_elr(a, b_, p_) if b_ is not None else None
     rg = theory.random_guess_loss(a)
     cross = regimes.crossover_c() / A
     fine = np.geomspace(elrs[0], elrs[-1], 800)
     for ax in axes:
         ax.axvline(thr, color="k", lw=1.2, zorder=3)
+        if sgd_thr is not None:
+            ax.axvline(sgd_thr, color="tab:green", lw=1.5, zorder=3)
         ax.axvline(cross, color="k", lw=1.0, ls=":", zorder=3)
         ax.set_xscale("log")
 
@@ -189,11 +194,16 @@ def plot_phase_diagram(pd, axes=None):
     handles = _legend_patches()
     from matplotlib.lines import Line2D
 
-    handles += [Line2D([], [], color="k", lw=1.2, label=f"threshold 1/Σα = {thr:.4g} (sharp, theory)"),
+    if sgd_thr is not None:
+        handles.append(Line2D([], [], color="tab:green", lw=1.5,
+                              label=f"SGD threshold k*(b={b_}, p={p_:g})/Σα = {sgd_thr:.4g} (theory)"))
+    handles += [Line2D([], [], color="k", lw=1.2,
+                       label=f"{'GD ' if sgd_thr is not None else ''}threshold 1/Σα = {thr:.4g} (sharp, theory)"),
                 Line2D([], [], color="k", lw=1, ls=":", label=f"equilibrium→divergence crossover c = {regimes.crossover_c():g} (criterion)")]
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=7, frameon=False, bbox_to_anchor=(0.5, -0.005))
     seeds = len(pd.params["seeds"])
-    fig.suptitle(f"Toy model phase diagram, α = {_fmt_alphas(a)}  ({len(elrs)} ELRs × {seeds} seeds, "
+    mode = f"SGD b = {b_}, p = {p_:g}" if b_ is not None else "full-batch GD"
+    fig.suptitle(f"Toy model phase diagram, α = {_fmt_alphas(a)}, {mode}  ({len(elrs)} ELRs × {seeds} seeds, "
                  f"{pd.params['steps']:,} steps, burn-in {pd.params['burn_in']:,})", fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 0.98))
     return fig, axes
@@ -477,6 +487,38 @@ def plot_regime_map(maps, axes=None):
     return fig, axes
 
 
+def plot_sgd_threshold(bs, ps, ratio, sim=(), ax=None):
+    """SGD/GD threshold ratio k*(b, p) against batch size, one curve per mask probability, with
+    simulated convergence boundaries as points.
+
+    ``ratio`` (P, B) is :func:`toymodel.theory.sgd_stability_edge` on the grid; ``sim`` a list of
+    ``(b, p, simulated ratio)``.
+    """
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(8, 5))
+    else:
+        fig = ax.figure
+    bs = np.asarray(bs)
+    for j, p in enumerate(ps):
+        col = f"C{j}"
+        ax.plot(bs, ratio[j], ".-", color=col, lw=1.2, ms=3, label=f"theory, p = {p:g} (integer b)")
+        ax.plot(bs, 1 + (1 - p) / (bs * p), ":", color=col, lw=1)
+        pts = [(b, r) for b, pp, r in sim if pp == p]
+        if pts:
+            ax.plot([b for b, _ in pts], [r for _, r in pts], "o", color=col, mfc="white", ms=6, mew=1.5,
+                    label=f"simulated boundary, p = {p:g}")
+    ax.plot([], [], "k:", lw=1, label="large-b expansion 1 + (1-p)/(bp)")
+    ax.axhline(1.0, color="k", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("batch size b")
+    ax.set_ylabel(r"threshold ratio SGD / GD $= k^*(b,p)$")
+    ax.set_ylim(0, max(1.5, float(np.nanmax(ratio)) * 1.05))
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.set_title("Convergence threshold of mini-batch SGD on the toy (independent of α)", fontsize=10)
+    fig.tight_layout()
+    return fig, ax
+
+
 # -------------------------------------------------------------------- the CLI
 def _fig_toy(out, fmt, quiet):
     from .model import ToyProblem
@@ -545,6 +587,27 @@ def _fig_regime_map(out, fmt, quiet):
     return [save_figure(fig, Path(out) / f"regime_map.{fmt}", fmt)]
 
 
+def _fig_sgd_threshold(out, fmt, quiet):
+    from tqdm import tqdm
+
+    from .dynamics import convergence_boundary
+    from .model import ToyProblem
+
+    ps = (0.1, 0.25, 0.5, 0.9)
+    bs = np.unique(np.concatenate([np.arange(1, 65), np.round(np.geomspace(64, 1024, 30)).astype(int)]))
+    ratio = np.array([[theory.sgd_stability_edge(int(b), p) for b in bs] for p in ps])
+    prob = ToyProblem([1.0, 2.0, 4.0])
+    sim = []
+    grid = [(b, p) for p in (0.1, 0.25, 0.5, 0.9) for b in (1, 2, 4, 5, 10, 16, 27, 64)]
+    for b, p in tqdm(grid, desc="sgd boundaries", disable=quiet, leave=False):
+        ks = theory.sgd_stability_edge(b, p)
+        cb, _ = convergence_boundary(prob, ks * np.geomspace(0.85, 1.18, 25), 60_000, seeds=8, batch_size=b,
+                                     mask_prob=p)
+        sim.append((b, p, cb))
+    fig, _ = plot_sgd_threshold(bs, ps, ratio, sim)
+    return [save_figure(fig, Path(out) / f"sgd_threshold.{fmt}", fmt)]
+
+
 #: name -> function(out, fmt, quiet) returning written paths
 FIGURES = {
     "toy": _fig_toy,
@@ -553,6 +616,7 @@ FIGURES = {
     "lyapunov": _fig_lyapunov,
     "basins": _fig_basins,
     "regime_map": _fig_regime_map,
+    "sgd_threshold": _fig_sgd_threshold,
 }
 
 

@@ -20,7 +20,8 @@ import numpy as np
 from . import regimes, theory
 from ._cli import ArgumentParser, run_cli
 from ._io import atomic_path, atomic_write_text, check_writable_dir
-from ._validate import as_alphas, as_int, as_positive_float, as_steps_burn_in, as_threads
+from ._validate import (as_alphas, as_batch_size, as_int, as_mask_prob, as_positive_float, as_steps_burn_in,
+                        as_threads)
 from .model import ToyProblem
 from .simulate import SimulationResult
 from .sweep import run_sweep
@@ -54,6 +55,14 @@ class PhaseDiagram:
         return np.asarray(self.params["alphas"], dtype=float)
 
 
+def _sgd(batch_size, mask_prob):
+    batch_size = as_batch_size(batch_size)
+    mask_prob = as_mask_prob(mask_prob)
+    if batch_size is None and mask_prob != 1.0:
+        raise ValueError(f"mask_prob={mask_prob!r} needs a batch_size (full-batch GD has no masks)")
+    return batch_size, mask_prob
+
+
 def _validate(alphas, elr_min, elr_max, num, steps, burn_in, seeds):
     alphas = as_alphas(alphas)
     elr_min = as_positive_float(elr_min, "elr_min")
@@ -85,15 +94,17 @@ def phase_table(result: SimulationResult):
     a = np.asarray(result.alphas, dtype=float)
     n = a.size
     elrs = result.elrs
+    k_edge = (theory.sgd_stability_edge(result.batch_size, result.mask_prob) if result.batch_size is not None
+              else None)
     reg, sub = regimes.classify_runs(a, result.mean_loss, result.mean_cosine, result.std_loss, result.first_loss,
-                                     result.final_loss, result.final_group_elrs, result.lyapunov)
+                                     result.final_loss, result.final_group_elrs, result.lyapunov, k_edge=k_edge)
     regime, subtype, frac = regimes.classify_elrs(reg, sub)
     t = {
         "elr": elrs,
         "c": elrs * a.sum(),
         "regime": regime,
         "subtype": subtype,
-        "theory_regime": regimes.theory_regime(a, elrs),
+        "theory_regime": regimes.theory_regime(a, elrs, threshold_c=k_edge),
         "n_seeds": np.full(elrs.size, result.seeds.size),
         "nonfinite": result.nonfinite,
     }
@@ -141,23 +152,27 @@ def _versions() -> dict:
 def compute_phase_diagram(alphas=DEFAULTS["alphas"], elr_min=DEFAULTS["elr_min"], elr_max=DEFAULTS["elr_max"],
                           num=DEFAULTS["num"], steps=DEFAULTS["steps"], burn_in=DEFAULTS["burn_in"],
                           seeds=DEFAULTS["seeds"], threads=None, progress: bool = False,
-                          lyapunov: bool = True) -> PhaseDiagram:
+                          lyapunov: bool = True, batch_size=None, mask_prob=1.0) -> PhaseDiagram:
     """Sweep ``num`` log-spaced ELRs in [elr_min, elr_max] with seeds 0..seeds-1 and classify.
 
     With ``lyapunov`` (the default) every run also computes its largest Lyapunov exponent,
-    which decides periodic vs chaotic and fills the Lyapunov panel.
+    which decides periodic vs chaotic and fills the Lyapunov panel. ``batch_size`` and
+    ``mask_prob`` switch to mini-batch SGD (see :func:`toymodel.simulate`); convergence is then
+    judged against the SGD stability edge.
     Raises ValueError for bad parameters (see :mod:`toymodel._validate`).
     """
     alphas, elr_min, elr_max, num, steps, burn_in, seeds = _validate(alphas, elr_min, elr_max, num, steps, burn_in,
                                                                      seeds)
     threads = as_threads(threads)
+    batch_size, mask_prob = _sgd(batch_size, mask_prob)
     elrs = np.geomspace(elr_min, elr_max, num)
     problem = ToyProblem(alphas)
     result = run_sweep(problem, elrs, steps, seeds=seeds, burn_in=burn_in, threads=threads, progress=progress,
-                       desc="phase diagram", lyapunov=bool(lyapunov))
+                       desc="phase diagram", lyapunov=bool(lyapunov), batch_size=batch_size, mask_prob=mask_prob)
     columns, table = phase_table(result)
     params = dict(alphas=alphas.tolist(), elr_min=elr_min, elr_max=elr_max, num=num, steps=steps, burn_in=burn_in,
-                  seeds=result.seeds.tolist(), lyapunov=bool(lyapunov), threads=threads)
+                  seeds=result.seeds.tolist(), lyapunov=bool(lyapunov), batch_size=batch_size, mask_prob=mask_prob,
+                  threads=threads)
     return PhaseDiagram(columns, table, params, result)
 
 
@@ -187,6 +202,8 @@ def json_record(pd: PhaseDiagram, wall_time_s: float | None = None, started: str
         "seeds": pd.params["seeds"],
         "theory": {
             "threshold_elr": theory.threshold_elr(a),
+            "sgd_threshold_elr": (theory.sgd_threshold_elr(a, pd.params["batch_size"], pd.params["mask_prob"])
+                                  if pd.params.get("batch_size") is not None else None),
             "random_guess_loss": theory.random_guess_loss(a),
             "crossover_c": regimes.crossover_c(),
             "crossover_elr": regimes.crossover_c() / a.sum(),
@@ -240,6 +257,10 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--no-plot", action="store_true", help="write CSV and JSON only")
     ap.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     ap.add_argument("--threads", type=int, default=None, help="Numba threads (default: all cores)")
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="mini-batch SGD with this many examples per step (default: full-batch GD)")
+    ap.add_argument("--mask-prob", type=float, default=1.0,
+                    help="SGD mask probability p in (0, 1]: each example sees each group with prob. p (default: 1)")
     ap.add_argument("--no-lyapunov", action="store_true",
                     help="skip the Lyapunov exponents (about 2x faster; the subtype then uses the loss fluctuation)")
     return ap
@@ -250,13 +271,15 @@ def _main(argv=None) -> int:
     # validate everything before touching the file system
     _validate(args.alphas, args.elr_min, args.elr_max, args.num, args.steps, args.burn_in, args.seeds)
     as_threads(args.threads)
+    _sgd(args.batch_size, args.mask_prob)
     if args.format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {args.format!r}")
     out = check_writable_dir(args.out, "out")
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     pd = compute_phase_diagram(args.alphas, args.elr_min, args.elr_max, args.num, args.steps, args.burn_in, args.seeds,
-                               threads=args.threads, progress=not args.quiet, lyapunov=not args.no_lyapunov)
+                               threads=args.threads, progress=not args.quiet, lyapunov=not args.no_lyapunov,
+                               batch_size=args.batch_size, mask_prob=args.mask_prob)
     wall = time.perf_counter() - t0
     paths = write_outputs(pd, out, args.format, plot=not args.no_plot, wall_time_s=wall, started=started)
     if not args.quiet:

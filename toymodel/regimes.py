@@ -80,17 +80,21 @@ def crossover_c() -> float:
     return 1.0 / min(RANDOM_WALK_COSINE_TOL, RANDOM_WALK_LOSS_TOL)
 
 
-def theory_regime(alphas, elrs) -> np.ndarray:
-    """Regime that the derived equilibrium predicts for each ELR, by the same criteria."""
+def theory_regime(alphas, elrs, threshold_c: float | None = None) -> np.ndarray:
+    """Regime that theory predicts for each ELR, by the same criteria: convergence below the
+    derived threshold (``threshold_c`` in units of c; default GD's), the random-walk criterion
+    from :func:`crossover_c` on, equilibrium in between."""
     alphas = np.asarray(alphas, dtype=float)
     cc = np.asarray(elrs, dtype=float) * alphas.sum()
-    out = np.where(cc < theory.derive_minimum_stability().results["threshold_c"], "convergence",
+    if threshold_c is None:
+        threshold_c = float(theory.derive_minimum_stability().results["threshold_c"])
+    out = np.where(cc < threshold_c, "convergence",
                    np.where(cc >= crossover_c(), "divergence", "chaotic_equilibrium"))
     return out.astype(object)
 
 
 def classify_runs(alphas, mean_loss, mean_cosine, std_loss, first_loss, final_loss, final_group_elrs,
-                  lyapunov=None):
+                  lyapunov=None, k_edge=None):
     """Classify every run.
 
     Parameters
@@ -100,6 +104,9 @@ def classify_runs(alphas, mean_loss, mean_cosine, std_loss, first_loss, final_lo
     final_group_elrs : (K, S, n)
     lyapunov : (K, S), optional
         Largest Lyapunov exponent; when given it decides the subtype.
+    k_edge : float, optional
+        Edge of the stable range of ``alpha_i * elr_i`` at the minimum: 1 for GD (default, from
+        ``theory.derive_minimum_stability``), ``theory.sgd_stability_edge(b, p)`` for SGD.
 
     Returns
     -------
@@ -113,9 +120,11 @@ def classify_runs(alphas, mean_loss, mean_cosine, std_loss, first_loss, final_lo
     mean_loss = np.asarray(mean_loss, dtype=float)
     finite = np.isfinite(mean_loss) & np.isfinite(mean_cosine) & np.isfinite(final_loss)
     kmax = np.max(np.asarray(final_group_elrs) * alphas, axis=-1)
+    if k_edge is None:
+        k_edge = float(theory.derive_minimum_stability().results["k_edge"])
     with np.errstate(invalid="ignore"):
         converged = (np.asarray(final_loss) <= CONVERGED_LOSS_TOL * A) | (
-            (kmax < theory.derive_minimum_stability().results["k_edge"]) & (np.asarray(final_loss) < first_loss))
+            (kmax < k_edge) & (np.asarray(final_loss) < first_loss))
         random_walk = (np.abs(mean_cosine) <= RANDOM_WALK_COSINE_TOL) & (
             np.abs(mean_loss / rg - 1.0) <= RANDOM_WALK_LOSS_TOL)
         if lyapunov is None:

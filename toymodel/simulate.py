@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _kernels as K
-from ._validate import as_elrs, as_int, as_seeds, as_steps_burn_in, as_threads
+from ._validate import as_batch_size, as_elrs, as_int, as_mask_prob, as_seeds, as_steps_burn_in, as_threads
 from .model import ToyProblem
 
 __all__ = ["SimulationResult", "simulate", "NonFiniteTrajectoryWarning"]
@@ -97,6 +97,8 @@ class SimulationResult:
     group_elr_trace: np.ndarray | None = None
     lyapunov: np.ndarray | None = None
     lyapunov_angle: np.ndarray | None = None
+    batch_size: int | None = None
+    mask_prob: float = 1.0
     version: str = field(default_factory=_version)
 
     @property
@@ -149,8 +151,32 @@ def _tangent_vectors(problem: ToyProblem, seeds, theta0):
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
+def sgd_tables(batch_size: int, mask_prob: float):
+    """Inverse-CDF tables of the number of examples, out of ``batch_size``, whose mask for a group
+    is 1: ``(cdf, coef, mlo, mhi)`` with ``cdf[m] = P(M <= m)`` for M ~ Binomial(b, p),
+    ``coef[m] = m / (b p)`` (the batch-mean weight factor), and the range ``[mlo, mhi)`` of
+    comparisons whose outcome depends on the uniform number (below ``mlo`` the CDF is 0, from
+    ``mhi`` on it exceeds the largest uniform ``1 - 2**-53``)."""
+    from scipy.stats import binom
+
+    m = np.arange(batch_size + 1)
+    cdf = np.asarray(binom.cdf(m, batch_size, mask_prob), dtype=float)
+    cdf[-1] = 1.0
+    coef = m / (batch_size * mask_prob)
+    mlo = int(np.count_nonzero(cdf[:-1] <= 0.0))
+    mhi = int(np.count_nonzero(cdf[:-1] <= 1.0 - 2.0**-53))
+    return cdf, coef, mlo, max(mlo, mhi)
+
+
+def sgd_keys(seeds) -> np.ndarray:
+    """Per-seed 64-bit keys of the SGD noise (``SeedSequence([seed, 3])``, separate from the
+    streams of the initial point and the tangent vector)."""
+    return np.array([np.random.SeedSequence([int(s), 3]).generate_state(1, dtype=np.uint64)[0] for s in seeds],
+                    dtype=np.uint64)
+
+
 def simulate(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, init=None, record_every=0,
-             threads=None, lyapunov=False) -> SimulationResult:
+             threads=None, lyapunov=False, batch_size=None, mask_prob=1.0) -> SimulationResult:
     r"""Simulate projected GD on the unit sphere for every (ELR, seed) pair.
 
     Parameters
@@ -177,6 +203,15 @@ def simulate(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, init=None,
     lyapunov : bool
         Also compute the largest Lyapunov exponents (``lyapunov``, ``lyapunov_angle``) with the
         analytic Jacobian inside the kernel. Without it the kernel contains no tangent code.
+    batch_size, mask_prob : int or None, float in (0, 1]
+        Online mini-batch SGD (THEORY section 4, item 6): example j has group weights
+        ``alpha_i m_ji / p`` with masks ``m_ji ~ Bernoulli(p)``; every step draws ``batch_size``
+        fresh examples and descends the batch mean, i.e. group i gets weight
+        ``alpha_i M_i / (b p)`` with ``M_i ~ Binomial(b, p)``. The noise of seed ``s`` is a pure
+        function of ``(s, step, group)`` (a counter-based hash), so it is reproducible,
+        independent of threads and of the rest of the sweep, and shared by all ELRs of a sweep.
+        ``batch_size=None`` (default) is full-batch GD. Statistics are those of F itself (the
+        expected loss); the cosine and angle are those of the step actually taken.
 
     Returns
     -------
@@ -196,6 +231,10 @@ def simulate(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, init=None,
     threads = as_threads(threads)
     if not isinstance(lyapunov, (bool, np.bool_)):
         raise ValueError(f"lyapunov must be True or False, got {lyapunov!r}")
+    batch_size = as_batch_size(batch_size)
+    mask_prob = as_mask_prob(mask_prob)
+    if batch_size is None and mask_prob != 1.0:
+        raise ValueError(f"mask_prob={mask_prob!r} needs a batch_size (full-batch GD has no masks)")
     theta0 = _initial_state(problem, elrs, seeds, init)
 
     n = problem.n_groups
@@ -225,11 +264,16 @@ def simulate(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, init=None,
         vx0 = vy0 = np.empty((M, 0))
     lyap = np.full(M, np.nan)
     lyap_angle = np.full(M, np.nan)
-    keys = np.zeros(M, dtype=np.uint64)
-    cdf = coef = np.ones(1)
-    mlo = mhi = 0
+    sgd = batch_size is not None
+    if sgd:
+        keys = np.repeat(sgd_keys(seeds)[None, :], K_, axis=0).reshape(M)
+        cdf, coef, mlo, mhi = sgd_tables(batch_size, mask_prob)
+    else:
+        keys = np.zeros(M, dtype=np.uint64)
+        cdf = coef = np.ones(1)
+        mlo = mhi = 0
     with _numba_threads(threads):
-        K.kernel(lyapunov, False)(
+        K.kernel(lyapunov, sgd)(
             np.ascontiguousarray(problem.alphas), traj_elrs, x0, y0, xe0, steps, burn_in, record_every,
             K.block_size(n), keys, cdf, coef, mlo, mhi, stats, mean_gelr, mean_share, final_gelr, fx, fy, fxe,
             ltr, ctr, etr, vx0, vy0, lyap, lyap_angle)
@@ -283,5 +327,7 @@ def simulate(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, init=None,
         final_group_elrs=final_gelr.reshape(K_, S_, n),
         final_theta=final_theta.reshape(K_, S_, 2 * n),
         nonfinite=bad.reshape(K_, S_).sum(axis=1),
+        batch_size=batch_size,
+        mask_prob=mask_prob,
         **traces,
     )
