@@ -49,12 +49,16 @@ _INV_BIG = 2.0 ** -512
 _TINY_RATIO = 2.0 ** -300
 _HUGE_RATIO = 2.0 ** 212
 X_EXPONENT_STEP = 512
-# tangent vectors and products of angle derivatives are renormalised when they leave
-# [_RENORM_LO, _RENORM_HI]; a single step contracting by more than _MIN_FACTOR (only when
-# k cos 2phi hits 1/2 almost exactly) is counted as _MIN_FACTOR, so the exponent stays finite
+# tangent vectors are renormalised when their squared norm leaves [_RENORM_LO, _RENORM_HI];
+# products of angle derivatives when they leave [_PA_LO, _PA_HI], checked every 4th step, so a
+# single step's factor is clamped to [_MIN_FACTOR, _MAX_FACTOR] (the floor only matters when
+# k cos 2phi hits 1/2 almost exactly, a super-stable step; the cap only beyond k ~ 1e40)
 _RENORM_HI = 1e150
 _RENORM_LO = 1e-150
-_MIN_FACTOR = 1e-100
+_MIN_FACTOR = 1e-40
+_MAX_FACTOR = 1e40
+_PA_HI = 1e100
+_PA_LO = 1e-100
 _COLLAPSED = 1e-300
 
 # SplitMix64 constants (Steele, Lea & Flood 2014), used as a counter-based hash
@@ -115,9 +119,10 @@ def atan_nonneg(x):
 
 
 def block_size(n_groups: int) -> int:
-    """Trajectories per block: a multiple of 8 keeping a block's state within L1/L2 cache."""
-    b = (2048 // max(1, n_groups)) // 8 * 8
-    return int(min(64, max(8, b)))
+    """Trajectories per block: 64 lanes while a block's state (5 arrays of n x 64 doubles) fits
+    in L2 (n <= 400), 32 beyond. Measured: 8 or 16 lanes are 3-4x slower per group-step
+    (vector loops too short), 32 and 64 are equal up to n = 1000."""
+    return 64 if n_groups <= 400 else 32
 
 
 @njit(cache=True, inline="always")
@@ -133,31 +138,37 @@ def uniform_hash(key, counter):
 
 
 @njit(cache=True, inline="always")
-def _batch_weights(alphas, keys, cdf, coef, mlo, mhi, t, j0, m, AW):
+def _batch_weights(alphas, keys, cdf, bp, mlo, mhi, t, j0, m, AW, U, C):
     """Per-group weights of this step's mini-batch loss: alpha_i * M_i / (b p) with
-    M_i ~ Binomial(b, p), drawn by inverse CDF from one hashed uniform per (trajectory, group)."""
+    M_i ~ Binomial(b, p), drawn by inverse CDF from one hashed uniform per (trajectory, group).
+    Loops run over the trajectories innermost (``U``, ``C`` are scratch rows), so they vectorise."""
     n = alphas.shape[0]
     for i in range(n):
         ctr = np.uint64(t) * np.uint64(n) + np.uint64(i)
         for j in range(m):
-            u = uniform_hash(keys[j0 + j], ctr)
-            cnt = mlo
-            for q in range(mlo, mhi):
-                cnt += 1 if u >= cdf[q] else 0
-            AW[i, j] = alphas[i] * coef[cnt]
+            U[j] = uniform_hash(keys[j0 + j], ctr)
+            C[j] = float(mlo)
+        for q in range(mlo, mhi):
+            cq = cdf[q]
+            for j in range(m):
+                C[j] += 1.0 if U[j] >= cq else 0.0
+        a = alphas[i]
+        for j in range(m):
+            AW[i, j] = a * (C[j] / bp)
 
 
 @njit(cache=True, inline="always")
-def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, st, ly, rc):
+def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, st, ly, rc, r_t):
     """Advance the m trajectories of one block by one step, updating statistics in place.
 
-    ``collect``, ``rec``, ``lyap`` and ``sgd`` are constants after inlining, so a variant
-    contains no code for what it does not compute. The loss, gradient norm and statistics are
-    those of F (weights ``alphas``); the step descends the batch loss (weights ``AW``) in SGD.
-    Arrays come in tuples (state ``st``, tangent ``ly``, records ``rc``) to keep calls short.
+    ``lyap`` and ``sgd`` are compile-time constants of a kernel variant, so a variant contains no
+    code for what it does not compute; ``collect`` and ``rec`` only gate loops outside the hot
+    group loop. The loss, gradient norm and statistics are those of F (weights ``alphas``); the
+    step descends the batch loss (weights ``AW``) in SGD. Arrays come in tuples (state ``st``,
+    tangent ``ly``, records ``rc``) to keep calls short.
     """
     X, Y, XE, AW, SINV, SR2, eta, nrm, g2, gb2, loss, ACC = st
-    VX, VY, VN, LV, PA, LA = ly
+    VX, VY, VN, VN2, LV, PA, LA = ly
     record_every, ltr, ctr, etr = rc
     n = alphas.shape[0]
     # Recording happens in separate loops: stores into output arrays inside the hot loops
@@ -195,24 +206,27 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, st, ly, rc):
             g2[j] += 4.0 * al * al * s2 * c2 * inv
             if sgd:
                 gb2[j] += 4.0 * a * a * s2 * c2 * inv
-            if collect:
-                SINV[i, j] += inv
-                SR2[i, j] += x2 + y2
+            # accumulated at every step (cheap), reset when the window starts
+            SINV[i, j] += inv
+            SR2[i, j] += x2 + y2
             if lyap:
                 # tangent map, first half: du = (I - eta H) v with the group's Hessian
-                hxx = 2.0 * a * inv * c2 * (c2 - 3.0 * s2)
-                hxy = 4.0 * a * inv * (xt * y * inv) * (s2 - c2)
-                hyy = 2.0 * a * inv * s2 * (3.0 * c2 - s2)
+                # eta * Hessian = 2k [[c2 (c2 - 3 s2), -2 sc (c2 - s2)], [.., s2 (3 c2 - s2)]],
+                # sc = x y / r^2
+                q = 2.0 * k
+                dcs = c2 - s2
+                hxy = -2.0 * q * (xt * y * inv) * dcs
                 vx = VX[i, j]
                 vy = VY[i, j]
-                VX[i, j] = vx - eta[j] * (hxx * vx + hxy * vy)
-                VY[i, j] = vy - eta[j] * (hxy * vx + hyy * vy)
-                if collect:
-                    # angle directions only: d phi'/d phi = 1 - 2k cos 2phi / (1 + (k sin 2phi)^2)
-                    dphi = 1.0 - 2.0 * k * (c2 - s2) / (1.0 + 4.0 * k * k * s2 * c2)
-                    PA[i, j] *= max(abs(dphi), _MIN_FACTOR)
+                VX[i, j] = vx - (q * c2 * (dcs - 2.0 * s2) * vx + hxy * vy)
+                VY[i, j] = vy - (hxy * vx + q * s2 * (dcs + 2.0 * c2) * vy)
+                # angle directions only: d phi'/d phi = 1 - 2k cos 2phi / (1 + (k sin 2phi)^2)
+                dphi = 1.0 - q * dcs / (1.0 + q * q * s2 * c2)
+                PA[i, j] *= min(max(abs(dphi), _MIN_FACTOR), _MAX_FACTOR)
     for j in range(m):
         nrm[j] = 1.0 / math.sqrt(nrm[j])
+        if lyap:
+            VN[j] = 0.0
     if rec:
         for j in range(m):
             ltr[j0 + j, r] = loss[j]
@@ -243,60 +257,67 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, st, ly, rc):
             X[i, j] = xs * (_BIG if down else (_INV_BIG if up else 1.0))
             XE[i, j] = e + (1.0 if down else (-1.0 if up else 0.0))
             Y[i, j] = y
+            if lyap:
+                # x' for the tangent projection: the true value (0 while x is rescaled)
+                VN[j] += (xs if e == 0.0 else 0.0) * VX[i, j] + y * VY[i, j]
     if lyap:
-        _tangent_project(X, Y, XE, m, nrm, VX, VY, VN, LV, PA, LA, collect)
+        _tangent_project(X, Y, XE, m, nrm, VX, VY, VN, VN2, LV, PA, LA, (r_t & 3) == 0)
 
 
 @njit(cache=True, inline="always")
-def _tangent_project(X, Y, XE, m, invn, VX, VY, VN, LV, PA, LA, collect):
+def _tangent_project(X, Y, XE, m, invn, VX, VY, VN, VN2, LV, PA, LA, check):
     """Tangent map, second half: project du onto the tangent space at the new point and divide
-    by the step's norm; renormalise rarely, accumulating the log of the stretch."""
+    by the step's norm; renormalise rarely, accumulating the log of the stretch. Range checks
+    first count offenders in a vectorisable loop, and only then fix them one by one."""
     n = X.shape[0]
     for j in range(m):
-        VN[j] = 0.0
+        VN2[j] = 0.0
     for i in range(n):
         for j in range(m):
             xt = X[i, j] if XE[i, j] == 0.0 else 0.0
-            VN[j] += xt * VX[i, j] + Y[i, j] * VY[i, j]
-    for i in range(n):
-        for j in range(m):
-            xt = X[i, j] if XE[i, j] == 0.0 else 0.0
-            VX[i, j] = (VX[i, j] - xt * VN[j]) * invn[j]
-            VY[i, j] = (VY[i, j] - Y[i, j] * VN[j]) * invn[j]
+            vx = (VX[i, j] - xt * VN[j]) * invn[j]
+            vy = (VY[i, j] - Y[i, j] * VN[j]) * invn[j]
+            VX[i, j] = vx
+            VY[i, j] = vy
+            VN2[j] += vx * vx + vy * vy
+    bad = 0
     for j in range(m):
-        VN[j] = 0.0
-    for i in range(n):
+        v2 = VN2[j]
+        bad += (v2 > _RENORM_HI) + (v2 < _RENORM_LO)
+    if bad > 0:
         for j in range(m):
-            VN[j] += VX[i, j] * VX[i, j] + VY[i, j] * VY[i, j]
-    for j in range(m):
-        v2 = VN[j]
-        if v2 < _COLLAPSED:
-            # the Jacobian annihilated the tangent vector (a multiplier exactly 0, e.g. n = 1 at
-            # c = 1/2): count a contraction of _MIN_FACTOR and restart along the rotation of group 1,
-            # which is tangent to the sphere
-            if collect:
+            v2 = VN2[j]
+            if v2 < _COLLAPSED:
+                # the Jacobian annihilated the tangent vector (a multiplier exactly 0, e.g. n = 1 at
+                # c = 1/2): count a contraction of _MIN_FACTOR and restart along the rotation of
+                # group 1, which is tangent to the sphere
                 LV[j] += math.log(_MIN_FACTOR)
-            xt = X[0, j] if XE[0, j] == 0.0 else 0.0
-            r1 = math.sqrt(xt * xt + Y[0, j] * Y[0, j])
-            for i in range(n):
-                VX[i, j] = 0.0
-                VY[i, j] = 0.0
-            VX[0, j] = Y[0, j] / r1
-            VY[0, j] = -xt / r1
-        elif v2 > _RENORM_HI or v2 < _RENORM_LO:
-            nv = math.sqrt(v2)
-            if collect:
+                xt = X[0, j] if XE[0, j] == 0.0 else 0.0
+                r1 = math.sqrt(xt * xt + Y[0, j] * Y[0, j])
+                for i in range(n):
+                    VX[i, j] = 0.0
+                    VY[i, j] = 0.0
+                VX[0, j] = Y[0, j] / r1
+                VY[0, j] = -xt / r1
+            elif v2 > _RENORM_HI or v2 < _RENORM_LO:
+                nv = math.sqrt(v2)
                 LV[j] += math.log(nv)
-            for i in range(n):
-                VX[i, j] /= nv
-                VY[i, j] /= nv
-    if collect:
+                for i in range(n):
+                    VX[i, j] /= nv
+                    VY[i, j] /= nv
+    if check:
+        bad = 0
         for i in range(n):
             for j in range(m):
-                p = PA[i, j]
-                if p > _RENORM_HI or p < _RENORM_LO:
-                    LA[i, j] += math.log(p)
-                    PA[i, j] = 1.0
+                pn = PA[i, j]
+                bad += (pn > _PA_HI) + (pn < _PA_LO)
+        if bad > 0:
+            for i in range(n):
+                for j in range(m):
+                    pn = PA[i, j]
+                    if pn > _PA_HI or pn < _PA_LO:
+                        LA[i, j] += math.log(pn)
+                        PA[i, j] = 1.0
 
 
 @njit(cache=True, inline="always")
@@ -311,23 +332,41 @@ def _block_loss(alphas, X, Y, XE, m, loss):
 
 
 @njit(cache=True, inline="always")
-def _run_steps(t0, t1, collect, lyap, sgd, alphas, m, j0, st, ly, sg, rc):
-    AW = st[3]
-    keys, cdf, coef, mlo, mhi = sg
-    record_every = rc[0]
-    for t in range(t0, t1):
-        rec = record_every > 0 and t % record_every == 0
-        r = t // record_every if record_every > 0 else 0
-        if sgd:
-            _batch_weights(alphas, keys, cdf, coef, mlo, mhi, t, j0, m, AW)
-        _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, st, ly, rc)
+def _start_window(alphas, m, lyap, st, ly):
+    """At t = burn_in: the loss at the window's start, fresh accumulators, and a unit tangent
+    vector (it has warmed up during the burn-in)."""
+    X, Y, XE, AW, SINV, SR2, eta, nrm, g2, gb2, loss, ACC = st
+    VX, VY, VN, VN2, LV, PA, LA = ly
+    n = alphas.shape[0]
+    _block_loss(alphas, X, Y, XE, m, loss)
+    for j in range(m):
+        for q in range(N_STATS):
+            ACC[q, j] = 0.0
+        ACC[S_FIRST_LOSS, j] = loss[j]
+        ACC[S_MIN_LOSS, j] = np.inf
+        ACC[S_MAX_LOSS, j] = -np.inf
+        for i in range(n):
+            SINV[i, j] = 0.0
+            SR2[i, j] = 0.0
+    if lyap:
+        for j in range(m):
+            v2 = 0.0
+            for i in range(n):
+                v2 += VX[i, j] * VX[i, j] + VY[i, j] * VY[i, j]
+            nv = math.sqrt(v2)
+            LV[j] = 0.0
+            for i in range(n):
+                VX[i, j] /= nv
+                VY[i, j] /= nv
+                PA[i, j] = 1.0
+                LA[i, j] = 0.0
 
 
 def _make_kernel(LYAP: bool, SGD: bool):
     """Build one compiled variant; ``LYAP`` and ``SGD`` are frozen closure constants."""
 
     @njit(cache=True, parallel=True)
-    def run(alphas, elrs, x0, y0, xe0, steps, burn_in, record_every, block, keys, cdf, coef, mlo, mhi,
+    def run(alphas, elrs, x0, y0, xe0, steps, burn_in, record_every, block, keys, cdf, bp, mlo, mhi,
             stats, mean_group_elrs, mean_group_shares, final_group_elrs, final_x, final_y, final_xe,
             loss_trace, cos_trace, elr_trace, vx0, vy0, lyap_out, lyap_angle_out):
         n = alphas.shape[0]
@@ -341,6 +380,8 @@ def _make_kernel(LYAP: bool, SGD: bool):
             Y = np.empty((n, m))
             XE = np.empty((n, m))
             AW = np.empty((n if SGD else 0, m))
+            U = np.empty(m if SGD else 0)
+            C = np.empty(m if SGD else 0)
             SINV = np.zeros((n, m))
             SR2 = np.zeros((n, m))
             eta = np.empty(m)
@@ -353,6 +394,7 @@ def _make_kernel(LYAP: bool, SGD: bool):
             VX = np.empty((nl, m))
             VY = np.empty((nl, m))
             VN = np.empty(m)
+            VN2 = np.empty(m)
             LV = np.zeros(m)
             PA = np.ones((nl, m))
             LA = np.zeros((nl, m))
@@ -366,26 +408,18 @@ def _make_kernel(LYAP: bool, SGD: bool):
                     VX[i, j] = vx0[j0 + j, i]
                     VY[i, j] = vy0[j0 + j, i]
             st = (X, Y, XE, AW, SINV, SR2, eta, nrm, g2, gb2, loss, ACC)
-            ly = (VX, VY, VN, LV, PA, LA)
-            sg = (keys, cdf, coef, mlo, mhi)
+            ly = (VX, VY, VN, VN2, LV, PA, LA)
             rc = (record_every, loss_trace, cos_trace, elr_trace)
-            # burn-in (the tangent vector warms up here), then the statistics window
-            _run_steps(0, burn_in, False, LYAP, SGD, alphas, m, j0, st, ly, sg, rc)
-            if LYAP:
-                for j in range(m):
-                    v2 = 0.0
-                    for i in range(n):
-                        v2 += VX[i, j] * VX[i, j] + VY[i, j] * VY[i, j]
-                    nv = math.sqrt(v2)
-                    for i in range(n):
-                        VX[i, j] /= nv
-                        VY[i, j] /= nv
-            _block_loss(alphas, X, Y, XE, m, loss)
-            for j in range(m):
-                ACC[S_FIRST_LOSS, j] = loss[j]
-                ACC[S_MIN_LOSS, j] = np.inf
-                ACC[S_MAX_LOSS, j] = -np.inf
-            _run_steps(burn_in, steps, True, LYAP, SGD, alphas, m, j0, st, ly, sg, rc)
+            # one loop, one inlined copy of the step (compile time); the tangent vector warms up
+            # during the burn-in and every accumulator restarts at t = burn_in
+            for t in range(steps):
+                if t == burn_in:
+                    _start_window(alphas, m, LYAP, st, ly)
+                rec = record_every > 0 and t % record_every == 0
+                r = t // record_every if record_every > 0 else 0
+                if SGD:
+                    _batch_weights(alphas, keys, cdf, bp, mlo, mhi, t, j0, m, AW, U, C)
+                _step_block(alphas, m, j0, t >= burn_in, rec, r, LYAP, SGD, st, ly, rc, t)
             _block_loss(alphas, X, Y, XE, m, loss)
             for j in range(m):
                 jj = j0 + j
@@ -430,14 +464,15 @@ def kernel(lyapunov: bool, sgd: bool):
     """The compiled variant for (lyapunov, sgd).
 
     Signature ``run(alphas, elrs, x0, y0, xe0, steps, burn_in, record_every, block, keys, cdf,
-    coef, mlo, mhi, <outputs>, vx0, vy0, lyap_out, lyap_angle_out)``:
+    bp, mlo, mhi, <outputs>, vx0, vy0, lyap_out, lyap_angle_out)``:
 
     * ``alphas`` (n,), ``elrs`` (M,), state ``x0, y0, xe0`` (M, n) on the unit sphere (``x``
       mantissa, ``y``, extra exponent of ``x``);
     * statistics over ``burn_in <= t < steps``, traces at ``t % record_every == 0``;
     * SGD: ``keys`` (M,) uint64 per-trajectory hash keys, ``cdf`` (b+1,) the Binomial(b, p)
-      CDF, ``coef[m] = m / (b p)``, and the support ``[mlo, mhi)`` where the CDF is neither 0
-      nor 1 (the count starts at ``mlo``); ignored by GD variants;
+      CDF, ``bp = b * p`` (a group's weight factor is ``M / bp``), and the range ``[mlo, mhi)``
+      of comparisons that depend on the uniform (the count starts at ``mlo``); ignored by GD
+      variants;
     * outputs ``stats`` (M, N_STATS), ``mean_group_elrs``, ``mean_group_shares``,
       ``final_group_elrs``, ``final_x``, ``final_y``, ``final_xe`` (M, n), ``loss_trace``,
       ``cos_trace`` (M, T'), ``elr_trace`` (M, T', n);

@@ -267,15 +267,17 @@ def simulate(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, init=None,
     sgd = batch_size is not None
     if sgd:
         keys = np.repeat(sgd_keys(seeds)[None, :], K_, axis=0).reshape(M)
-        cdf, coef, mlo, mhi = sgd_tables(batch_size, mask_prob)
+        cdf, _, mlo, mhi = sgd_tables(batch_size, mask_prob)
+        bp = float(batch_size * mask_prob)  # the same product that sgd_tables divides by
     else:
         keys = np.zeros(M, dtype=np.uint64)
-        cdf = coef = np.ones(1)
+        cdf = np.ones(1)
+        bp = 1.0
         mlo = mhi = 0
     with _numba_threads(threads):
         K.kernel(lyapunov, sgd)(
             np.ascontiguousarray(problem.alphas), traj_elrs, x0, y0, xe0, steps, burn_in, record_every,
-            K.block_size(n), keys, cdf, coef, mlo, mhi, stats, mean_gelr, mean_share, final_gelr, fx, fy, fxe,
+            K.block_size(n), keys, cdf, bp, mlo, mhi, stats, mean_gelr, mean_share, final_gelr, fx, fy, fxe,
             ltr, ctr, etr, vx0, vy0, lyap, lyap_angle)
 
     final_theta = np.empty((M, 2 * n))
