@@ -127,12 +127,16 @@ def check_baseline_agrees():
 
 
 def peak_rss_mb(M, steps=1000):
-    """Peak resident memory (MB) of a fresh process simulating M trajectories of n = 3."""
+    """Peak resident memory (MB) of a fresh process: after importing and loading the kernel
+    (a tiny run), and after simulating M trajectories of n = 3 with nothing recorded."""
     code = ("import resource, numpy as np; from toymodel import ToyProblem, simulate;"
-            f"p=ToyProblem([1.0,2.0,4.0]); simulate(p, np.full({M}, 0.1), {steps});"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            "p=ToyProblem([1.0,2.0,4.0]); simulate(p, [0.1], 10);"
+            "a=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
+            f"simulate(p, np.full({M}, 0.1), {steps});"
+            "print(a, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(out.stdout.strip()) / 1024.0
+    base, peak = (int(v) / 1024.0 for v in out.stdout.split())
+    return base, peak
 
 
 def start_times():
@@ -212,10 +216,11 @@ def main(argv=None):
     res["scaling_groups"] = rows
 
     print("\n== memory (peak RSS of a fresh process, n = 3, 1000 steps, nothing recorded)")
-    for M in ((10_000, 100_000) if not args.quick else (10_000,)):
-        mb = peak_rss_mb(M)
-        print(f"  M = {M:7d}: {mb:8.1f} MB")
-        res.setdefault("peak_rss_mb", []).append((M, mb))
+    for M in ((10_000, 100_000, 1_000_000) if not args.quick else (10_000, 100_000)):
+        base, peak = peak_rss_mb(M)
+        print(f"  M = {M:8d}: {peak:8.1f} MB peak ({base:.1f} MB after import and kernel load; "
+              f"+{peak - base:.1f} MB for the sweep = {1e6 * (peak - base) / M:.0f} bytes per trajectory)")
+        res.setdefault("peak_rss_mb", []).append((M, base, peak))
 
     print("\n== start-up of python -m toymodel.phase_diagram (tiny grid)")
     st = start_times()

@@ -123,10 +123,12 @@ def test_orbit_instability_is_sqrt3_and_the_coefficient_changes_sign_there():
 
 def test_super_stable_step_is_counted_as_the_documented_floor():
     """n = 1 at c = 1/2: the multiplier 1 - 2c is exactly 0 (super-stable). The exponent is
-    -infinity in exact arithmetic; the kernel counts each such step as a contraction by
-    _MIN_FACTOR and stays finite, in both estimates."""
+    -infinity in exact arithmetic; the kernel stays finite: the angle estimate counts each step
+    as a contraction by _MIN_FACTOR, and the tangent estimate restarts a collapsed vector in
+    place of a step, so it counts _MIN_FACTOR every other step."""
     from toymodel._kernels import _MIN_FACTOR
 
     res = simulate(ToyProblem([1.0]), [0.5], 2000, seeds=2, burn_in=1000, lyapunov=True)
-    assert np.allclose(res.lyapunov, np.log(_MIN_FACTOR), rtol=1e-12)
     assert np.allclose(res.lyapunov_angle, np.log(_MIN_FACTOR), rtol=1e-12)
+    assert np.all(np.isfinite(res.lyapunov))
+    assert np.allclose(res.lyapunov, 0.5 * np.log(_MIN_FACTOR), rtol=1e-2)

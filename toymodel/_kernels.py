@@ -168,7 +168,7 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, st, ly, rc, r_t):
     tangent ``ly``, records ``rc``) to keep calls short.
     """
     X, Y, XE, AW, SINV, SR2, eta, nrm, g2, gb2, loss, ACC = st
-    VX, VY, VN, VN2, LV, PA, LA = ly
+    VX, VY, VN, IN, VN2, LV, PA, LA = ly
     record_every, ltr, ctr, etr = rc
     n = alphas.shape[0]
     # Recording happens in separate loops: stores into output arrays inside the hot loops
@@ -183,6 +183,8 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, st, ly, rc, r_t):
         g2[j] = 0.0
         gb2[j] = 0.0
         loss[j] = 0.0
+        if lyap:
+            VN2[j] = 0.0
     for i in range(n):
         al = alphas[i]
         for j in range(m):
@@ -216,8 +218,11 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, st, ly, rc, r_t):
                 q = 2.0 * k
                 dcs = c2 - s2
                 hxy = -2.0 * q * (xt * y * inv) * dcs
-                vx = VX[i, j]
-                vy = VY[i, j]
+                # the previous step's du, projected onto the tangent space at theta_t and divided
+                # by the previous step's norm (deferred to here to save a pass over the arrays)
+                vx = (VX[i, j] - xt * VN[j]) * IN[j]
+                vy = (VY[i, j] - y * VN[j]) * IN[j]
+                VN2[j] += vx * vx + vy * vy
                 VX[i, j] = vx - (q * c2 * (dcs - 2.0 * s2) * vx + hxy * vy)
                 VY[i, j] = vy - (hxy * vx + q * s2 * (dcs + 2.0 * c2) * vy)
                 # angle directions only: d phi'/d phi = 1 - 2k cos 2phi / (1 + (k sin 2phi)^2)
@@ -227,6 +232,9 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, st, ly, rc, r_t):
         nrm[j] = 1.0 / math.sqrt(nrm[j])
         if lyap:
             VN[j] = 0.0
+            IN[j] = nrm[j]
+    if lyap:
+        _tangent_renormalise(X, Y, XE, m, VX, VY, VN2, LV)
     if rec:
         for j in range(m):
             ltr[j0 + j, r] = loss[j]
@@ -260,26 +268,16 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, st, ly, rc, r_t):
             if lyap:
                 # x' for the tangent projection: the true value (0 while x is rescaled)
                 VN[j] += (xs if e == 0.0 else 0.0) * VX[i, j] + y * VY[i, j]
-    if lyap:
-        _tangent_project(X, Y, XE, m, nrm, VX, VY, VN, VN2, LV, PA, LA, (r_t & 3) == 0)
+    if lyap and (r_t & 3) == 0:
+        _angle_product_check(m, PA, LA)
 
 
 @njit(cache=True, inline="always")
-def _tangent_project(X, Y, XE, m, invn, VX, VY, VN, VN2, LV, PA, LA, check):
-    """Tangent map, second half: project du onto the tangent space at the new point and divide
-    by the step's norm; renormalise rarely, accumulating the log of the stretch. Range checks
-    first count offenders in a vectorisable loop, and only then fix them one by one."""
+def _tangent_renormalise(X, Y, XE, m, VX, VY, VN2, LV):
+    """Keep the tangent vector representable: ``VN2`` holds |v_t|^2 and ``VX, VY`` hold
+    du = (I - eta H) v_t, which is linear in v_t, so rescaling du rescales v_t. Offenders are
+    counted in a vectorisable loop and fixed one by one (rare)."""
     n = X.shape[0]
-    for j in range(m):
-        VN2[j] = 0.0
-    for i in range(n):
-        for j in range(m):
-            xt = X[i, j] if XE[i, j] == 0.0 else 0.0
-            vx = (VX[i, j] - xt * VN[j]) * invn[j]
-            vy = (VY[i, j] - Y[i, j] * VN[j]) * invn[j]
-            VX[i, j] = vx
-            VY[i, j] = vy
-            VN2[j] += vx * vx + vy * vy
     bad = 0
     for j in range(m):
         v2 = VN2[j]
@@ -288,36 +286,70 @@ def _tangent_project(X, Y, XE, m, invn, VX, VY, VN, VN2, LV, PA, LA, check):
         for j in range(m):
             v2 = VN2[j]
             if v2 < _COLLAPSED:
-                # the Jacobian annihilated the tangent vector (a multiplier exactly 0, e.g. n = 1 at
-                # c = 1/2): count a contraction of _MIN_FACTOR and restart along the rotation of
-                # group 1, which is tangent to the sphere
+                # the Jacobian annihilated the tangent vector (a multiplier exactly 0, e.g. n = 1
+                # at c = 1/2): count a contraction of _MIN_FACTOR and restart along the rotation of
+                # group 1 (the restart takes the place of this step's du, so a map that annihilates
+                # every vector is counted as _MIN_FACTOR every other step)
                 LV[j] += math.log(_MIN_FACTOR)
-                xt = X[0, j] if XE[0, j] == 0.0 else 0.0
-                r1 = math.sqrt(xt * xt + Y[0, j] * Y[0, j])
-                for i in range(n):
-                    VX[i, j] = 0.0
-                    VY[i, j] = 0.0
-                VX[0, j] = Y[0, j] / r1
-                VY[0, j] = -xt / r1
+                _rotation_of_group_1(X, Y, XE, j, VX, VY)
             elif v2 > _RENORM_HI or v2 < _RENORM_LO:
                 nv = math.sqrt(v2)
                 LV[j] += math.log(nv)
                 for i in range(n):
                     VX[i, j] /= nv
                     VY[i, j] /= nv
-    if check:
-        bad = 0
+
+
+@njit(cache=True, inline="always")
+def _rotation_of_group_1(X, Y, XE, j, VX, VY):
+    """Set lane j's tangent vector to the unit rotation of group 1 (tangent to the sphere)."""
+    n = X.shape[0]
+    xt = X[0, j] if XE[0, j] == 0.0 else 0.0
+    r1 = math.sqrt(xt * xt + Y[0, j] * Y[0, j])
+    for i in range(n):
+        VX[i, j] = 0.0
+        VY[i, j] = 0.0
+    VX[0, j] = Y[0, j] / r1
+    VY[0, j] = -xt / r1
+
+
+@njit(cache=True, inline="always")
+def _angle_product_check(m, PA, LA):
+    """Move the products of angle derivatives into their log accumulators when they leave
+    [_PA_LO, _PA_HI] (called every 4th step; per-step factors are clamped to 1e+-40)."""
+    n = PA.shape[0]
+    bad = 0
+    for i in range(n):
+        for j in range(m):
+            pn = PA[i, j]
+            bad += (pn > _PA_HI) + (pn < _PA_LO)
+    if bad > 0:
         for i in range(n):
             for j in range(m):
                 pn = PA[i, j]
-                bad += (pn > _PA_HI) + (pn < _PA_LO)
-        if bad > 0:
-            for i in range(n):
-                for j in range(m):
-                    pn = PA[i, j]
-                    if pn > _PA_HI or pn < _PA_LO:
-                        LA[i, j] += math.log(pn)
-                        PA[i, j] = 1.0
+                if pn > _PA_HI or pn < _PA_LO:
+                    LA[i, j] += math.log(pn)
+                    PA[i, j] = 1.0
+
+
+@njit(cache=True, inline="always")
+def _pending_tangent(X, Y, XE, m, VX, VY, VN, IN, VN2):
+    """Apply the deferred projection to the stored du, leaving the tangent vector at the current
+    point in ``VX, VY`` and its squared norm in ``VN2``."""
+    n = X.shape[0]
+    for j in range(m):
+        VN2[j] = 0.0
+    for i in range(n):
+        for j in range(m):
+            xt = X[i, j] if XE[i, j] == 0.0 else 0.0
+            vx = (VX[i, j] - xt * VN[j]) * IN[j]
+            vy = (VY[i, j] - Y[i, j] * VN[j]) * IN[j]
+            VX[i, j] = vx
+            VY[i, j] = vy
+            VN2[j] += vx * vx + vy * vy
+    for j in range(m):
+        VN[j] = 0.0
+        IN[j] = 1.0
 
 
 @njit(cache=True, inline="always")
@@ -336,7 +368,7 @@ def _start_window(alphas, m, lyap, st, ly):
     """At t = burn_in: the loss at the window's start, fresh accumulators, and a unit tangent
     vector (it has warmed up during the burn-in)."""
     X, Y, XE, AW, SINV, SR2, eta, nrm, g2, gb2, loss, ACC = st
-    VX, VY, VN, VN2, LV, PA, LA = ly
+    VX, VY, VN, IN, VN2, LV, PA, LA = ly
     n = alphas.shape[0]
     _block_loss(alphas, X, Y, XE, m, loss)
     for j in range(m):
@@ -349,11 +381,12 @@ def _start_window(alphas, m, lyap, st, ly):
             SINV[i, j] = 0.0
             SR2[i, j] = 0.0
     if lyap:
+        _pending_tangent(X, Y, XE, m, VX, VY, VN, IN, VN2)
         for j in range(m):
-            v2 = 0.0
-            for i in range(n):
-                v2 += VX[i, j] * VX[i, j] + VY[i, j] * VY[i, j]
-            nv = math.sqrt(v2)
+            if VN2[j] < _COLLAPSED:  # collapsed during the burn-in: restart along group 1
+                _rotation_of_group_1(X, Y, XE, j, VX, VY)
+                VN2[j] = 1.0
+            nv = math.sqrt(VN2[j])
             LV[j] = 0.0
             for i in range(n):
                 VX[i, j] /= nv
@@ -393,7 +426,8 @@ def _make_kernel(LYAP: bool, SGD: bool):
             nl = n if LYAP else 0
             VX = np.empty((nl, m))
             VY = np.empty((nl, m))
-            VN = np.empty(m)
+            VN = np.zeros(m)
+            IN = np.ones(m)
             VN2 = np.empty(m)
             LV = np.zeros(m)
             PA = np.ones((nl, m))
@@ -408,7 +442,7 @@ def _make_kernel(LYAP: bool, SGD: bool):
                     VX[i, j] = vx0[j0 + j, i]
                     VY[i, j] = vy0[j0 + j, i]
             st = (X, Y, XE, AW, SINV, SR2, eta, nrm, g2, gb2, loss, ACC)
-            ly = (VX, VY, VN, VN2, LV, PA, LA)
+            ly = (VX, VY, VN, IN, VN2, LV, PA, LA)
             rc = (record_every, loss_trace, cos_trace, elr_trace)
             # one loop, one inlined copy of the step (compile time); the tangent vector warms up
             # during the burn-in and every accumulator restarts at t = burn_in
@@ -421,6 +455,8 @@ def _make_kernel(LYAP: bool, SGD: bool):
                     _batch_weights(alphas, keys, cdf, bp, mlo, mhi, t, j0, m, AW, U, C)
                 _step_block(alphas, m, j0, t >= burn_in, rec, r, LYAP, SGD, st, ly, rc, t)
             _block_loss(alphas, X, Y, XE, m, loss)
+            if LYAP:
+                _pending_tangent(X, Y, XE, m, VX, VY, VN, IN, VN2)
             for j in range(m):
                 jj = j0 + j
                 s_d = ACC[S_MEAN_LOSS, j] / T
@@ -443,12 +479,11 @@ def _make_kernel(LYAP: bool, SGD: bool):
                     final_y[jj, i] = Y[i, j]
                     final_xe[jj, i] = XE[i, j]
                 if LYAP:
-                    v2 = 0.0
                     best = -np.inf
                     for i in range(nl):
-                        v2 += VX[i, j] * VX[i, j] + VY[i, j] * VY[i, j]
                         best = max(best, (LA[i, j] + math.log(PA[i, j])) / T)
-                    lyap_out[jj] = (LV[j] + 0.5 * math.log(v2)) / T
+                    last = 0.5 * math.log(VN2[j]) if VN2[j] >= _COLLAPSED else math.log(_MIN_FACTOR)
+                    lyap_out[jj] = (LV[j] + last) / T
                     lyap_angle_out[jj] = best
 
     return run
