@@ -167,7 +167,7 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, st, ly, rc, r_t):
     step descends the batch loss (weights ``AW``) in SGD. Arrays come in tuples (state ``st``,
     tangent ``ly``, records ``rc``) to keep calls short.
     """
-    X, Y, XE, AW, SINV, SR2, eta, nrm, g2, gb2, loss, ACC = st
+    X, Y, XE, AW, SINV, SR2, eta, nrm, g2, gb2, loss, ACC, FB = st
     VX, VY, VN, IN, VN2, LV, PA, LA = ly
     record_every, ltr, ctr, etr = rc
     n = alphas.shape[0]
@@ -230,6 +230,12 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, st, ly, rc, r_t):
                 PA[i, j] *= min(max(abs(dphi), _MIN_FACTOR), _MAX_FACTOR)
     for j in range(m):
         nrm[j] = 1.0 / math.sqrt(nrm[j])
+        # a unit vector's update only gets longer: 1/N > 1 is rounding (tiny steps), and the
+        # cosine statistic must not exceed 1
+        nrm[j] = min(nrm[j], 1.0)
+        # first step whose update is not finite (overflow, or a norm split out of range)
+        fine = nrm[j] > 0.0 and nrm[j] < np.inf
+        FB[j] = FB[j] if (fine or FB[j] >= 0.0) else float(r_t)
         if lyap:
             VN[j] = 0.0
             IN[j] = nrm[j]
@@ -367,7 +373,7 @@ def _block_loss(alphas, X, Y, XE, m, loss):
 def _start_window(alphas, m, lyap, st, ly):
     """At t = burn_in: the loss at the window's start, fresh accumulators, and a unit tangent
     vector (it has warmed up during the burn-in)."""
-    X, Y, XE, AW, SINV, SR2, eta, nrm, g2, gb2, loss, ACC = st
+    X, Y, XE, AW, SINV, SR2, eta, nrm, g2, gb2, loss, ACC, FB = st
     VX, VY, VN, IN, VN2, LV, PA, LA = ly
     n = alphas.shape[0]
     _block_loss(alphas, X, Y, XE, m, loss)
@@ -401,7 +407,7 @@ def _make_kernel(LYAP: bool, SGD: bool):
     @njit(cache=True, parallel=True)
     def run(alphas, elrs, x0, y0, xe0, steps, burn_in, record_every, block, keys, cdf, bp, mlo, mhi,
             stats, mean_group_elrs, mean_group_shares, final_group_elrs, final_x, final_y, final_xe,
-            loss_trace, cos_trace, elr_trace, vx0, vy0, lyap_out, lyap_angle_out):
+            loss_trace, cos_trace, elr_trace, vx0, vy0, lyap_out, lyap_angle_out, first_bad):
         n = alphas.shape[0]
         M = elrs.shape[0]
         nblocks = (M + block - 1) // block
@@ -423,6 +429,7 @@ def _make_kernel(LYAP: bool, SGD: bool):
             gb2 = np.empty(m)
             loss = np.empty(m)
             ACC = np.zeros((N_STATS, m))
+            FB = np.full(m, -1.0)
             nl = n if LYAP else 0
             VX = np.empty((nl, m))
             VY = np.empty((nl, m))
@@ -441,7 +448,7 @@ def _make_kernel(LYAP: bool, SGD: bool):
                 for i in range(nl):
                     VX[i, j] = vx0[j0 + j, i]
                     VY[i, j] = vy0[j0 + j, i]
-            st = (X, Y, XE, AW, SINV, SR2, eta, nrm, g2, gb2, loss, ACC)
+            st = (X, Y, XE, AW, SINV, SR2, eta, nrm, g2, gb2, loss, ACC, FB)
             ly = (VX, VY, VN, IN, VN2, LV, PA, LA)
             rc = (record_every, loss_trace, cos_trace, elr_trace)
             # one loop, one inlined copy of the step (compile time); the tangent vector warms up
@@ -470,6 +477,7 @@ def _make_kernel(LYAP: bool, SGD: bool):
                 stats[jj, S_MEAN_GRAD] = ACC[S_MEAN_GRAD, j] / T
                 stats[jj, S_FIRST_LOSS] = ACC[S_FIRST_LOSS, j]
                 stats[jj, S_FINAL_LOSS] = loss[j]
+                first_bad[jj] = FB[j]
                 for i in range(n):
                     mean_group_elrs[jj, i] = eta[j] * SINV[i, j] / T
                     mean_group_shares[jj, i] = SR2[i, j] / T
@@ -513,7 +521,8 @@ def kernel(lyapunov: bool, sgd: bool):
       ``cos_trace`` (M, T'), ``elr_trace`` (M, T', n);
     * Lyapunov variants: ``vx0, vy0`` (M, n) unit tangent vector at the start; outputs
       ``lyap_out`` (largest exponent on the tangent space of the sphere) and
-      ``lyap_angle_out`` (angle directions, norm split factored out), (M,).
+      ``lyap_angle_out`` (angle directions, norm split factored out), (M,);
+    * ``first_bad`` (M,): the first step whose update was not finite, or -1.
     """
     return {(False, False): _run_gd, (True, False): _run_gd_lyap, (False, True): _run_sgd,
             (True, True): _run_sgd_lyap}[(bool(lyapunov), bool(sgd))]

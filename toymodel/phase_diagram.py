@@ -24,12 +24,14 @@ from ._validate import (as_alphas, as_batch_size, as_int, as_mask_prob, as_posit
                         as_threads)
 from .model import ToyProblem
 from .simulate import SimulationResult
-from .sweep import run_sweep
+from .sweep import SweepStats, run_sweep
 
 __all__ = ["DEFAULTS", "FORMATS", "PhaseDiagram", "compute_phase_diagram", "phase_table", "write_outputs", "main"]
 
 DEFAULTS = dict(alphas=(1.0, 2.0, 4.0), elr_min=1e-3, elr_max=1e2, num=300, steps=1_000_000, burn_in=500_000, seeds=8)
 FORMATS = ("png", "svg", "pdf")
+#: folder (inside --out) that keeps finished chunks for --resume
+CACHE_DIRNAME = ".toymodel-cache"
 
 # statistics aggregated over seeds: (column, SimulationResult field)
 _STATS = (
@@ -49,6 +51,7 @@ class PhaseDiagram:
     table: dict
     params: dict
     result: SimulationResult = field(repr=False)
+    sweep: SweepStats = field(default_factory=SweepStats)
 
     @property
     def alphas(self) -> np.ndarray:
@@ -152,13 +155,16 @@ def _versions() -> dict:
 def compute_phase_diagram(alphas=DEFAULTS["alphas"], elr_min=DEFAULTS["elr_min"], elr_max=DEFAULTS["elr_max"],
                           num=DEFAULTS["num"], steps=DEFAULTS["steps"], burn_in=DEFAULTS["burn_in"],
                           seeds=DEFAULTS["seeds"], threads=None, progress: bool = False,
-                          lyapunov: bool = True, batch_size=None, mask_prob=1.0) -> PhaseDiagram:
+                          lyapunov: bool = True, batch_size=None, mask_prob=1.0, cache_dir=None,
+                          scheduler=None, dask_local=None) -> PhaseDiagram:
     """Sweep ``num`` log-spaced ELRs in [elr_min, elr_max] with seeds 0..seeds-1 and classify.
 
     With ``lyapunov`` (the default) every run also computes its largest Lyapunov exponent,
     which decides periodic vs chaotic and fills the Lyapunov panel. ``batch_size`` and
     ``mask_prob`` switch to mini-batch SGD (see :func:`toymodel.simulate`); convergence is then
-    judged against the SGD stability edge.
+    judged against the SGD stability edge. ``cache_dir`` keeps finished chunks so that an
+    interrupted sweep resumes where it stopped (:func:`toymodel.sweep.run_sweeps`);
+    ``scheduler``/``dask_local`` run the chunks on a Dask cluster.
     Raises ValueError for bad parameters (see :mod:`toymodel._validate`).
     """
     alphas, elr_min, elr_max, num, steps, burn_in, seeds = _validate(alphas, elr_min, elr_max, num, steps, burn_in,
@@ -167,13 +173,15 @@ def compute_phase_diagram(alphas=DEFAULTS["alphas"], elr_min=DEFAULTS["elr_min"]
     batch_size, mask_prob = _sgd(batch_size, mask_prob)
     elrs = np.geomspace(elr_min, elr_max, num)
     problem = ToyProblem(alphas)
+    sweep_stats = SweepStats()
     result = run_sweep(problem, elrs, steps, seeds=seeds, burn_in=burn_in, threads=threads, progress=progress,
-                       desc="phase diagram", lyapunov=bool(lyapunov), batch_size=batch_size, mask_prob=mask_prob)
+                       desc="phase diagram", lyapunov=bool(lyapunov), batch_size=batch_size, mask_prob=mask_prob,
+                       cache_dir=cache_dir, scheduler=scheduler, dask_local=dask_local, stats=sweep_stats)
     columns, table = phase_table(result)
     params = dict(alphas=alphas.tolist(), elr_min=elr_min, elr_max=elr_max, num=num, steps=steps, burn_in=burn_in,
                   seeds=result.seeds.tolist(), lyapunov=bool(lyapunov), batch_size=batch_size, mask_prob=mask_prob,
                   threads=threads)
-    return PhaseDiagram(columns, table, params, result)
+    return PhaseDiagram(columns, table, params, result, sweep_stats)
 
 
 def _fmt(v) -> str:
@@ -218,7 +226,8 @@ def json_record(pd: PhaseDiagram, wall_time_s: float | None = None, started: str
         "columns": list(pd.columns),
         "outputs": list(outputs),
         "versions": _versions(),
-        "timing": {"started": started, "wall_time_s": wall_time_s},
+        "timing": {"started": started, "wall_time_s": wall_time_s, "chunks": pd.sweep.chunks,
+                   "chunks_reused": pd.sweep.reused},
     }
 
 
@@ -261,6 +270,9 @@ def build_parser() -> ArgumentParser:
                     help="mini-batch SGD with this many examples per step (default: full-batch GD)")
     ap.add_argument("--mask-prob", type=float, default=1.0,
                     help="SGD mask probability p in (0, 1]: each example sees each group with prob. p (default: 1)")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep finished chunks in OUT/.toymodel-cache and reuse them: an interrupted run, started "
+                         "again with --resume, computes only what is missing (results are identical)")
     ap.add_argument("--no-lyapunov", action="store_true",
                     help="skip the Lyapunov exponents (about 2x faster; the subtype then uses the loss fluctuation)")
     return ap
@@ -279,11 +291,13 @@ def _main(argv=None) -> int:
     t0 = time.perf_counter()
     pd = compute_phase_diagram(args.alphas, args.elr_min, args.elr_max, args.num, args.steps, args.burn_in, args.seeds,
                                threads=args.threads, progress=not args.quiet, lyapunov=not args.no_lyapunov,
-                               batch_size=args.batch_size, mask_prob=args.mask_prob)
+                               batch_size=args.batch_size, mask_prob=args.mask_prob,
+                               cache_dir=(out / CACHE_DIRNAME) if args.resume else None)
     wall = time.perf_counter() - t0
     paths = write_outputs(pd, out, args.format, plot=not args.no_plot, wall_time_s=wall, started=started)
     if not args.quiet:
-        print(f"phase diagram: {len(pd.table['elr'])} ELRs x {args.seeds} seeds in {wall:.1f} s; wrote "
+        reused = f" ({pd.sweep.reused} of {pd.sweep.chunks} chunks reused)" if args.resume else ""
+        print(f"phase diagram: {len(pd.table['elr'])} ELRs x {args.seeds} seeds in {wall:.1f} s{reused}; wrote "
               + ", ".join(str(p) for p in paths), file=sys.stderr)
     return 0
 

@@ -56,6 +56,9 @@ class SimulationResult:
         ``theta_steps``.
     nonfinite : (K,)
         Number of seeds per ELR whose trajectory became non-finite.
+    nonfinite_step : (K, S)
+        The step at which each such trajectory first produced a non-finite update, -1 for
+        finite ones.
     trace_steps : (T',) and loss_trace, cosine_trace (K, S, T'), group_elr_trace (K, S, T', n)
         Only with ``record_every > 0``: values at ``t = 0, r, 2r, ... < steps``.
     lyapunov : (K, S)
@@ -91,6 +94,7 @@ class SimulationResult:
     final_group_elrs: np.ndarray
     final_theta: np.ndarray
     nonfinite: np.ndarray
+    nonfinite_step: np.ndarray | None = None
     trace_steps: np.ndarray | None = None
     loss_trace: np.ndarray | None = None
     cosine_trace: np.ndarray | None = None
@@ -264,6 +268,7 @@ def simulate(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, init=None,
         vx0 = vy0 = np.empty((M, 0))
     lyap = np.full(M, np.nan)
     lyap_angle = np.full(M, np.nan)
+    first_bad = np.empty(M)
     sgd = batch_size is not None
     if sgd:
         keys = np.repeat(sgd_keys(seeds)[None, :], K_, axis=0).reshape(M)
@@ -278,7 +283,7 @@ def simulate(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, init=None,
         K.kernel(lyapunov, sgd)(
             np.ascontiguousarray(problem.alphas), traj_elrs, x0, y0, xe0, steps, burn_in, record_every,
             K.block_size(n), keys, cdf, bp, mlo, mhi, stats, mean_gelr, mean_share, final_gelr, fx, fy, fxe,
-            ltr, ctr, etr, vx0, vy0, lyap, lyap_angle)
+            ltr, ctr, etr, vx0, vy0, lyap, lyap_angle, first_bad)
 
     final_theta = np.empty((M, 2 * n))
     final_theta[:, 0::2] = np.ldexp(fx, -K.X_EXPONENT_STEP * fxe.astype(np.int64))
@@ -329,6 +334,7 @@ def simulate(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, init=None,
         final_group_elrs=final_gelr.reshape(K_, S_, n),
         final_theta=final_theta.reshape(K_, S_, 2 * n),
         nonfinite=bad.reshape(K_, S_).sum(axis=1),
+        nonfinite_step=np.where(bad, first_bad, -1).astype(np.int64).reshape(K_, S_),
         batch_size=batch_size,
         mask_prob=mask_prob,
         **traces,

@@ -8,7 +8,10 @@ kernel call, a chunked sweep is bit-identical to a single :func:`toymodel.simula
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 import numpy as np
 
@@ -16,12 +19,12 @@ from ._validate import as_int
 from .model import ToyProblem
 from .simulate import SimulationResult, simulate
 
-__all__ = ["Chunk", "SweepTask", "plan_chunks", "run_chunk", "merge_results", "run_sweep", "run_sweeps",
-           "DEFAULT_CHUNK_TRAJECTORIES"]
+__all__ = ["Chunk", "SweepTask", "ChunkCache", "SweepStats", "plan_chunks", "run_chunk", "merge_results",
+           "run_sweep", "run_sweeps", "DEFAULT_CHUNK_TRAJECTORIES"]
 
 #: trajectories per chunk: enough blocks (of up to 64) to keep two threads busy, small enough
 #: that progress and resume are fine-grained
-DEFAULT_CHUNK_TRAJECTORIES = 512
+DEFAULT_CHUNK_TRAJECTORIES = 256
 
 
 @dataclass(frozen=True)
@@ -129,20 +132,99 @@ class SweepTask:
     def run_chunk(self, chunk: Chunk, threads=None) -> SimulationResult:
         return run_chunk(self.problem, self.elrs, self.seeds, chunk, threads=threads, **dict(self.options))
 
+    def key(self) -> str:
+        """Hash of everything that changes results (weights, exact ELRs and seeds, options, the
+        package version); a cache is never reused across a change of any of them."""
+        from . import __version__
+
+        blob = json.dumps({"alphas": [repr(float(a)) for a in self.alphas], "elrs": [repr(float(e)) for e in self.elrs],
+                           "seeds": [int(s) for s in self.seeds], "options": [[k, repr(v)] for k, v in self.options],
+                           "version": __version__}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+# ----------------------------------------------------------------------- chunk cache
+class ChunkCache:
+    """Finished chunks of sweeps on disk, so an interrupted sweep recomputes only what is missing.
+
+    Layout: ``<directory>/<task key>/chunk_<index>_<chunking>.npz``, each written atomically.
+    """
+
+    def __init__(self, directory):
+        self.directory = Path(directory)
+
+    def _path(self, task: SweepTask, chunk: Chunk) -> Path:
+        tag = f"{chunk.elr_start}-{chunk.elr_stop}x{chunk.seed_start}-{chunk.seed_stop}"
+        return self.directory / task.key() / f"chunk_{chunk.index:06d}_{tag}.npz"
+
+    def load(self, task: SweepTask, chunk: Chunk) -> SimulationResult | None:
+        path = self._path(task, chunk)
+        if not path.exists():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(str(z["__meta__"]))
+                vals = {k: z[k] for k in z.files if k != "__meta__"}
+        except (OSError, ValueError, KeyError):
+            return None  # unreadable: recompute (it is rewritten atomically)
+        vals.update(meta)
+        return SimulationResult(**vals)
+
+    def save(self, task: SweepTask, chunk: Chunk, res: SimulationResult) -> None:
+        from ._io import atomic_path
+
+        path = self._path(task, chunk)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays, meta = {}, {}
+        for f in fields(SimulationResult):
+            v = getattr(res, f.name)
+            if isinstance(v, np.ndarray):
+                arrays[f.name] = v
+            else:
+                meta[f.name] = v
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, __meta__=np.array(json.dumps(meta)), **arrays)
+
+
+@dataclass
+class SweepStats:
+    """What a sweep did: chunks in the plan, and how many came from the cache."""
+
+    chunks: int = 0
+    reused: int = 0
+
 
 def run_sweeps(tasks, *, threads=None, progress=False, chunk_trajectories: int = DEFAULT_CHUNK_TRAJECTORIES,
-               desc: str = "sweep", scheduler=None, dask_local=None) -> list[SimulationResult]:
+               desc: str = "sweep", cache_dir=None, scheduler=None, dask_local=None,
+               stats: SweepStats | None = None) -> list[SimulationResult]:
     """Run several sweep tasks chunk by chunk (one progress bar over all chunks); return one
-    merged :class:`SimulationResult` per task, each identical to a single ``simulate`` call."""
+    merged :class:`SimulationResult` per task, each identical to a single ``simulate`` call.
+
+    With ``cache_dir`` every finished chunk is stored there (:class:`ChunkCache`) and chunks
+    already stored are loaded instead of recomputed: an interrupted sweep, run again, computes
+    only what is missing and returns identical results. ``stats`` (optional) is filled with
+    the number of chunks and of reused chunks.
+    """
     tasks = list(tasks)
     if scheduler is not None or dask_local is not None:
         raise ValueError("distributed runs (scheduler, dask_local) are not available yet")
     plan = [(ti, ch) for ti, task in enumerate(tasks) for ch in task.chunks(chunk_trajectories)]
+    cache = ChunkCache(cache_dir) if cache_dir is not None else None
+    stats = stats if stats is not None else SweepStats()
+    stats.chunks = len(plan)
     parts = [[] for _ in tasks]
     bar = _progress(len(plan), desc, progress)
     try:
         for ti, ch in plan:
-            parts[ti].append((ch, tasks[ti].run_chunk(ch, threads=threads)))
+            res = cache.load(tasks[ti], ch) if cache is not None else None
+            if res is None:
+                res = tasks[ti].run_chunk(ch, threads=threads)
+                if cache is not None:
+                    cache.save(tasks[ti], ch, res)
+            else:
+                stats.reused += 1
+            parts[ti].append((ch, res))
             bar.update(1)
     finally:
         bar.close()
@@ -150,14 +232,16 @@ def run_sweeps(tasks, *, threads=None, progress=False, chunk_trajectories: int =
 
 
 def run_sweep(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, threads=None, progress=False,
-              chunk_trajectories: int = DEFAULT_CHUNK_TRAJECTORIES, desc: str = "sweep", **simulate_kwargs):
+              chunk_trajectories: int = DEFAULT_CHUNK_TRAJECTORIES, desc: str = "sweep", cache_dir=None,
+              scheduler=None, dask_local=None, stats: SweepStats | None = None, **simulate_kwargs):
     """Run ``simulate`` over the ELR x seed grid chunk by chunk, with a progress bar.
 
     Returns the same :class:`SimulationResult` as one ``simulate`` call on the whole grid.
+    ``cache_dir``, ``scheduler``, ``dask_local`` and ``stats`` as in :func:`run_sweeps`.
     """
     task = SweepTask.make(problem.alphas, elrs, seeds, steps=steps, burn_in=burn_in, **simulate_kwargs)
     return run_sweeps([task], threads=threads, progress=progress, chunk_trajectories=chunk_trajectories,
-                      desc=desc)[0]
+                      desc=desc, cache_dir=cache_dir, scheduler=scheduler, dask_local=dask_local, stats=stats)[0]
 
 
 def _progress(total: int, desc: str, enabled: bool):
