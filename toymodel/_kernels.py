@@ -230,9 +230,6 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, st, ly, rc, r_t):
                 PA[i, j] *= min(max(abs(dphi), _MIN_FACTOR), _MAX_FACTOR)
     for j in range(m):
         nrm[j] = 1.0 / math.sqrt(nrm[j])
-        # a unit vector's update only gets longer: 1/N > 1 is rounding (tiny steps), and the
-        # cosine statistic must not exceed 1
-        nrm[j] = min(nrm[j], 1.0)
         # first step whose update is not finite (overflow, or a norm split out of range)
         fine = nrm[j] > 0.0 and nrm[j] < np.inf
         FB[j] = FB[j] if (fine or FB[j] >= 0.0) else float(r_t)
@@ -244,7 +241,9 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, st, ly, rc, r_t):
     if rec:
         for j in range(m):
             ltr[j0 + j, r] = loss[j]
-            ctr[j0 + j, r] = nrm[j]
+            # cos = <theta_t, theta_t+1> = 1/N; a unit vector's update only gets longer, so
+            # 1/N > 1 is rounding (tiny steps) and the cosine is capped at 1
+            ctr[j0 + j, r] = min(nrm[j], 1.0)
     if collect:
         for j in range(m):
             gn = math.sqrt(g2[j])
@@ -255,7 +254,7 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, st, ly, rc, r_t):
             ACC[S_STD_LOSS, j] += d * d
             ACC[S_MIN_LOSS, j] = min(ACC[S_MIN_LOSS, j], lj)
             ACC[S_MAX_LOSS, j] = max(ACC[S_MAX_LOSS, j], lj)
-            ACC[S_MEAN_COS, j] += nrm[j]
+            ACC[S_MEAN_COS, j] += min(nrm[j], 1.0)
             ACC[S_MEAN_ANGLE, j] += atan_nonneg(eta[j] * gstep)
             ACC[S_MEAN_GRAD, j] += gn
     for i in range(n):
