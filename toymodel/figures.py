@@ -520,6 +520,10 @@ def plot_sgd_threshold(bs, ps, ratio, sim=(), ax=None):
 
 
 # -------------------------------------------------------------------- the CLI
+#: where sweeps run (set by the CLI's --scheduler / --dask-local)
+_WHERE = {"scheduler": None, "dask_local": None}
+
+
 def _fig_toy(out, fmt, quiet):
     from .model import ToyProblem
     from .simulate import simulate
@@ -536,7 +540,7 @@ def _fig_phase_diagram(out, fmt, quiet):
     from .phase_diagram import compute_phase_diagram, write_outputs
 
     t0 = time.perf_counter()
-    pd = compute_phase_diagram(progress=not quiet)
+    pd = compute_phase_diagram(progress=not quiet, **_WHERE)
     return write_outputs(pd, out, fmt, wall_time_s=time.perf_counter() - t0)
 
 
@@ -557,7 +561,7 @@ def _fig_lyapunov(out, fmt, quiet):
 
     p = ToyProblem([1.0, 2.0, 4.0])
     res = run_sweep(p, np.geomspace(0.3, 1000, 200) / p.total_alpha, 200_000, seeds=16, burn_in=100_000,
-                    lyapunov=True, progress=not quiet, desc="lyapunov")
+                    lyapunov=True, progress=not quiet, desc="lyapunov", **_WHERE)
     checks = [benettin_lyapunov(p, cc / p.total_alpha, 60_000, seeds=4, burn_in=10_000) for cc in (2.5, 8.0, 60.0)]
     fig, _ = plot_lyapunov(res, benettin=checks)
     return [save_figure(fig, Path(out) / f"lyapunov.{fmt}", fmt)]
@@ -581,8 +585,8 @@ def _fig_regime_map(out, fmt, quiet):
     from .dynamics import regime_map
 
     cs = np.geomspace(0.5, 60, 60)
-    m1 = regime_map("ratio", np.geomspace(1, 100, 30), cs, 200_000, seeds=4, progress=not quiet)
-    m2 = regime_map("groups", np.arange(1, 13), cs, 200_000, seeds=4, progress=not quiet)
+    m1 = regime_map("ratio", np.geomspace(1, 100, 30), cs, 200_000, seeds=4, progress=not quiet, **_WHERE)
+    m2 = regime_map("groups", np.arange(1, 13), cs, 200_000, seeds=4, progress=not quiet, **_WHERE)
     fig, _ = plot_regime_map([m1, m2])
     return [save_figure(fig, Path(out) / f"regime_map.{fmt}", fmt)]
 
@@ -628,7 +632,14 @@ def _main(argv=None) -> int:
     ap.add_argument("--only", action="append", metavar="NAME",
                     help=f"make only these figures (repeatable): {', '.join(FIGURES)}")
     ap.add_argument("--quiet", action="store_true", help="no progress")
+    ap.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                    help="run the sweeps (phase diagram, Lyapunov, regime maps) on a running Dask scheduler")
+    ap.add_argument("--dask-local", metavar="N", type=int, default=None,
+                    help="run the sweeps on a Dask LocalCluster with N worker processes")
     args = ap.parse_args(argv)
+    from .sweep import check_dask_choice
+
+    check_dask_choice(args.scheduler, args.dask_local)
     if args.format not in ("png", "svg", "pdf"):
         raise ValueError(f"format must be one of png, svg, pdf, got {args.format!r}")
     names = args.only or list(FIGURES)
@@ -636,6 +647,7 @@ def _main(argv=None) -> int:
     if bad:
         raise ValueError(f"unknown figure {bad[0]!r}; known: {', '.join(FIGURES)}")
     out = check_writable_dir(args.out, "out")
+    _WHERE.update(scheduler=args.scheduler, dask_local=args.dask_local)
     for nm in names:
         t0 = time.perf_counter()
         paths = FIGURES[nm](out, args.format, args.quiet)

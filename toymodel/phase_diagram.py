@@ -24,7 +24,7 @@ from ._validate import (as_alphas, as_batch_size, as_int, as_mask_prob, as_posit
                         as_threads)
 from .model import ToyProblem
 from .simulate import SimulationResult
-from .sweep import SweepStats, run_sweep
+from .sweep import SweepStats, check_dask_choice, run_sweep
 
 __all__ = ["DEFAULTS", "FORMATS", "PhaseDiagram", "compute_phase_diagram", "phase_table", "write_outputs", "main"]
 
@@ -270,6 +270,11 @@ def build_parser() -> ArgumentParser:
                     help="mini-batch SGD with this many examples per step (default: full-batch GD)")
     ap.add_argument("--mask-prob", type=float, default=1.0,
                     help="SGD mask probability p in (0, 1]: each example sees each group with prob. p (default: 1)")
+    ap.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                    help="run the chunks on a running Dask scheduler, e.g. tcp://127.0.0.1:8786 "
+                         "(extra toymodel[distributed])")
+    ap.add_argument("--dask-local", metavar="N", type=int, default=None,
+                    help="start a Dask LocalCluster with N worker processes on loopback and run the chunks there")
     ap.add_argument("--resume", action="store_true",
                     help="keep finished chunks in OUT/.toymodel-cache and reuse them: an interrupted run, started "
                          "again with --resume, computes only what is missing (results are identical)")
@@ -284,6 +289,7 @@ def _main(argv=None) -> int:
     _validate(args.alphas, args.elr_min, args.elr_max, args.num, args.steps, args.burn_in, args.seeds)
     as_threads(args.threads)
     _sgd(args.batch_size, args.mask_prob)
+    check_dask_choice(args.scheduler, args.dask_local)
     if args.format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {args.format!r}")
     out = check_writable_dir(args.out, "out")
@@ -292,7 +298,8 @@ def _main(argv=None) -> int:
     pd = compute_phase_diagram(args.alphas, args.elr_min, args.elr_max, args.num, args.steps, args.burn_in, args.seeds,
                                threads=args.threads, progress=not args.quiet, lyapunov=not args.no_lyapunov,
                                batch_size=args.batch_size, mask_prob=args.mask_prob,
-                               cache_dir=(out / CACHE_DIRNAME) if args.resume else None)
+                               cache_dir=(out / CACHE_DIRNAME) if args.resume else None,
+                               scheduler=args.scheduler, dask_local=args.dask_local)
     wall = time.perf_counter() - t0
     paths = write_outputs(pd, out, args.format, plot=not args.no_plot, wall_time_s=wall, started=started)
     if not args.quiet:

@@ -20,7 +20,7 @@ from .model import ToyProblem
 from .simulate import SimulationResult, simulate
 
 __all__ = ["Chunk", "SweepTask", "ChunkCache", "SweepStats", "plan_chunks", "run_chunk", "merge_results",
-           "run_sweep", "run_sweeps", "DEFAULT_CHUNK_TRAJECTORIES"]
+           "run_sweep", "run_sweeps", "check_dask_choice", "DEFAULT_CHUNK_TRAJECTORIES"]
 
 #: trajectories per chunk: enough blocks (of up to 64) to keep two threads busy, small enough
 #: that progress and resume are fine-grained
@@ -205,27 +205,43 @@ def run_sweeps(tasks, *, threads=None, progress=False, chunk_trajectories: int =
     already stored are loaded instead of recomputed: an interrupted sweep, run again, computes
     only what is missing and returns identical results. ``stats`` (optional) is filled with
     the number of chunks and of reused chunks.
+
+    ``scheduler`` (an address such as ``"tcp://127.0.0.1:8786"``) or ``dask_local`` (a number
+    of worker processes for a ``LocalCluster`` on loopback) run the missing chunks on Dask
+    (extra ``toymodel[distributed]``); results are identical to a local run, whatever the
+    number of workers or the order in which chunks finish.
     """
     tasks = list(tasks)
-    if scheduler is not None or dask_local is not None:
-        raise ValueError("distributed runs (scheduler, dask_local) are not available yet")
+    check_dask_choice(scheduler, dask_local)
     plan = [(ti, ch) for ti, task in enumerate(tasks) for ch in task.chunks(chunk_trajectories)]
     cache = ChunkCache(cache_dir) if cache_dir is not None else None
     stats = stats if stats is not None else SweepStats()
     stats.chunks = len(plan)
     parts = [[] for _ in tasks]
-    bar = _progress(len(plan), desc, progress)
-    try:
-        for ti, ch in plan:
-            res = cache.load(tasks[ti], ch) if cache is not None else None
-            if res is None:
-                res = tasks[ti].run_chunk(ch, threads=threads)
-                if cache is not None:
-                    cache.save(tasks[ti], ch, res)
-            else:
-                stats.reused += 1
+    todo = []
+    for ti, ch in plan:
+        res = cache.load(tasks[ti], ch) if cache is not None else None
+        if res is None:
+            todo.append((ti, ch))
+        else:
+            stats.reused += 1
             parts[ti].append((ch, res))
-            bar.update(1)
+
+    def finished(ti, ch, res):
+        if cache is not None:
+            cache.save(tasks[ti], ch, res)
+        parts[ti].append((ch, res))
+
+    bar = _progress(len(plan), desc, progress, initial=stats.reused)
+    try:
+        if scheduler is not None or dask_local is not None:
+            from ._distributed import run_on_dask
+
+            run_on_dask(tasks, todo, finished, bar, scheduler=scheduler, dask_local=dask_local, threads=threads)
+        else:
+            for ti, ch in todo:
+                finished(ti, ch, tasks[ti].run_chunk(ch, threads=threads))
+                bar.update(1)
     finally:
         bar.close()
     return [merge_results(parts[ti], np.asarray(t.elrs), np.asarray(t.seeds)) for ti, t in enumerate(tasks)]
@@ -244,7 +260,24 @@ def run_sweep(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, threads=N
                       desc=desc, cache_dir=cache_dir, scheduler=scheduler, dask_local=dask_local, stats=stats)[0]
 
 
-def _progress(total: int, desc: str, enabled: bool):
+def check_dask_choice(scheduler, dask_local) -> None:
+    """Validate the choice of where to run before any work: at most one of the two, a worker
+    count >= 1, and the optional extra installed (else one clear ValueError naming it)."""
+    if scheduler is None and dask_local is None:
+        return
+    if scheduler is not None and dask_local is not None:
+        raise ValueError("give either scheduler or dask_local, not both")
+    if dask_local is not None:
+        as_int(dask_local, "dask_local", minimum=1)
+    if scheduler is not None and not str(scheduler).strip():
+        raise ValueError("scheduler must be an address such as tcp://127.0.0.1:8786, got ''")
+    from ._distributed import _import
+
+    _import()
+
+
+def _progress(total: int, desc: str, enabled: bool, initial: int = 0):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="chunk", disable=not enabled, leave=False, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit="chunk", disable=not enabled, leave=False, dynamic_ncols=True,
+                initial=initial)
