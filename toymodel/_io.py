@@ -11,7 +11,8 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_text", "atomic_write_bytes", "atomic_path", "check_writable_dir"]
+__all__ = ["atomic_write_text", "atomic_write_bytes", "atomic_path", "check_writable_dir", "save_npz_record",
+           "load_npz_record"]
 
 
 @contextlib.contextmanager
@@ -50,6 +51,37 @@ def atomic_write_bytes(path, data: bytes) -> None:
 
 def atomic_write_text(path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_npz_record(path, arrays: dict, meta: dict) -> None:
+    """Store arrays (exactly, as .npz) and JSON-able metadata in one file, atomically."""
+    import json
+
+    import numpy as np
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, __meta__=np.array(json.dumps(meta)), **arrays)
+
+
+def load_npz_record(path):
+    """``(arrays, meta)`` from :func:`save_npz_record`, or None if missing or unreadable."""
+    import json
+
+    import numpy as np
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["__meta__"]))
+            arrays = {k: z[k] for k in z.files if k != "__meta__"}
+    except (OSError, ValueError, KeyError):
+        return None
+    return arrays, meta
 
 
 def check_writable_dir(path, name: str = "out") -> Path:

@@ -28,6 +28,8 @@ __all__ = [
     "plot_basins",
     "plot_regime_map",
     "plot_sgd_threshold",
+    "plot_bridge_regimes",
+    "plot_bridge_ess",
     "save_figure",
     "plot_phase_diagram",
     "plot_toy_loss",
@@ -519,6 +521,105 @@ def plot_sgd_threshold(bs, ps, ratio, sim=(), ax=None):
     return fig, ax
 
 
+def plot_bridge_regimes(bs, axes=None):
+    """The network's sweep: final train loss, test error, effective gradient norm and the cosine
+    of consecutive iterates against ELR, with the regime bands of the classification."""
+    t = bs.table
+    elrs = np.asarray(t["elr"], dtype=float)
+    if axes is None:
+        fig, axes = plt.subplots(4, 1, figsize=(8, 10.5), sharex=True)
+    else:
+        fig = axes[0].figure
+    _regime_bands(axes, elrs, t["regime"], t["subtype"], label_ax=axes[0])
+    rg = float(np.mean(bs.random_guess))
+
+    def band(ax, name, color, label, log=True):
+        m, s = np.asarray(t[name]), np.asarray(t[f"std_{name}"])
+        ax.errorbar(elrs, m, yerr=s, fmt="o-", ms=3, lw=1, color=color, capsize=2, label=label)
+        if log:
+            ax.set_yscale("log")
+
+    band(axes[0], "final_train_loss", "tab:blue", "final train loss (mean ± std over seeds)")
+    axes[0].axhline(rg, color="tab:red", ls="--", lw=1, label=f"random-guess level (measured) {rg:.2f}")
+    axes[0].set_ylabel("train loss")
+    band(axes[1], "final_test_error", "tab:orange", "final test error", log=False)
+    axes[1].axhline(0.9, color="tab:red", ls="--", lw=1, label="chance (10 classes)")
+    axes[1].set_ylabel("test error")
+    axes[2].plot(elrs, t["mean_eff_grad_norm"], "o-", ms=3, lw=1, color="tab:green",
+                 label=r"effective gradient norm $\|g\|\,\|\theta\|$ (median over the window, mean over seeds)")
+    axes[2].set_yscale("log")
+    axes[2].set_ylabel(r"$\tilde g$")
+    band(axes[3], "mean_cosine", "tab:purple", r"cos$(\theta_t,\theta_{t+1})$ per step", log=False)
+    band(axes[3], "epoch_cosine", "0.4", "cos between consecutive epochs", log=False)
+    axes[3].axhspan(-regimes.RANDOM_WALK_COSINE_TOL, regimes.RANDOM_WALK_COSINE_TOL, color="tab:red", alpha=0.12,
+                    lw=0, label=f"random-walk criterion |cos| ≤ {regimes.RANDOM_WALK_COSINE_TOL}")
+    axes[3].set_ylabel("cosine")
+    axes[3].set_xscale("log")
+    axes[3].set_xlabel(r"total effective learning rate $\tilde\eta$")
+    for ax in axes:
+        ax.legend(fontsize=7, loc="best", framealpha=0.9)
+    fig.legend(handles=_legend_patches(), loc="lower center", ncol=4, fontsize=7, frameon=False)
+    p = bs.params
+    fig.suptitle(f"Scale-invariant MLP {tuple([64] + list(p['hidden']) + [10])} on digits, trained on the sphere: "
+                 f"{len(elrs)} ELRs × {len(p['seeds'])} seeds × {p['epochs']} epochs", fontsize=10)
+    fig.tight_layout(rect=(0, 0.03, 1, 0.98))
+    return fig, axes
+
+
+def plot_bridge_ess(bs, ax=None):
+    """Per-channel ELR against per-channel effective gradient norm (window means, seed 0) for
+    the ELRs classified as equilibrium, with lines of constant ESS (y = ESS / x). Equal ESS across
+    channels puts an ELR's points on one such line."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7.5, 6))
+    else:
+        fig = ax.figure
+    from .bridge import _window
+
+    w = _window(bs.params["epochs"])
+    t = bs.table
+    eq = [k for k, r in enumerate(t["regime"]) if r == "chaotic_equilibrium"]
+    conv = [k for k, r in enumerate(t["regime"]) if r == "convergence"]
+    cmap = plt.get_cmap("viridis")
+    xs_all, ys_all = [], []
+    for j, k in enumerate(eq):
+        run = bs.runs[k][0]
+        x = run.channel_elr[w].mean(axis=0)
+        y = run.channel_egn[w].mean(axis=0)
+        ess = run.channel_ess[w].mean(axis=0)  # per-step ESS averaged, as in the CSV
+        col = cmap(j / max(1, len(eq) - 1))
+        ax.loglog(x, y, ".", ms=4, color=col,
+                  label=rf"$\tilde\eta$ = {t['elr'][k]:.3g}: std log ESS = {np.std(np.log(ess)):.3f}")
+        xs_all.append(x)
+        ys_all.append(y)
+    if conv:
+        k = conv[-1]
+        run = bs.runs[k][0]
+        x = run.channel_elr[w].mean(axis=0)
+        y = run.channel_egn[w].mean(axis=0)
+        ess = run.channel_ess[w].mean(axis=0)
+        ax.loglog(x, y, "x", ms=4, color="0.6", label=rf"convergence, $\tilde\eta$ = {t['elr'][k]:.3g}: "
+                                                      rf"std log ESS = {np.std(np.log(ess)):.3f}")
+        xs_all.append(x)
+        ys_all.append(y)
+    if xs_all:
+        xx = np.concatenate(xs_all)
+        yy = np.concatenate(ys_all)
+        xl = np.geomspace(xx.min() / 2, xx.max() * 2, 50)
+        for e in np.geomspace(1e-4, 1e2, 13):
+            ax.loglog(xl, e / xl, ":", color="0.75", lw=0.8, zorder=0)
+        ax.set_xlim(xl[0], xl[-1])
+        ax.set_ylim(yy.min() / 2, yy.max() * 2)
+        ax.plot([], [], ":", color="0.6", label=r"constant ESS $\tilde\eta_i\tilde g_i$ (one line per half decade)")
+    ax.set_xlabel(r"channel ELR $\tilde\eta_i$")
+    ax.set_ylabel(r"channel effective gradient norm $\tilde g_i$")
+    ax.legend(fontsize=6.5, loc="lower left", framealpha=0.9)
+    ax.set_title("Per-channel ELR vs effective gradient norm (window means, seed 0); equal ESS = on a dotted line",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig, ax
+
+
 # -------------------------------------------------------------------- the CLI
 #: where sweeps run (set by the CLI's --scheduler / --dask-local)
 _WHERE = {"scheduler": None, "dask_local": None}
@@ -612,6 +713,14 @@ def _fig_sgd_threshold(out, fmt, quiet):
     return [save_figure(fig, Path(out) / f"sgd_threshold.{fmt}", fmt)]
 
 
+def _fig_bridge(out, fmt, quiet):
+    from .bridge import compute_bridge, write_bridge_outputs
+
+    t0 = time.perf_counter()
+    bs = compute_bridge(progress=not quiet)
+    return write_bridge_outputs(bs, out, fmt, wall_time_s=time.perf_counter() - t0)
+
+
 #: name -> function(out, fmt, quiet) returning written paths
 FIGURES = {
     "toy": _fig_toy,
@@ -621,6 +730,7 @@ FIGURES = {
     "basins": _fig_basins,
     "regime_map": _fig_regime_map,
     "sgd_threshold": _fig_sgd_threshold,
+    "bridge": _fig_bridge,
 }
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._io import load_npz_record, save_npz_record
 from ._validate import as_int
 from .model import ToyProblem
 from .simulate import SimulationResult, simulate
@@ -158,33 +159,18 @@ class ChunkCache:
         return self.directory / task.key() / f"chunk_{chunk.index:06d}_{tag}.npz"
 
     def load(self, task: SweepTask, chunk: Chunk) -> SimulationResult | None:
-        path = self._path(task, chunk)
-        if not path.exists():
-            return None
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                meta = json.loads(str(z["__meta__"]))
-                vals = {k: z[k] for k in z.files if k != "__meta__"}
-        except (OSError, ValueError, KeyError):
-            return None  # unreadable: recompute (it is rewritten atomically)
-        vals.update(meta)
-        return SimulationResult(**vals)
+        rec = load_npz_record(self._path(task, chunk))
+        if rec is None:
+            return None  # missing or unreadable: recompute (it is rewritten atomically)
+        arrays, meta = rec
+        return SimulationResult(**arrays, **meta)
 
     def save(self, task: SweepTask, chunk: Chunk, res: SimulationResult) -> None:
-        from ._io import atomic_path
-
-        path = self._path(task, chunk)
-        path.parent.mkdir(parents=True, exist_ok=True)
         arrays, meta = {}, {}
         for f in fields(SimulationResult):
             v = getattr(res, f.name)
-            if isinstance(v, np.ndarray):
-                arrays[f.name] = v
-            else:
-                meta[f.name] = v
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, __meta__=np.array(json.dumps(meta)), **arrays)
+            (arrays if isinstance(v, np.ndarray) else meta)[f.name] = v
+        save_npz_record(self._path(task, chunk), arrays, meta)
 
 
 @dataclass
