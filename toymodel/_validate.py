@@ -21,7 +21,13 @@ __all__ = [
     "as_batch_size",
     "as_mask_prob",
     "as_threads",
+    "as_elr_range",
+    "as_format",
+    "FORMATS",
 ]
+
+#: figure formats every command accepts
+FORMATS = ("png", "svg", "pdf")
 
 
 def _short(value, limit: int = 60) -> str:
@@ -154,3 +160,19 @@ def as_threads(threads) -> int | None:
     if threads > limit:
         raise ValueError(f"threads must be <= {limit} (NUMBA_NUM_THREADS), got {threads}")
     return threads
+
+
+def as_elr_range(elr_min, elr_max, num) -> tuple[float, float, int]:
+    """A log grid's bounds and size: 0 < elr_min < elr_max finite, num >= 2."""
+    elr_min = as_positive_float(elr_min, "elr_min")
+    elr_max = as_positive_float(elr_max, "elr_max")
+    if not elr_min < elr_max:
+        raise ValueError(f"elr_min must be smaller than elr_max, got elr_min={elr_min!r}, elr_max={elr_max!r}")
+    return elr_min, elr_max, as_int(num, "num", minimum=2)
+
+
+def as_format(fmt) -> str:
+    """One of :data:`FORMATS`."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    return fmt

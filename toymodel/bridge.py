@@ -33,7 +33,7 @@ import numpy as np
 from . import regimes
 from ._cli import ArgumentParser, run_cli
 from ._io import atomic_write_text, check_writable_dir, load_npz_record, save_npz_record
-from ._validate import as_int, as_positive_float, as_threads
+from ._validate import as_elr_range, as_format, as_int, as_positive_float, as_threads
 
 __all__ = ["BRIDGE_HINT", "DEFAULTS", "SIMLP", "load_digits_split", "TrainResult", "train", "random_guess_level",
            "BridgeSweep", "compute_bridge", "bridge_csv_text", "bridge_json_record", "write_bridge_outputs", "main"]
@@ -305,11 +305,7 @@ def _run_key(params: dict) -> str:
 
 
 def _validate(elr_min, elr_max, num, seeds, epochs, batch_size, hidden, out_norm):
-    elr_min = as_positive_float(elr_min, "elr_min")
-    elr_max = as_positive_float(elr_max, "elr_max")
-    if not elr_min < elr_max:
-        raise ValueError(f"elr_min must be smaller than elr_max, got elr_min={elr_min!r}, elr_max={elr_max!r}")
-    num = as_int(num, "num", minimum=2)
+    elr_min, elr_max, num = as_elr_range(elr_min, elr_max, num)
     seeds = as_int(seeds, "seeds", minimum=1)
     epochs = as_int(epochs, "epochs", minimum=2)
     batch_size = as_int(batch_size, "batch_size", minimum=2)
@@ -474,7 +470,7 @@ def write_bridge_outputs(bs: BridgeSweep, out, fmt: str = "png", plot: bool = Tr
 
 
 def _main(argv=None) -> int:
-    from .phase_diagram import CACHE_DIRNAME, FORMATS
+    from .phase_diagram import CACHE_DIRNAME
 
     d = DEFAULTS
     ap = ArgumentParser(prog="python -m toymodel.bridge",
@@ -501,8 +497,7 @@ def _main(argv=None) -> int:
     _validate(args.elr_min, args.elr_max, args.num, args.seeds, args.epochs, args.batch_size, args.hidden,
               args.out_norm)
     as_threads(args.threads)
-    if args.format not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {args.format!r}")
+    as_format(args.format)
     try:
         import sklearn  # noqa: F401
     except ImportError:

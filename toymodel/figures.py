@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 from . import regimes, theory  # noqa: E402
 from ._cli import ArgumentParser, run_cli  # noqa: E402
 from ._io import atomic_path, check_writable_dir  # noqa: E402
+from ._validate import as_format  # noqa: E402
 
 __all__ = [
     "REGIME_COLORS",
@@ -64,6 +65,20 @@ def save_figure(fig, path, fmt: str | None = None, dpi: int = 150) -> Path:
         fig.savefig(tmp, format=fmt, dpi=dpi, metadata=meta, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def _fig_ax(ax, figsize):
+    """``(fig, ax)``: a new figure unless an Axes is given."""
+    if ax is None:
+        return plt.subplots(figsize=figsize)
+    return ax.figure, ax
+
+
+def _c_axis(ax, A: float):
+    """A secondary top axis showing c = elr * sum(alpha)."""
+    sec = ax.secondary_xaxis("top", functions=(lambda e: e * A, lambda cc: cc / A))
+    sec.set_xlabel(r"$c=\tilde\eta\sum_i\alpha_i$", fontsize=9)
+    return sec
 
 
 def _fmt_alphas(a) -> str:
@@ -191,8 +206,7 @@ def plot_phase_diagram(pd, axes=None):
         ax_y.legend(fontsize=7, loc="lower left", framealpha=0.9)
 
     axes[-1].set_xlabel(r"total effective learning rate $\tilde\eta$")
-    sec = ax_l.secondary_xaxis("top", functions=(lambda e: e * A, lambda cc: cc / A))
-    sec.set_xlabel(r"$c=\tilde\eta\sum_i\alpha_i$", fontsize=9)
+    _c_axis(ax_l, A)
     handles = _legend_patches()
     from matplotlib.lines import Line2D
 
@@ -307,10 +321,7 @@ def _theory_c_lines(ax, A=None, labels=True, vertical=True):
 
 def plot_orbit_diagram(od, ax=None):
     """Loss samples against log ELR (every seed), with the derived orbit loss and special c."""
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(9, 5))
-    else:
-        fig = ax.figure
+    fig, ax = _fig_ax(ax, (9, 5))
     a = od.alphas
     A = a.sum()
     K_, S_, W = od.loss.shape
@@ -325,8 +336,7 @@ def plot_orbit_diagram(od, ax=None):
     ax.set_xscale("log")
     ax.set_xlabel(r"total ELR $\tilde\eta$")
     ax.set_ylabel(r"loss $F(\theta_t)$ after the transient")
-    sec = ax.secondary_xaxis("top", functions=(lambda e: e * A, lambda cc: cc / A))
-    sec.set_xlabel(r"$c=\tilde\eta\sum\alpha_i$", fontsize=9)
+    _c_axis(ax, A)
     ax.legend(fontsize=7, loc="upper left")
     ax.set_title(f"Orbit diagram, α = {_fmt_alphas(a)}, {od.steps:,} steps per run", fontsize=10)
     fig.tight_layout()
@@ -340,10 +350,7 @@ def plot_lyapunov(result, ax=None, benettin=None):
     ``result`` is a :class:`SimulationResult` computed with ``lyapunov=True``; ``benettin`` an
     optional list of :class:`toymodel.dynamics.BenettinResult` drawn as checks.
     """
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(9, 5))
-    else:
-        fig = ax.figure
+    fig, ax = _fig_ax(ax, (9, 5))
     a = result.alphas
     A = a.sum()
     e = result.elrs
@@ -373,8 +380,7 @@ def plot_lyapunov(result, ax=None, benettin=None):
     ax.set_yscale("symlog", linthresh=1e-3)
     ax.set_xlabel(r"total ELR $\tilde\eta$")
     ax.set_ylabel("Lyapunov exponent (per step)")
-    sec = ax.secondary_xaxis("top", functions=(lambda x: x * A, lambda x: x / A))
-    sec.set_xlabel(r"$c=\tilde\eta\sum\alpha_i$", fontsize=9)
+    _c_axis(ax, A)
     ax.legend(fontsize=7, loc="lower right", framealpha=0.9)
     ax.set_title(f"Largest Lyapunov exponent, α = {_fmt_alphas(a)}, {result.seeds.size} seeds, "
                  f"window {result.steps - result.burn_in:,} steps", fontsize=10)
@@ -384,10 +390,7 @@ def plot_lyapunov(result, ax=None, benettin=None):
 
 def plot_basins(basins, ax=None):
     """Stacked basin fractions against c, and the median time to reach the minimum/orbit."""
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(9, 5))
-    else:
-        fig = ax.figure
+    fig, ax = _fig_ax(ax, (9, 5))
     from .dynamics import ATTRACTORS
 
     a = basins[0].alphas
@@ -496,10 +499,7 @@ def plot_sgd_threshold(bs, ps, ratio, sim=(), ax=None):
     ``ratio`` (P, B) is :func:`toymodel.theory.sgd_stability_edge` on the grid; ``sim`` a list of
     ``(b, p, simulated ratio)``.
     """
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(8, 5))
-    else:
-        fig = ax.figure
+    fig, ax = _fig_ax(ax, (8, 5))
     bs = np.asarray(bs)
     for j, p in enumerate(ps):
         col = f"C{j}"
@@ -570,10 +570,7 @@ def plot_bridge_ess(bs, ax=None):
     """Per-channel ELR against per-channel effective gradient norm (window means, seed 0) for
     the ELRs classified as equilibrium, with lines of constant ESS (y = ESS / x). Equal ESS across
     channels puts an ELR's points on one such line."""
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7.5, 6))
-    else:
-        fig = ax.figure
+    fig, ax = _fig_ax(ax, (7.5, 6))
     from .bridge import _window
 
     w = _window(bs.params["epochs"])
@@ -750,8 +747,7 @@ def _main(argv=None) -> int:
     from .sweep import check_dask_choice
 
     check_dask_choice(args.scheduler, args.dask_local)
-    if args.format not in ("png", "svg", "pdf"):
-        raise ValueError(f"format must be one of png, svg, pdf, got {args.format!r}")
+    as_format(args.format)
     names = args.only or list(FIGURES)
     bad = [nm for nm in names if nm not in FIGURES]
     if bad:

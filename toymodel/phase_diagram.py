@@ -20,8 +20,8 @@ import numpy as np
 from . import regimes, theory
 from ._cli import ArgumentParser, run_cli
 from ._io import atomic_path, atomic_write_text, check_writable_dir
-from ._validate import (as_alphas, as_batch_size, as_int, as_mask_prob, as_positive_float, as_steps_burn_in,
-                        as_threads)
+from ._validate import (FORMATS, as_alphas, as_batch_size, as_elr_range, as_format, as_int, as_mask_prob,
+                        as_steps_burn_in, as_threads)
 from .model import ToyProblem
 from .simulate import SimulationResult
 from .sweep import SweepStats, check_dask_choice, run_sweep
@@ -29,7 +29,6 @@ from .sweep import SweepStats, check_dask_choice, run_sweep
 __all__ = ["DEFAULTS", "FORMATS", "PhaseDiagram", "compute_phase_diagram", "phase_table", "write_outputs", "main"]
 
 DEFAULTS = dict(alphas=(1.0, 2.0, 4.0), elr_min=1e-3, elr_max=1e2, num=300, steps=1_000_000, burn_in=500_000, seeds=8)
-FORMATS = ("png", "svg", "pdf")
 #: folder (inside --out) that keeps finished chunks for --resume
 CACHE_DIRNAME = ".toymodel-cache"
 
@@ -68,11 +67,7 @@ def _sgd(batch_size, mask_prob):
 
 def _validate(alphas, elr_min, elr_max, num, steps, burn_in, seeds):
     alphas = as_alphas(alphas)
-    elr_min = as_positive_float(elr_min, "elr_min")
-    elr_max = as_positive_float(elr_max, "elr_max")
-    if not elr_min < elr_max:
-        raise ValueError(f"elr_min must be smaller than elr_max, got elr_min={elr_min!r}, elr_max={elr_max!r}")
-    num = as_int(num, "num", minimum=2)
+    elr_min, elr_max, num = as_elr_range(elr_min, elr_max, num)
     steps, burn_in = as_steps_burn_in(steps, burn_in)
     seeds = as_int(seeds, "seeds", minimum=1)
     return alphas, elr_min, elr_max, num, steps, burn_in, seeds
@@ -290,8 +285,7 @@ def _main(argv=None) -> int:
     as_threads(args.threads)
     _sgd(args.batch_size, args.mask_prob)
     check_dask_choice(args.scheduler, args.dask_local)
-    if args.format not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {args.format!r}")
+    as_format(args.format)
     out = check_writable_dir(args.out, "out")
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
