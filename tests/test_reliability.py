@@ -1,15 +1,12 @@
 """Reliability: bad input, extreme ELRs, non-finite runs, faithful tiny angles, atomic and
 resumable outputs, and properties that hold for any input (hypothesis)."""
 
-import csv
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import mpmath as mp
 import numpy as np

@@ -166,7 +166,9 @@ def test_result_echoes_inputs():
     assert r.version == tm.__version__
     assert r.mean_loss.shape == (1, 2) and r.final_theta.shape == (1, 2, 6)
     assert r.loss_trace is None
-    with pytest.raises(Exception):
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
         r.steps = 3  # frozen
 
 

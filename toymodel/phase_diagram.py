@@ -19,7 +19,7 @@ import numpy as np
 
 from . import regimes, theory
 from ._cli import ArgumentParser, run_cli
-from ._io import atomic_path, atomic_write_text, check_writable_dir
+from ._io import atomic_write_text, check_writable_dir
 from ._validate import (FORMATS, as_alphas, as_batch_size, as_elr_range, as_format, as_int, as_mask_prob,
                         as_steps_burn_in, as_threads)
 from .model import ToyProblem

@@ -307,7 +307,6 @@ def derive_minimum_stability() -> Derivation:
 @functools.lru_cache(maxsize=None)
 def derive_equilibrium() -> Derivation:
     r"""The equal-ESS equilibrium orbit above the threshold."""
-    phi_new = derive_one_step_map().results["phi_new"]
     # a period-2 orbit that flips the angle: phi' = -phi  <=>  tan(2phi) = k sin(2phi)  <=>  cos(2phi) = 1/k
     flip = sp.Eq(sp.tan(2 * phi), k * sp.sin(2 * phi))
     cos2phi = 1 / k
@@ -460,7 +459,7 @@ def derive_cycle_linearisation() -> Derivation:
     # per-group partial derivatives on the orbit, in sign-adjusted variables xi = sign(phi) dphi and
     # v = domega/omega; d k / d v = -k (k = elr alpha / omega)
     a = sp.simplify(-sp.diff(phi_new, phi).subs(on))
-    b = sp.simplify(-(-k) * sp.diff(phi_new, k).subs(on))
+    b = sp.simplify(k * sp.diff(phi_new, k).subs(on))  # -(d phi'/d k)(d k/d v) with d k/d v = -k
     p = sp.simplify(sp.diff(S_, phi).subs(on))
     q = sp.simplify((-k) * sp.diff(S_, k).subs(on))
     one_plus_S = sp.simplify((1 + S_).subs(on))
@@ -607,11 +606,10 @@ def derive_orbit_nonlinear_stability() -> Derivation:
     from scipy.optimize import brentq
 
     J, _, _, _, G = _normal_form_forms()
-    rr = sp.Symbol("r", positive=True)
     ratios = (1.0, 1.5, 2.0, 4.0, 10.0, 100.0, 1000.0)
     # bracket between the 1:4 (c = sqrt 2) and 1:3 (c = 2) resonances of the one-step map,
     # where the formula does not apply
-    roots = [brentq(lambda cv: _nf_coefficient(cv, rv), 1.5, 1.95, xtol=1e-15, rtol=1e-15) for rv in ratios]
+    roots = [brentq(lambda cv, rv=rv: _nf_coefficient(cv, rv), 1.5, 1.95, xtol=1e-15, rtol=1e-15) for rv in ratios]
     root = float(np.mean(roots))
     exact = sp.nsimplify(root, [sp.sqrt(3)], tolerance=1e-12)
     spread = max(abs(x - root) for x in roots)
@@ -763,19 +761,24 @@ def derive_sgd_threshold() -> Derivation:
         Step("and, as for GD, the norm shares are frozen to first order, so the split omega (hence k_i = elr alpha_i/omega_i) "
              "is a fixed, free parameter of the linearisation. By the law of large numbers, "
              "(1/T) log|phi_i(T)/phi_i(0)| tends almost surely to", "h(k_i)", hsym),
-        Step("h(0) = 0 and its slope at 0 is E[d/dk log|1 - 2kA|] = -2 E[A], with", r"\mathbb E[A]", EA),
+        Step("h(0) = 0, and the slope of each term at k = 0 is", r"\left.\frac{d}{dk}\log|1-2kA|\right|_{k=0}",
+             slope0),
+        Step("so h'(0) = -2 E[A]; from the generating function (1 - p + pz)^b of the b masks,", r"\mathbb E[A]", EA),
         Step("so h < 0 on an interval (0, k*(b, p)); the group is a.s. stable iff k_i < k*. With a free split, some omega "
              "makes every group stable iff sum_i elr alpha_i < k*: the threshold factorises into an alpha part and a "
-             "(b, p) part,", r"\tilde\eta^*_{\mathrm{SGD}}", sp.Symbol(r"k^*(b,p)") / A),
-        Step("p = 1: A = 1 surely and h reduces to GD's log|1 - 2k|, whose edge is", "k^*", k_p1),
-        Step("b = 1: A is 0 or 1/p, h = p log|1 - 2k/p|, whose edge is", "k^*", k_b1),
+             "(b, p) part,", r"\tilde\eta^*_{\mathrm{SGD}}", r"\frac{k^*(b,p)}{A}"),
+        Step("p = 1: A = 1 surely and h reduces to GD's", "h", h_p1),
+        Step("whose edge (|1 - 2k| = 1, k > 0) is", "k^*", k_p1),
+        Step("b = 1: A is 0 (probability 1 - p) or 1/p, so", "h", h_b1),
+        Step("whose edge is", "k^*", k_b1),
         Step("Large b: A = 1 + epsilon with Var(epsilon) =", r"\mathrm{Var}\,\epsilon", var_eps),
-        Step("Expanding h near k = 1 + delta to first order in delta and in Var(epsilon) (E epsilon = 0):",
+        Step("Expanding h near k = 1 + delta to first order in delta and in V = Var(epsilon) (E epsilon = 0):",
              r"h", mean_lin),
         Step("so the edge moves up: SGD noise raises the threshold for large batches (Jensen: fluctuating multipliers "
              "of mean modulus 1 contract almost surely); as b -> oo it tends to GD's 1:", "k^*", k_large),
         Step("In general h is a finite sum over m, evaluated exactly (scipy binomial pmf), and k* its first positive "
-             "root (Brent's method). Columns: b, p, k* (exact), 1 + (1-p)/(bp) (large-b expansion):", "", table),
+             "root (Brent's method). Columns: b, p, k* (exact), 1 + (1-p)/(bp) (large-b expansion):",
+             r"\left(b,\ p,\ k^*,\ 1+\tfrac{1-p}{bp}\right)", table),
         Step("h = -infinity at the points k = bp/(2m) (a batch that cancels the step exactly), so above k* there are "
              "also extremely narrow windows of a.s. stability around them; the norm split would have to be tuned "
              "into them and the dynamics does not find them. The threshold is the edge of the interval (0, k*)."),
