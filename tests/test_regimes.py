@@ -79,3 +79,11 @@ def test_theory_regime_and_crossover():
     assert theory.equilibrium_cosine(A, cross / A.sum()) == pytest.approx(regimes.RANDOM_WALK_COSINE_TOL)
     r = regimes.theory_regime(A, [0.5 * thr, 2 * thr, 1.01 * cross / A.sum()])
     assert r.tolist() == ["convergence", "chaotic_equilibrium", "divergence"]
+
+
+def test_generic_core_counts_loss_above_random_guess_as_divergence():
+    """A network can do worse than random guessing at huge ELRs: still nothing learned."""
+    reg, sub = regimes.classify([4.8, 3.7, 3.0, 0.001], [0.0, 0.01, 0.0, 0.99], 3.83,
+                                converged=[False, False, False, True], chaotic=[True, True, True, False])
+    assert reg.tolist() == ["divergence", "divergence", "chaotic_equilibrium", "convergence"]
+    assert sub.tolist() == ["", "", "chaotic", ""]
