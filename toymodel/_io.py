@@ -11,8 +11,8 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_text", "atomic_write_bytes", "atomic_path", "check_writable_dir", "save_npz_record",
-           "load_npz_record"]
+__all__ = ["atomic_write_text", "atomic_write_bytes", "atomic_path", "check_writable_dir", "save_record",
+           "load_record"]
 
 
 @contextlib.contextmanager
@@ -53,12 +53,18 @@ def atomic_write_text(path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def save_npz_record(path, arrays: dict, meta: dict) -> None:
-    """Store arrays (exactly, as .npz) and JSON-able metadata in one file, atomically."""
+def save_record(path, obj) -> None:
+    """Store a dataclass in one .npz file, atomically: its array fields exactly, the others
+    (JSON-able) as metadata."""
+    import dataclasses
     import json
 
     import numpy as np
 
+    arrays, meta = {}, {}
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        (arrays if isinstance(v, np.ndarray) else meta)[f.name] = v
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -66,8 +72,8 @@ def save_npz_record(path, arrays: dict, meta: dict) -> None:
             np.savez(fh, __meta__=np.array(json.dumps(meta)), **arrays)
 
 
-def load_npz_record(path):
-    """``(arrays, meta)`` from :func:`save_npz_record`, or None if missing or unreadable."""
+def load_record(path, cls):
+    """The ``cls`` instance stored by :func:`save_record`, or None if missing or unreadable."""
     import json
 
     import numpy as np
@@ -81,7 +87,7 @@ def load_npz_record(path):
             arrays = {k: z[k] for k in z.files if k != "__meta__"}
     except (OSError, ValueError, KeyError):
         return None
-    return arrays, meta
+    return cls(**arrays, **meta)
 
 
 def check_writable_dir(path, name: str = "out") -> Path:

@@ -32,7 +32,7 @@ import numpy as np
 
 from . import regimes
 from ._cli import ArgumentParser, run_cli
-from ._io import atomic_write_text, check_writable_dir, load_npz_record, save_npz_record
+from ._io import atomic_write_text, check_writable_dir, load_record, save_record
 from ._validate import as_elr_range, as_format, as_int, as_positive_float, as_threads
 
 __all__ = ["BRIDGE_HINT", "DEFAULTS", "SIMLP", "load_digits_split", "TrainResult", "train", "random_guess_level",
@@ -398,16 +398,14 @@ def compute_bridge(elr_min=DEFAULTS["elr_min"], elr_max=DEFAULTS["elr_max"], num
         for k, e in enumerate(elrs):
             for s in range(seeds):
                 path = Path(cache_dir) / f"bridge-{key}" / f"run_{k:04d}_{s:04d}.npz" if cache_dir else None
-                rec = load_npz_record(path) if path is not None else None
-                if rec is not None:
-                    runs[k][s] = TrainResult(**rec[0], **rec[1])
+                run = load_record(path, TrainResult) if path is not None else None
+                if run is not None:
                     reused += 1
                 else:
-                    runs[k][s] = train(models[s], datas[s], e, epochs, batch_size, s)
+                    run = train(models[s], datas[s], e, epochs, batch_size, s)
                     if path is not None:
-                        arrays = {f: v for f, v in runs[k][s].__dict__.items() if isinstance(v, np.ndarray)}
-                        meta = {f: v for f, v in runs[k][s].__dict__.items() if not isinstance(v, np.ndarray)}
-                        save_npz_record(path, arrays, meta)
+                        save_record(path, run)
+                runs[k][s] = run
                 bar.update(1)
     finally:
         bar.close()

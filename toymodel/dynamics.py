@@ -12,7 +12,7 @@ import numpy as np
 
 from ._validate import as_elrs, as_int, as_positive_float
 from .model import ToyProblem
-from .simulate import simulate
+from .simulate import seed_stats, simulate
 
 __all__ = ["intrinsic_coordinates", "from_intrinsic_coordinates", "map_jacobian_fd", "BenettinResult",
            "benettin_lyapunov", "OrbitDiagram", "orbit_diagram", "ATTRACTORS", "ORBIT_TOL", "PERIOD_TOL", "MAX_PERIOD",
@@ -393,13 +393,6 @@ def basin_fractions(problem: ToyProblem, elr, steps, *, seeds=256, burn_in=None,
 
 
 # ------------------------------------------------------------------ regime maps
-def _seed_mean(arr):
-    """Mean over seeds (axis 1) of the finite entries; NaN where none is finite."""
-    arr = np.asarray(arr, dtype=float)
-    ok = np.isfinite(arr)
-    cnt = ok.sum(axis=1)
-    return np.where(cnt > 0, np.where(ok, arr, 0.0).sum(axis=1) / np.maximum(cnt, 1), np.nan)
-
 
 @dataclass(frozen=True)
 class RegimeMap:
@@ -466,7 +459,7 @@ def regime_map(kind: str, rows, cs, steps, *, seeds=4, burn_in=None, threads=Non
                                          res.final_loss, res.final_group_elrs, res.lyapunov)
         best, bsub, fr = regimes.classify_elrs(reg, sub)
         regime[ri], subtype[ri], frac[ri] = best, bsub, fr["chaotic"]
-        lyap[ri] = _seed_mean(res.lyapunov)
+        lyap[ri] = seed_stats(res.lyapunov)[0]
     return RegimeMap(kind, rows, cs, tuple(alphas), regime, subtype, frac, lyap, steps, burn_in, seeds)
 
 

@@ -23,7 +23,7 @@ from ._io import atomic_write_text, check_writable_dir
 from ._validate import (FORMATS, as_alphas, as_batch_size, as_elr_range, as_format, as_int, as_mask_prob,
                         as_steps_burn_in, as_threads)
 from .model import ToyProblem
-from .simulate import SimulationResult
+from .simulate import SimulationResult, seed_stats
 from .sweep import SweepStats, check_dask_choice, run_sweep
 
 __all__ = ["DEFAULTS", "FORMATS", "PhaseDiagram", "compute_phase_diagram", "phase_table", "write_outputs", "main"]
@@ -73,15 +73,6 @@ def _validate(alphas, elr_min, elr_max, num, steps, burn_in, seeds):
     return alphas, elr_min, elr_max, num, steps, burn_in, seeds
 
 
-def _nanstats(arr):
-    """Mean and standard deviation over seeds (axis 1), ignoring non-finite runs."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(arr, axis=1), np.nanstd(arr, axis=1)
-
-
 def phase_table(result: SimulationResult):
     """Aggregate a sweep into one row per ELR: classification, statistics and theory.
 
@@ -109,17 +100,17 @@ def phase_table(result: SimulationResult):
     for name in regimes.REGIMES + regimes.SUBTYPES:
         t[f"frac_{name}"] = frac[name]
     for col, fld in _STATS:
-        m, s = _nanstats(getattr(result, fld))
+        m, s = seed_stats(getattr(result, fld))
         t[col] = m
         t[f"std_{col}" if col != "std_loss" else "std_std_loss"] = s
     if result.lyapunov is not None:
-        t["mean_lyapunov"], t["std_lyapunov"] = _nanstats(result.lyapunov)
-        t["mean_lyapunov_angle"], t["std_lyapunov_angle"] = _nanstats(result.lyapunov_angle)
+        t["mean_lyapunov"], t["std_lyapunov"] = seed_stats(result.lyapunov)
+        t["mean_lyapunov_angle"], t["std_lyapunov_angle"] = seed_stats(result.lyapunov_angle)
     t["theory_loss"] = theory.equilibrium_loss(a, elrs)
     t["theory_cosine"] = theory.equilibrium_cosine(a, elrs)
     t["theory_angle"] = theory.equilibrium_angle(a, elrs)
     t["theory_eff_grad_norm"] = theory.equilibrium_eff_grad_norm(a, elrs)
-    gm, gs = _nanstats(result.mean_group_elrs)
+    gm, gs = seed_stats(result.mean_group_elrs)
     tg = theory.equilibrium_group_elrs(a, elrs)
     for i in range(n):
         t[f"group_elr_{i + 1}"] = gm[:, i]
@@ -128,7 +119,7 @@ def phase_table(result: SimulationResult):
     for i in range(n):
         t[f"theory_group_elr_{i + 1}"] = tg[:, i]
     # harmonic time-mean of each group ELR, elr / <omega_i>, seed-averaged
-    hm, _ = _nanstats(elrs[:, None, None] / result.mean_group_shares)
+    hm, _ = seed_stats(elrs[:, None, None] / result.mean_group_shares)
     for i in range(n):
         t[f"hm_group_elr_{i + 1}"] = hm[:, i]
     return tuple(t), t

@@ -12,7 +12,7 @@ from . import _kernels as K
 from ._validate import as_batch_size, as_elrs, as_int, as_mask_prob, as_seeds, as_steps_burn_in, as_threads
 from .model import ToyProblem
 
-__all__ = ["SimulationResult", "simulate", "NonFiniteTrajectoryWarning"]
+__all__ = ["SimulationResult", "simulate", "NonFiniteTrajectoryWarning", "seed_stats"]
 
 
 class NonFiniteTrajectoryWarning(RuntimeWarning):
@@ -113,6 +113,14 @@ class SimulationResult:
     def shape(self) -> tuple[int, int]:
         """``(K, S)``: number of ELRs and of seeds."""
         return (self.elrs.size, self.seeds.size)
+
+
+def seed_stats(arr):
+    """Mean and standard deviation over seeds (axis 1) of a result array, ignoring the NaN of
+    non-finite runs (NaN where no seed is finite)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(arr, axis=1), np.nanstd(arr, axis=1)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import load_npz_record, save_npz_record
+from ._io import load_record, save_record
 from ._validate import as_int
 from .model import ToyProblem
 from .simulate import SimulationResult, simulate
@@ -159,18 +159,11 @@ class ChunkCache:
         return self.directory / task.key() / f"chunk_{chunk.index:06d}_{tag}.npz"
 
     def load(self, task: SweepTask, chunk: Chunk) -> SimulationResult | None:
-        rec = load_npz_record(self._path(task, chunk))
-        if rec is None:
-            return None  # missing or unreadable: recompute (it is rewritten atomically)
-        arrays, meta = rec
-        return SimulationResult(**arrays, **meta)
+        """The stored chunk, or None if missing or unreadable (then it is recomputed)."""
+        return load_record(self._path(task, chunk), SimulationResult)
 
     def save(self, task: SweepTask, chunk: Chunk, res: SimulationResult) -> None:
-        arrays, meta = {}, {}
-        for f in fields(SimulationResult):
-            v = getattr(res, f.name)
-            (arrays if isinstance(v, np.ndarray) else meta)[f.name] = v
-        save_npz_record(self._path(task, chunk), arrays, meta)
+        save_record(self._path(task, chunk), res)
 
 
 @dataclass
