@@ -47,7 +47,7 @@ def test_each_channel_is_scale_invariant_and_orthogonal_to_its_gradient(small):
     base = model.loss(th, X, y)
     _, g = model.loss_and_grad(th, X, y)
     rng = np.random.default_rng(2)
-    for layer, (W, G) in enumerate(zip(model.layers(th), model.layers(g))):
+    for layer, (W, G) in enumerate(zip(model.layers(th), model.layers(g), strict=False)):
         # <grad_j, w_j> = 0 for every unit j (exact up to rounding)
         assert np.abs(np.sum(W * G, axis=1)).max() < 1e-12 * (1 + np.abs(G).max())
         for j in rng.choice(W.shape[0], 3, replace=False):
@@ -91,9 +91,10 @@ def test_quick_sweep_writes_every_file(tmp_path):
     assert B.bridge_csv_text(again) == (tmp_path / "r" / "bridge.csv").read_text()
 
 
-@pytest.mark.parametrize("flags, word", [(["--epochs", "1"], "epochs"), (["--batch-size", "1"], "batch_size"),
-                                         (["--hidden", "16,x"], "hidden"), (["--out-norm", "0"], "out_norm"),
-                                         (["--elr-min", "1", "--elr-max", "0.1"], "elr_min"), (["--num", "1"], "num")])
+@pytest.mark.parametrize("flags, word", [(["--epochs", "1"], "--epochs"), (["--batch-size", "1"], "--batch-size"),
+                                         (["--hidden", "16,x"], "--hidden"), (["--out-norm", "0"], "--out-norm"),
+                                         (["--elr-min", "1", "--elr-max", "0.1"], "--elr-min"),
+                                         (["--num", "1"], "--num")])
 def test_bridge_bad_flags(flags, word, tmp_path, capsys):
     assert B.main(flags + ["--out", str(tmp_path / "o"), "--quiet"]) == 2
     err = capsys.readouterr().err
@@ -125,3 +126,27 @@ def test_default_sweep_shows_the_three_regimes_in_order():
     # equal ESS across channels in the equilibrium regime: std of log ESS below 0.3 (measured
     # 0.01-0.1), against 0.17-0.42 when converging and up to ~30 in divergence
     assert np.median(bs.table["ess_dispersion"][eq]) < 0.3
+
+
+def test_a_too_short_run_is_flagged_and_bands_stay_over_the_data(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "o"
+    assert B.main(["--num", "3", "--seeds", "1", "--epochs", "5", "--elr-min", "1e-4", "--elr-max", "10", "--out",
+                   str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "too few for the regimes to mean anything" in err
+    rec = json.loads((out / "bridge.json").read_text())
+    assert rec["window_too_short"] is True and rec["window_epochs"] == [3, 5]
+    from matplotlib.patches import Rectangle
+
+    from toymodel import plots
+
+    res = B.compute_bridge(elr_min=1e-4, elr_max=10, num=3, seeds=1, epochs=5)
+    assert res.window_too_short
+    fig, axes = plots.plot_bridge_regimes(res)
+    spans = [p for p in axes[0].patches if isinstance(p, Rectangle)]
+    assert spans
+    xs = [x for p in spans for x in (p.get_x(), p.get_x() + p.get_width())]
+    # the regime bands cover the data and nothing beyond it (they used to reach 1.25 decades past it)
+    assert min(xs) == pytest.approx(1e-4, rel=1e-9) and max(xs) == pytest.approx(10, rel=1e-9)

@@ -74,7 +74,8 @@ def test_separately_started_scheduler_and_workers_give_the_same_csv(cluster, tmp
     subprocess.run(_cli(tmp_path / "local"), check=True)
     proc = subprocess.run(_cli(tmp_path / "remote", "--scheduler", addr), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "remote" / "phase_diagram.csv").read_bytes() == (tmp_path / "local" / "phase_diagram.csv").read_bytes()
+    remote = (tmp_path / "remote" / "phase_diagram.csv").read_bytes()
+    assert remote == (tmp_path / "local" / "phase_diagram.csv").read_bytes()
 
 
 def test_a_killed_worker_has_its_chunks_retried(cluster, tmp_path):
@@ -99,7 +100,8 @@ def test_a_killed_worker_has_its_chunks_retried(cluster, tmp_path):
 def test_without_the_extra_the_flags_fail_with_one_line_naming_it(tmp_path):
     code = ("import sys; sys.modules['distributed'] = None; sys.modules['dask'] = None;"
             "from toymodel.phase_diagram import main;"
-            f"raise SystemExit(main(['--dask-local', '2', '--num', '2', '--steps', '10', '--burn-in', '5', '--out', {str(tmp_path / 'o')!r}]))")
+            "raise SystemExit(main(['--dask-local', '2', '--num', '2', '--steps', '10', '--burn-in', '5', '--out', "
+            f"{str(tmp_path / 'o')!r}]))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
@@ -117,3 +119,39 @@ def test_regime_map_runs_on_a_local_cluster():
     a = regime_map("ratio", [1.0, 4.0], cs, 20_000, seeds=2)
     b = regime_map("ratio", [1.0, 4.0], cs, 20_000, seeds=2, dask_local=2)
     assert np.array_equal(a.regime, b.regime) and np.array_equal(a.lyapunov, b.lyapunov)
+
+
+def test_a_unit_larger_than_the_workers_memory_limit_is_refused():
+    from toymodel import _distributed
+    from toymodel.sweep import SweepTask
+
+    class FakeClient:
+        def scheduler_info(self):
+            return {"workers": {"a": {"memory_limit": 2**20}, "b": {"memory_limit": 2**30}}}
+
+    task = SweepTask.make([1.0, 2.0], np.geomspace(0.1, 1, 64), 64, steps=10_000, burn_in=0, record_every=1)
+    todo = [(0, ch) for ch in task.chunks()]
+    with pytest.raises(ValueError, match="memory limit"):
+        _distributed._check_worker_memory(FakeClient(), [task], todo)
+    small = SweepTask.make([1.0, 2.0], [0.1], 1, steps=10, burn_in=0)
+    _distributed._check_worker_memory(FakeClient(), [small], [(0, ch) for ch in small.chunks()])
+
+
+def test_ctrl_c_during_a_local_cluster_run_is_one_line_and_exit_130(tmp_path):
+    """The worker processes ignore SIGINT (the client shuts them down), so only our own line is printed."""
+    out = tmp_path / "o"
+    args = [sys.executable, "-m", "toymodel.phase_diagram", "--num", "160", "--seeds", "16", "--elr-min", "0.01",
+            "--elr-max", "10", "--steps", "300000", "--no-plot", "--dask-local", "2", "--resume", "--quiet", "--out",
+            str(out)]
+    run = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    cache = out / PD.CACHE_DIRNAME
+    deadline = time.time() + 180
+    while time.time() < deadline and not list(cache.glob("*/chunk_*.npz")):
+        time.sleep(0.1)
+    assert list(cache.glob("*/chunk_*.npz")), "the cluster never finished a chunk"
+    run.send_signal(signal.SIGINT)
+    code = run.wait(timeout=120)
+    err = run.stderr.read()
+    assert code == 130
+    # --quiet: nothing but our own line (the issue's runs printed 34-67 lines of worker tracebacks)
+    assert err.strip().splitlines() == ["python -m toymodel.phase_diagram: interrupted"], err[-3000:]

@@ -5,7 +5,7 @@ import pytest
 
 from toymodel import ToyProblem
 from toymodel import theory as T
-from toymodel.dynamics import (ATTRACTORS, basin_fractions, identify_attractor, orbit_diagram, regime_map)
+from toymodel.dynamics import ATTRACTORS, basin_fractions, identify_attractor, orbit_diagram, regime_map
 
 A124 = np.array([1.0, 2.0, 4.0])
 

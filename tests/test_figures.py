@@ -6,7 +6,7 @@ matplotlib.use("Agg")
 
 import numpy as np
 
-from toymodel import ToyProblem, figures, simulate
+from toymodel import ToyProblem, figures, plots, simulate
 
 
 def test_toy_figures_cli(tmp_path):
@@ -17,9 +17,9 @@ def test_toy_figures_cli(tmp_path):
 
 def test_plot_functions_return_fig_and_axes():
     res = simulate(ToyProblem([1.0, 2.0]), [0.1, 0.5], 50, seeds=[0], record_every=1)
-    fig, axes = figures.plot_toy_loss(res)
+    fig, axes = plots.plot_toy_loss(res)
     assert len(axes) == 2 and axes[0].get_yscale() == "log"
-    fig, axes = figures.plot_toy_group_elrs(res)
+    fig, axes = plots.plot_toy_group_elrs(res)
     assert np.shape(axes) == (2, 2)
 
 

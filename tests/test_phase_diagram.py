@@ -81,16 +81,16 @@ def test_mean_loss_matches_theory_where_the_orbit_is_reached(tmp_path):
 
 
 BAD_FLAGS = [
-    (["--alphas", "1,-2,4"], "alphas"),
-    (["--alphas", "1,x"], "alphas"),
-    (["--elr-min", "1", "--elr-max", "0.1"], "elr_min"),
-    (["--elr-min", "0"], "elr_min"),
-    (["--num", "1"], "num"),
-    (["--steps", "0"], "steps"),
-    (["--steps", "10", "--burn-in", "10"], "burn_in"),
-    (["--seeds", "0"], "seeds"),
-    (["--format", "bmp"], "format"),
-    (["--num", "abc"], "num"),
+    (["--alphas", "1,-2,4"], "--alphas"),
+    (["--alphas", "1,x"], "--alphas"),
+    (["--elr-min", "1", "--elr-max", "0.1"], "--elr-min"),
+    (["--elr-min", "0"], "--elr-min"),
+    (["--num", "1"], "--num"),
+    (["--steps", "0"], "--steps"),
+    (["--steps", "10", "--burn-in", "10"], "--burn-in"),
+    (["--seeds", "0"], "--seeds"),
+    (["--format", "bmp"], "--format"),
+    (["--num", "abc"], "--num"),
 ]
 
 

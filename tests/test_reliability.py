@@ -19,15 +19,16 @@ from toymodel import phase_diagram as PD
 
 # ----------------------------------------------------------------------------- bad input
 BAD = [
-    (["--alphas", "1,0,4"], "alphas"), (["--alphas", "1,-2"], "alphas"), (["--alphas", "1,inf"], "alphas"),
-    (["--alphas", "nan,1"], "alphas"), (["--alphas", "one,two"], "alphas"), (["--alphas", ""], "alphas"),
-    (["--elr-min", "1", "--elr-max", "0.5"], "elr_min"), (["--elr-min", "-1"], "elr_min"),
-    (["--elr-min", "0"], "elr_min"), (["--elr-max", "inf"], "elr_max"), (["--elr-min", "nan"], "elr_min"),
-    (["--num", "1"], "num"), (["--num", "0"], "num"), (["--steps", "0"], "steps"),
-    (["--steps", "100", "--burn-in", "100"], "burn_in"), (["--burn-in", "-5"], "burn_in"),
-    (["--seeds", "0"], "seeds"), (["--format", "jpeg"], "format"), (["--batch-size", "0"], "batch_size"),
-    (["--batch-size", "4", "--mask-prob", "0"], "mask_prob"), (["--batch-size", "4", "--mask-prob", "1.5"], "mask_prob"),
-    (["--mask-prob", "0.5"], "mask_prob"), (["--threads", "0"], "threads"),
+    (["--alphas", "1,0,4"], "--alphas"), (["--alphas", "1,-2"], "--alphas"), (["--alphas", "1,inf"], "--alphas"),
+    (["--alphas", "nan,1"], "--alphas"), (["--alphas", "one,two"], "--alphas"), (["--alphas", ""], "--alphas"),
+    (["--elr-min", "1", "--elr-max", "0.5"], "--elr-min"), (["--elr-min", "-1"], "--elr-min"),
+    (["--elr-min", "0"], "--elr-min"), (["--elr-max", "inf"], "--elr-max"), (["--elr-min", "nan"], "--elr-min"),
+    (["--num", "1"], "--num"), (["--num", "0"], "--num"), (["--steps", "0"], "--steps"),
+    (["--steps", "100", "--burn-in", "100"], "--burn-in"), (["--burn-in", "-5"], "--burn-in"),
+    (["--seeds", "0"], "--seeds"), (["--format", "jpeg"], "--format"), (["--batch-size", "0"], "--batch-size"),
+    (["--batch-size", "4", "--mask-prob", "0"], "--mask-prob"),
+    (["--batch-size", "4", "--mask-prob", "1.5"], "--mask-prob"),
+    (["--mask-prob", "0.5"], "--mask-prob"), (["--threads", "0"], "--threads"),
 ]
 
 
@@ -107,7 +108,7 @@ def _mp_trajectory(alphas, elr, theta_mp, steps):
             k = eta * alphas[i] / r2
             Xn.append(X[i] * (1 - 2 * k * Y[i] ** 2 / r2))
             Yn.append(Y[i] * (1 + 2 * k * X[i] ** 2 / r2))
-        N = mp.sqrt(sum(x * x + y * y for x, y in zip(Xn, Yn)))
+        N = mp.sqrt(sum(x * x + y * y for x, y in zip(Xn, Yn, strict=False)))
         X, Y = [x / N for x in Xn], [y / N for y in Yn]
     return X[0] / Y[0]
 
@@ -143,8 +144,8 @@ def test_sgd_norm_split_runaway_is_the_exact_map():
     80-digit reference with the kernel's own masks runs away too (group ELR beyond 1e150), and
     float64 agrees with it until float64 overflows."""
     from toymodel import theory as T
-    from toymodel.simulate import sgd_keys, sgd_tables
     from toymodel._kernels import uniform_hash
+    from toymodel.simulate import sgd_keys, sgd_tables
 
     a = [1.0, 2.0, 4.0]
     p = ToyProblem(a)
@@ -171,7 +172,7 @@ def test_sgd_norm_split_runaway_is_the_exact_map():
             k = mp.mpf(e) * w[i] / r2
             Xn.append(X[i] * (1 - 2 * k * Y[i] ** 2 / r2))
             Yn.append(Y[i] * (1 + 2 * k * X[i] ** 2 / r2))
-        N = mp.sqrt(sum(x * x + y * y for x, y in zip(Xn, Yn)))
+        N = mp.sqrt(sum(x * x + y * y for x, y in zip(Xn, Yn, strict=False)))
         X, Y = [x / N for x in Xn], [y / N for y in Yn]
         with np.errstate(all="ignore"):
             flo = p.step(flo, e, weights=np.array(w))
@@ -297,3 +298,54 @@ def test_properties_for_any_input(alphas, log_elr, seed, steps, burn_frac, recor
     l0 = simulate(p, [elr], 1, init=th0, record_every=1).loss_trace[0, 0, 0]
     l1 = simulate(p, [elr], 1, init=scaled, record_every=1).loss_trace[0, 0, 0]
     assert l1 == pytest.approx(l0, rel=1e-12, abs=1e-300)
+
+
+# ------------------------------------------------------------- integer ranges and memory
+@pytest.mark.parametrize("flags, word", [
+    (["--steps", "100000000000000000000"], "--steps"),
+    (["--num", "10000000000000"], "--num"),
+    (["--num", "100000000"], "memory"),
+    (["--seeds", "1000000000"], "memory"),
+    (["--batch-size", "10000000000"], "--batch-size"),
+])
+def test_counts_beyond_what_the_kernel_or_memory_can_hold_are_refused(flags, word, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = PD.main(flags + ["--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and word in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_huge_steps_in_a_real_process_is_one_line():
+    proc = subprocess.run([sys.executable, "-m", "toymodel.phase_diagram", "--steps", "100000000000000000000"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "steps" in proc.stderr
+
+
+def test_memory_estimate_bounds_what_simulate_allocates():
+    """The refusal uses simulate.estimate_result_bytes; it must not undercount what a call really
+    allocates (measured with tracemalloc, which sees NumPy's buffers), nor overcount wildly."""
+    import tracemalloc
+
+    from toymodel.simulate import estimate_result_bytes
+
+    p = ToyProblem([1.0, 2.0, 4.0])
+    simulate(p, [0.1], 10, seeds=2, lyapunov=True, record_every=5)  # compile and warm up first
+    for K, S, rec, ly in ((200, 50, 0, False), (100, 40, 10, True), (64, 16, 3, False)):
+        tracemalloc.start()
+        simulate(p, np.geomspace(0.01, 10, K), 30, seeds=S, record_every=rec, lyapunov=ly)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        est = estimate_result_bytes(K * S, 3, 30, rec, ly)
+        # a single call holds one copy; the estimate includes a second one for merging chunks
+        assert peak <= est, (K, S, rec, ly, peak, est)
+        assert est <= 6 * peak, (K, S, rec, ly, peak, est)
+
+
+def test_check_memory_refuses_with_the_estimate():
+    from toymodel._validate import check_memory
+
+    check_memory(10, "tiny", limit=100)
+    with pytest.raises(ValueError, match=r"about .* GiB"):
+        check_memory(2**40, "the sweep", limit=2**30)

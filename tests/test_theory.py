@@ -169,7 +169,7 @@ def test_minimum_multipliers_match_a_converged_run():
 
 def test_derivations_are_fresh(tmp_path):
     """The committed derivations/ is exactly what the code renders now."""
-    from toymodel._render import write_derivations
+    from toymodel.derivation_checks import write_derivations
 
     write_derivations(tmp_path)
     committed = sorted(p.name for p in (REPO / "derivations").glob("*.md"))
@@ -189,3 +189,21 @@ def test_theory_cli(tmp_path):
                          capture_output=True, text=True)
     assert bad.returncode == 2
     assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+@pytest.mark.slow
+def test_derivations_render_the_same_with_other_blas_kernels_and_thread_counts(tmp_path):
+    """The files compared byte for byte must not depend on the machine's floating-point path: render the
+    two derivations whose checks use linear algebra in processes with other OpenBLAS kernels and one
+    Numba thread, and compare with the committed files."""
+    import os
+
+    for coretype in ("Haswell", "Zen", "SkylakeX"):
+        out = tmp_path / coretype
+        env = dict(os.environ, OPENBLAS_CORETYPE=coretype, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
+        proc = subprocess.run([sys.executable, "-m", "toymodel.theory", "--write", str(out), "--quiet",
+                               "--only", "08_cycle_linearisation", "--only", "09_orbit_nonlinear_stability"],
+                              capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, proc.stderr
+        for name in ("08_cycle_linearisation.md", "09_orbit_nonlinear_stability.md"):
+            assert (out / name).read_bytes() == (REPO / "derivations" / name).read_bytes(), (coretype, name)

@@ -1,44 +1,155 @@
-"""Shared command-line plumbing: one-line errors with exit code 2, clean interrupts."""
+"""Shared command-line plumbing: the same parser rules, messages and exit codes in every job.
+
+* Every parser refuses abbreviated flags (``--seed`` is not ``--seeds``).
+* Integer flags accept an exact integer in scientific notation (``--steps 1e6``).
+* ``ValueError`` (bad input): one line ``prog: error: message`` on stderr, exit code 2; the
+  message names the flag as typed (``--elr-min``), not the Python parameter (``elr_min``).
+* ``OSError`` while writing (disk full, a folder removed mid-run): one line naming the file and
+  the reason, exit code 1; files are written atomically, so no partial file is left.
+* Ctrl-C: ``prog: interrupted``, exit 130; SIGTERM: ``prog: terminated``, exit 143.
+* An output folder that a failed or interrupted run created is removed again if it is empty.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import re
 import signal
 import sys
+import warnings
+from pathlib import Path
 
-__all__ = ["ArgumentParser", "run_cli"]
+__all__ = ["ArgumentParser", "run_cli", "int_arg", "plural", "output_dir", "note", "quiet_warnings"]
+
+
+def int_arg(text: str) -> int:
+    """An argparse type for counts: ``"1000000"``, ``"1e6"`` or ``"1_000_000"``, exactly integral."""
+    t = str(text).strip().replace("_", "")
+    try:
+        return int(t)
+    except ValueError:
+        pass
+    try:
+        v = float(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if not (v == v and abs(v) != float("inf")) or not v.is_integer():
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}")
+    # exact for integers written in scientific notation: 1e20 -> 10**20
+    mant, _, exp = t.lower().partition("e")
+    if exp and "." not in mant and exp.lstrip("+").isdigit():
+        return int(mant) * 10 ** int(exp.lstrip("+"))
+    return int(v)
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``"1 seed"``, ``"3 seeds"``."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse that reports a usage error as one line on stderr and exits with code 2."""
+    """argparse with abbreviations refused, usage errors on one line (exit 2), and a record of the
+    flag of every parameter so that error messages can name it."""
+
+    last = None  # the parser that parsed the current command line
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):  # noqa: D401 - argparse API
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def parse_args(self, args=None, namespace=None):
+        ArgumentParser.last = self
+        return super().parse_args(args, namespace)
+
+    def flag_names(self) -> dict:
+        """``{dest: '--flag'}`` for every optional argument."""
+        out = {}
+        for act in self._actions:
+            longs = [o for o in act.option_strings if o.startswith("--")]
+            if longs and act.dest not in ("help",):
+                out[act.dest] = longs[0]
+        return out
+
+
+_QUOTED = re.compile(r"('[^']*'|\"[^\"]*\")")
+
+
+def _with_flags(message: str, flags: dict) -> str:
+    """Replace parameter names by their flags outside quoted text (paths stay as they are)."""
+    if not flags:
+        return message
+    names = sorted(flags, key=len, reverse=True)
+    pat = re.compile(r"(?<![\w-])(" + "|".join(re.escape(n) for n in names) + r")(?![\w-])")
+    parts = _QUOTED.split(message)
+    for i in range(0, len(parts), 2):
+        parts[i] = pat.sub(lambda m: flags[m.group(1)], parts[i])
+    return "".join(parts)
 
 
 def _sigterm(signum, frame):  # pragma: no cover - exercised in subprocess tests
     raise SystemExit(143)
 
 
+def note(message: str, quiet: bool = False) -> None:
+    """One line of our own on stderr (for notes under a progress bar); nothing when ``quiet``."""
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def output_dir(path, name: str = "out"):
+    """Check and create an output folder before any work; if the run then fails or is interrupted
+    and the folder was created here and is still empty, remove it again."""
+    from ._records import check_writable_dir
+
+    path = Path(path)
+    existed = path.exists()
+    created = [] if existed else [p for p in [path, *path.parents] if not p.exists()]
+    out = check_writable_dir(path, name)
+    try:
+        yield out
+    except BaseException:
+        for p in created:  # innermost first
+            with contextlib.suppress(OSError):
+                p.rmdir()  # only succeeds if empty
+        raise
+
+
+@contextlib.contextmanager
+def quiet_warnings(quiet: bool):
+    """With ``--quiet``, nothing on stderr: the package's runtime warnings (non-finite runs, which
+    the jobs also count in their CSV and JSON) are not shown."""
+    with warnings.catch_warnings():
+        if quiet:
+            warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
 def run_cli(main, argv=None, prog: str = "toymodel") -> int:
-    """Run ``main(argv)`` and turn failures into exit codes without tracebacks.
-
-    * ``ValueError`` (bad input): one line ``prog: error: message`` on stderr, exit code 2;
-    * Ctrl-C: ``prog: interrupted``, exit code 130; SIGTERM: ``prog: terminated``, exit 143.
-
-    Files are written atomically elsewhere, so an interrupted run leaves complete files only.
-    """
+    """Run ``main(argv)`` and turn failures into exit codes and one line on stderr, without
+    tracebacks (see the module docstring)."""
     old = signal.getsignal(signal.SIGTERM)
     try:
         signal.signal(signal.SIGTERM, _sigterm)
     except ValueError:  # not in the main thread
         old = None
+    ArgumentParser.last = None
     try:
         return int(main(argv) or 0)
     except ValueError as exc:
         msg = " ".join(str(exc).split())
+        if ArgumentParser.last is not None:
+            msg = _with_flags(msg, ArgumentParser.last.flag_names())
         print(f"{prog}: error: {msg}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"{prog}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

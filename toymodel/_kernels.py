@@ -8,9 +8,10 @@ seed: reproducible, independent of threads and of the rest of the sweep.
 
 Variants
 --------
-:func:`kernel` returns one of four compiled variants, (GD | SGD) x (without | with Lyapunov
-exponents), built by one factory from the same inlined step; the flags are compile-time
-constants, so a variant contains no code for what it does not compute. Each variant is
+:func:`kernel` returns one of eight compiled variants, (GD | SGD) x (without | with Lyapunov
+exponents) x (on the sphere | conventional training with weight decay), built by one factory from
+the same inlined step; the flags are compile-time constants, so a variant contains no code for
+what it does not compute. Each variant is
 compiled on first use and cached on disk.
 
 Layout
@@ -25,8 +26,8 @@ Faithful tiny angles
 --------------------
 A converging group has ``x_i -> 0`` geometrically. In plain floating point ``x_i`` would
 underflow to exactly zero, after which the group never moves again, although in exact
-arithmetic it would be re-excited once its ELR grows (THEORY section 4, item 6; the reliability
-issue). The kernel therefore stores ``x_i`` with an extra binary exponent: the true value is
+arithmetic it would be re-excited once its ELR grows (``docs/theory.md``, "Numerics"). The
+kernel therefore stores ``x_i`` with an extra binary exponent: the true value is
 ``xs * 2**(-512*e)``. When ``|x_i| < 2**-300 |y_i|`` it is rescaled by ``2**512`` (exactly)
 and ``e`` grows by one; it is scaled back once ``|xs| > 2**212 |y_i|``. While ``e > 0`` the
 true ``x_i**2`` is below ``2**-600 y_i**2`` and thus below half an ulp of every sum it enters,
@@ -81,7 +82,15 @@ S_MEAN_ANGLE = 5
 S_MEAN_GRAD = 6
 S_FIRST_LOSS = 7
 S_FINAL_LOSS = 8
-N_STATS = 9
+# weight decay only (conventional training): time means of the total ELR of the direction map and of
+# its inverse, and the share of window steps at the minimum
+S_MEAN_ELR = 9
+S_MEAN_INV_ELR = 10
+S_FRAC_CONV = 11
+N_STATS = 12
+#: a group is in a quiet phase (its angle linearised at the minimum, derivation 14) while its ESS^2 is
+#: below this (ESS < 1e-3)
+QUIET_ESS2 = 1e-6
 
 # Cephes atan coefficients (S. Moshier, Cephes Math Library, atan.c), accurate to ~1 ulp.
 _T3P8 = 2.41421356237309504880  # tan(3 pi / 8)
@@ -158,7 +167,7 @@ def _batch_weights(alphas, keys, cdf, bp, mlo, mhi, t, j0, m, AW, U, C):
 
 
 @njit(cache=True, inline="always")
-def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, st, ly, rc, r_t):
+def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, wd, st, ly, rc, cv, r_t):
     """Advance the m trajectories of one block by one step, updating statistics in place.
 
     ``lyap`` and ``sgd`` are compile-time constants of a kernel variant, so a variant contains no
@@ -170,6 +179,7 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, st, ly, rc, r_t):
     X, Y, XE, AW, SINV, SR2, eta, nrm, g2, gb2, loss, ACC, FB = st
     VX, VY, VN, IN, VN2, LV, PA, LA = ly
     record_every, ltr, ctr, etr = rc
+    DEC, R2, R2G, LESS, COS, QN, QP, conv_tol = cv
     n = alphas.shape[0]
     # Recording happens in separate loops: stores into output arrays inside the hot loops
     # keep LLVM from vectorising them (measured: 4x slower).
@@ -177,12 +187,14 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, st, ly, rc, r_t):
         for i in range(n):
             for j in range(m):
                 xt = X[i, j] if XE[i, j] == 0.0 else 0.0
-                etr[j0 + j, r, i] = eta[j] / (xt * xt + Y[i, j] * Y[i, j])
+                etr[j0 + j, r, i] = eta[j] / ((DEC[j] if wd else 1.0) * (xt * xt + Y[i, j] * Y[i, j]))
     for j in range(m):
         nrm[j] = 0.0
         g2[j] = 0.0
         gb2[j] = 0.0
         loss[j] = 0.0
+        if wd:
+            R2[j] = 0.0
         if lyap:
             VN2[j] = 0.0
     for i in range(n):
@@ -198,8 +210,10 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, st, ly, rc, r_t):
             c2 = y2 * inv
             s2 = x2 * inv
             k = eta[j] * a * inv
-            fx = 1.0 - 2.0 * k * c2
-            yn = y * (1.0 + 2.0 * k * s2)
+            # weight decay multiplies the point by DEC = 1 - lr * wd before the gradient step
+            d = DEC[j] if wd else 1.0
+            fx = d - 2.0 * k * c2
+            yn = y * (d + 2.0 * k * s2)
             xn = xt * fx
             X[i, j] = xs * fx
             Y[i, j] = yn
@@ -210,7 +224,20 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, st, ly, rc, r_t):
                 gb2[j] += 4.0 * a * a * s2 * c2 * inv
             # accumulated at every step (cheap), reset when the window starts
             SINV[i, j] += inv
-            SR2[i, j] += x2 + y2
+            if wd:
+                R2[j] += x2 + y2
+                R2G[i, j] = x2 + y2
+                if collect:
+                    # ESS of the direction map: group ELR lr / (DEC r^2) times the group's gradient norm
+                    kd = k / d
+                    e2 = 4.0 * kd * kd * s2 * c2
+                    LESS[i, j] += math.log1p(e2)
+                    # quiet phases of the group: entries into ESS^2 < QUIET_ESS2
+                    qn = 1.0 if e2 < QUIET_ESS2 else 0.0
+                    QN[i, j] += qn * (1.0 - QP[i, j])
+                    QP[i, j] = qn
+            else:
+                SR2[i, j] += x2 + y2
             if lyap:
                 # tangent map, first half: du = (I - eta H) v with the group's Hessian
                 # eta * Hessian = 2k [[c2 (c2 - 3 s2), -2 sc (c2 - s2)], [.., s2 (3 c2 - s2)]],
@@ -223,15 +250,28 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, st, ly, rc, r_t):
                 vx = (VX[i, j] - xt * VN[j]) * IN[j]
                 vy = (VY[i, j] - y * VN[j]) * IN[j]
                 VN2[j] += vx * vx + vy * vy
-                VX[i, j] = vx - (q * c2 * (dcs - 2.0 * s2) * vx + hxy * vy)
-                VY[i, j] = vy - (hxy * vx + q * s2 * (dcs + 2.0 * c2) * vy)
-                # angle directions only: d phi'/d phi = 1 - 2k cos 2phi / (1 + (k sin 2phi)^2)
-                dphi = 1.0 - q * dcs / (1.0 + q * q * s2 * c2)
+                VX[i, j] = d * vx - (q * c2 * (dcs - 2.0 * s2) * vx + hxy * vy)
+                VY[i, j] = d * vy - (hxy * vx + q * s2 * (dcs + 2.0 * c2) * vy)
+                # angle directions only: d phi'/d phi = 1 - 2k cos 2phi / (1 + (k sin 2phi)^2), with k the
+                # group ELR of the direction map times alpha (k / DEC under weight decay)
+                qd = q / d
+                dphi = 1.0 - qd * dcs / (1.0 + qd * qd * s2 * c2)
                 PA[i, j] *= min(max(abs(dphi), _MIN_FACTOR), _MAX_FACTOR)
     for j in range(m):
-        nrm[j] = 1.0 / math.sqrt(nrm[j])
-        # first step whose update is not finite (overflow, or a norm split out of range)
-        fine = nrm[j] > 0.0 and nrm[j] < np.inf
+        if wd:
+            # no projection: the point keeps its new norm; cos = <theta, theta'> / (|theta||theta'|)
+            # = DEC |theta| / |theta'| because the gradient is orthogonal to theta
+            n2 = nrm[j]
+            COS[j] = min(DEC[j] * math.sqrt(R2[j] / n2), 1.0)
+            fine = n2 > 0.0 and n2 < np.inf
+            nrm[j] = 1.0
+        else:
+            nrm[j] = 1.0 / math.sqrt(nrm[j])
+            # first step whose update is not finite (overflow, or a norm split out of range)
+            fine = nrm[j] > 0.0 and nrm[j] < np.inf
+            # cos = <theta_t, theta_t+1> = 1/N; a unit vector's update only gets longer, so
+            # 1/N > 1 is rounding (tiny steps) and the cosine is capped at 1
+            COS[j] = min(nrm[j], 1.0)
         FB[j] = FB[j] if (fine or FB[j] >= 0.0) else float(r_t)
         if lyap:
             VN[j] = 0.0
@@ -241,9 +281,7 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, st, ly, rc, r_t):
     if rec:
         for j in range(m):
             ltr[j0 + j, r] = loss[j]
-            # cos = <theta_t, theta_t+1> = 1/N; a unit vector's update only gets longer, so
-            # 1/N > 1 is rounding (tiny steps) and the cosine is capped at 1
-            ctr[j0 + j, r] = min(nrm[j], 1.0)
+            ctr[j0 + j, r] = COS[j]
     if collect:
         for j in range(m):
             gn = math.sqrt(g2[j])
@@ -254,9 +292,23 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, st, ly, rc, r_t):
             ACC[S_STD_LOSS, j] += d * d
             ACC[S_MIN_LOSS, j] = min(ACC[S_MIN_LOSS, j], lj)
             ACC[S_MAX_LOSS, j] = max(ACC[S_MAX_LOSS, j], lj)
-            ACC[S_MEAN_COS, j] += min(nrm[j], 1.0)
-            ACC[S_MEAN_ANGLE, j] += atan_nonneg(eta[j] * gstep)
-            ACC[S_MEAN_GRAD, j] += gn
+            ACC[S_MEAN_COS, j] += COS[j]
+            if wd:
+                # the direction step: tangent eta |grad| / (DEC |theta|); effective gradient norm
+                # |grad| |theta|; the total ELR of the direction map eta / (DEC |theta|^2)
+                rn = math.sqrt(R2[j])
+                ACC[S_MEAN_ANGLE, j] += atan_nonneg(eta[j] * gstep / (DEC[j] * rn))
+                ACC[S_MEAN_GRAD, j] += gn * rn
+                ACC[S_MEAN_ELR, j] += eta[j] / (DEC[j] * R2[j])
+                ACC[S_MEAN_INV_ELR, j] += DEC[j] * R2[j] / eta[j]
+                ACC[S_FRAC_CONV, j] += 1.0 if lj <= conv_tol else 0.0
+            else:
+                ACC[S_MEAN_ANGLE, j] += atan_nonneg(eta[j] * gstep)
+                ACC[S_MEAN_GRAD, j] += gn
+        if wd:
+            for i in range(n):
+                for j in range(m):
+                    SR2[i, j] += R2G[i, j] / R2[j]
     for i in range(n):
         for j in range(m):
             sc = nrm[j]
@@ -270,7 +322,7 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, st, ly, rc, r_t):
             X[i, j] = xs * (_BIG if down else (_INV_BIG if up else 1.0))
             XE[i, j] = e + (1.0 if down else (-1.0 if up else 0.0))
             Y[i, j] = y
-            if lyap:
+            if lyap and not wd:
                 # x' for the tangent projection: the true value (0 while x is rescaled)
                 VN[j] += (xs if e == 0.0 else 0.0) * VX[i, j] + y * VY[i, j]
     if lyap and (r_t & 3) == 0:
@@ -369,11 +421,14 @@ def _block_loss(alphas, X, Y, XE, m, loss):
 
 
 @njit(cache=True, inline="always")
-def _start_window(alphas, m, lyap, st, ly):
+def _start_window(alphas, m, lyap, st, ly, cv):
     """At t = burn_in: the loss at the window's start, fresh accumulators, and a unit tangent
     vector (it has warmed up during the burn-in)."""
     X, Y, XE, AW, SINV, SR2, eta, nrm, g2, gb2, loss, ACC, FB = st
     VX, VY, VN, IN, VN2, LV, PA, LA = ly
+    LESS = cv[3]
+    QN = cv[5]
+    QP = cv[6]
     n = alphas.shape[0]
     _block_loss(alphas, X, Y, XE, m, loss)
     for j in range(m):
@@ -385,6 +440,10 @@ def _start_window(alphas, m, lyap, st, ly):
         for i in range(n):
             SINV[i, j] = 0.0
             SR2[i, j] = 0.0
+        for i in range(LESS.shape[0]):
+            LESS[i, j] = 0.0
+            QN[i, j] = 0.0
+            QP[i, j] = 0.0
     if lyap:
         _pending_tangent(X, Y, XE, m, VX, VY, VN, IN, VN2)
         for j in range(m):
@@ -400,13 +459,14 @@ def _start_window(alphas, m, lyap, st, ly):
                 LA[i, j] = 0.0
 
 
-def _make_kernel(LYAP: bool, SGD: bool):
-    """Build one compiled variant; ``LYAP`` and ``SGD`` are frozen closure constants."""
+def _make_kernel(LYAP: bool, SGD: bool, WD: bool):
+    """Build one compiled variant; ``LYAP``, ``SGD`` and ``WD`` are frozen closure constants."""
 
     @njit(cache=True, parallel=True)
     def run(alphas, elrs, x0, y0, xe0, steps, burn_in, record_every, block, keys, cdf, bp, mlo, mhi,
             stats, mean_group_elrs, mean_group_shares, final_group_elrs, final_x, final_y, final_xe,
-            loss_trace, cos_trace, elr_trace, vx0, vy0, lyap_out, lyap_angle_out, first_bad):
+            loss_trace, cos_trace, elr_trace, vx0, vy0, lyap_out, lyap_angle_out, first_bad, weight_decay,
+            conv_tol, mean_log1p_ess2, quiet_out):
         n = alphas.shape[0]
         M = elrs.shape[0]
         nblocks = (M + block - 1) // block
@@ -438,8 +498,17 @@ def _make_kernel(LYAP: bool, SGD: bool):
             LV = np.zeros(m)
             PA = np.ones((nl, m))
             LA = np.zeros((nl, m))
+            nw = n if WD else 0
+            DEC = np.empty(m)
+            R2 = np.empty(m)
+            R2G = np.empty((nw, m))
+            LESS = np.zeros((nw, m))
+            COS = np.empty(m)
+            QN = np.zeros((nw, m))
+            QP = np.zeros((nw, m))  # whether the group's previous window step was quiet
             for j in range(m):
                 eta[j] = elrs[j0 + j]
+                DEC[j] = 1.0 - elrs[j0 + j] * weight_decay
                 for i in range(n):
                     X[i, j] = x0[j0 + j, i]
                     Y[i, j] = y0[j0 + j, i]
@@ -450,16 +519,17 @@ def _make_kernel(LYAP: bool, SGD: bool):
             st = (X, Y, XE, AW, SINV, SR2, eta, nrm, g2, gb2, loss, ACC, FB)
             ly = (VX, VY, VN, IN, VN2, LV, PA, LA)
             rc = (record_every, loss_trace, cos_trace, elr_trace)
+            cv = (DEC, R2, R2G, LESS, COS, QN, QP, conv_tol)
             # one loop, one inlined copy of the step (compile time); the tangent vector warms up
             # during the burn-in and every accumulator restarts at t = burn_in
             for t in range(steps):
                 if t == burn_in:
-                    _start_window(alphas, m, LYAP, st, ly)
+                    _start_window(alphas, m, LYAP, st, ly, cv)
                 rec = record_every > 0 and t % record_every == 0
                 r = t // record_every if record_every > 0 else 0
                 if SGD:
                     _batch_weights(alphas, keys, cdf, bp, mlo, mhi, t, j0, m, AW, U, C)
-                _step_block(alphas, m, j0, t >= burn_in, rec, r, LYAP, SGD, st, ly, rc, t)
+                _step_block(alphas, m, j0, t >= burn_in, rec, r, LYAP, SGD, WD, st, ly, rc, cv, t)
             _block_loss(alphas, X, Y, XE, m, loss)
             if LYAP:
                 _pending_tangent(X, Y, XE, m, VX, VY, VN, IN, VN2)
@@ -476,15 +546,22 @@ def _make_kernel(LYAP: bool, SGD: bool):
                 stats[jj, S_MEAN_GRAD] = ACC[S_MEAN_GRAD, j] / T
                 stats[jj, S_FIRST_LOSS] = ACC[S_FIRST_LOSS, j]
                 stats[jj, S_FINAL_LOSS] = loss[j]
+                stats[jj, S_MEAN_ELR] = ACC[S_MEAN_ELR, j] / T
+                stats[jj, S_MEAN_INV_ELR] = ACC[S_MEAN_INV_ELR, j] / T
+                stats[jj, S_FRAC_CONV] = ACC[S_FRAC_CONV, j] / T
                 first_bad[jj] = FB[j]
+                dj = DEC[j] if WD else 1.0
                 for i in range(n):
-                    mean_group_elrs[jj, i] = eta[j] * SINV[i, j] / T
+                    mean_group_elrs[jj, i] = eta[j] * SINV[i, j] / (T * dj)
                     mean_group_shares[jj, i] = SR2[i, j] / T
                     xt = X[i, j] if XE[i, j] == 0.0 else 0.0
-                    final_group_elrs[jj, i] = eta[j] / (xt * xt + Y[i, j] * Y[i, j])
+                    final_group_elrs[jj, i] = eta[j] / (dj * (xt * xt + Y[i, j] * Y[i, j]))
                     final_x[jj, i] = X[i, j]
                     final_y[jj, i] = Y[i, j]
                     final_xe[jj, i] = XE[i, j]
+                for i in range(nw):
+                    mean_log1p_ess2[jj, i] = LESS[i, j] / T
+                    quiet_out[jj, i] = QN[i, j]
                 if LYAP:
                     best = -np.inf
                     for i in range(nl):
@@ -496,13 +573,11 @@ def _make_kernel(LYAP: bool, SGD: bool):
     return run
 
 
-_run_gd = _make_kernel(False, False)
-_run_gd_lyap = _make_kernel(True, False)
-_run_sgd = _make_kernel(False, True)
-_run_sgd_lyap = _make_kernel(True, True)
+_VARIANTS = {(ly, sg, wd): _make_kernel(ly, sg, wd) for ly in (False, True) for sg in (False, True)
+             for wd in (False, True)}
 
 
-def kernel(lyapunov: bool, sgd: bool):
+def kernel(lyapunov: bool, sgd: bool, weight_decay: bool = False):
     """The compiled variant for (lyapunov, sgd).
 
     Signature ``run(alphas, elrs, x0, y0, xe0, steps, burn_in, record_every, block, keys, cdf,
@@ -521,7 +596,24 @@ def kernel(lyapunov: bool, sgd: bool):
     * Lyapunov variants: ``vx0, vy0`` (M, n) unit tangent vector at the start; outputs
       ``lyap_out`` (largest exponent on the tangent space of the sphere) and
       ``lyap_angle_out`` (angle directions, norm split factored out), (M,);
-    * ``first_bad`` (M,): the first step whose update was not finite, or -1.
+    * ``first_bad`` (M,): the first step whose update was not finite, or -1;
+    * ``weight_decay`` (float) and ``conv_tol`` (float): conventional training (weight-decay
+      variants only): each step is theta <- (1 - lr wd) theta - lr grad F with no projection, and
+      ``elrs`` holds the learning rates; the statistics then also hold the time means of the total
+      ELR of the direction map and of its inverse and the share of window steps with loss <=
+      ``conv_tol``; outputs ``mean_log1p_ess2`` (M, n), the time mean of log(1 + ESS_i^2), and
+      ``quiet_out`` (M, n), the number of quiet phases of each group (entries into ESS_i^2 < QUIET_ESS2).
     """
-    return {(False, False): _run_gd, (True, False): _run_gd_lyap, (False, True): _run_sgd,
-            (True, True): _run_sgd_lyap}[(bool(lyapunov), bool(sgd))]
+    return _VARIANTS[(bool(lyapunov), bool(sgd), bool(weight_decay))]
+
+
+def needs_compiling(lyapunov: bool, sgd: bool, weight_decay: bool = False) -> bool:
+    """Whether the first call of this variant will compile it (nothing in this process and no
+    up-to-date entry in Numba's on-disk cache): about 15 s, so jobs say so before it happens."""
+    disp = kernel(lyapunov, sgd, weight_decay)
+    if disp.signatures:
+        return False
+    try:
+        return not disp._cache._cache_file._load_index()
+    except Exception:  # noqa: BLE001 - Numba internals changed: no note rather than a failure
+        return False

@@ -22,7 +22,7 @@ import it.
 from __future__ import annotations
 
 import datetime as _dt
-import json
+import functools
 import sys
 import time
 from dataclasses import dataclass, field
@@ -30,15 +30,27 @@ from pathlib import Path
 
 import numpy as np
 
-from . import regimes
-from ._cli import ArgumentParser, run_cli
-from ._io import atomic_write_text, check_writable_dir, load_record, save_record
-from ._validate import as_elr_range, as_format, as_int, as_positive_float, as_threads
+from . import _streams, plots, regimes
+from ._cli import ArgumentParser, int_arg, note, output_dir, plural, run_cli
+from ._records import (
+    CACHE_DIRNAME,
+    ResultType,
+    atomic_write_text,
+    content_key,
+    csv_text,
+    json_text,
+    versions,
+)
+from ._validate import MAX_BATCH_SIZE, MAX_STEPS, as_elr_range, as_format, as_int, as_positive_float, check_memory
+from .sweep import SweepStats, execute
 
 __all__ = ["BRIDGE_HINT", "DEFAULTS", "SIMLP", "load_digits_split", "TrainResult", "train", "random_guess_level",
            "BridgeSweep", "compute_bridge", "bridge_csv_text", "bridge_json_record", "write_bridge_outputs", "main"]
 
 BRIDGE_HINT = "the bridge needs the optional extra: pip install 'toymodel[bridge]'"
+
+#: where the command line writes unless told otherwise (git-ignored)
+DEFAULT_OUT = "runs/bridge"
 
 DEFAULTS = dict(elr_min=1e-4, elr_max=10.0, num=21, seeds=3, epochs=60, batch_size=32, hidden=(64, 64),
                 out_norm=10.0)
@@ -57,7 +69,7 @@ def load_digits_split(seed: int, test_fraction: float = 0.2):
     d = load_digits()
     X = d.data.astype(float)
     y = d.target.astype(np.int64)
-    perm = np.random.default_rng([int(seed), 10]).permutation(len(y))
+    perm = _streams.rng(seed, _streams.DATA_SPLIT).permutation(len(y))
     n_test = int(round(test_fraction * len(y)))
     test, tr = perm[:n_test], perm[n_test:]
     mu = X[tr].mean(axis=0)
@@ -93,7 +105,7 @@ class SIMLP:
         if len(sizes) < 3 or min(sizes) < 1:
             raise ValueError(f"sizes must be (d_in, hidden..., n_classes) with positive entries, got {sizes}")
         self.sizes = sizes
-        rng = np.random.default_rng([int(seed), 11])
+        rng = _streams.rng(seed, _streams.NET_INIT)
         w = rng.standard_normal((sizes[-1], sizes[-2]))
         self.W_out = w * (as_positive_float(out_norm, "out_norm") / np.linalg.norm(w))
         self.shapes = [(sizes[i + 1], sizes[i]) for i in range(len(sizes) - 2)]
@@ -213,7 +225,7 @@ def train(model: SIMLP, data, elr: float, epochs: int, batch_size: int, seed: in
         raise ValueError(f"batch_size must be at most the training set size {len(ytr)}, got {batch_size}")
     theta = model.initial_theta()
     rho2 = float(theta @ theta)
-    rng = np.random.default_rng([int(seed), 12])
+    rng = _streams.rng(seed, _streams.BATCH_ORDER)
     n_batches = len(ytr) // batch_size
     C = model.n_channels
     rec = {k: np.empty(epochs) for k in ("train_loss", "test_error", "eff_grad_norm", "step_cosine", "step_angle",
@@ -263,7 +275,7 @@ def random_guess_level(model: SIMLP, data, points: int = 64, seed: int = 0) -> f
     """Mean training loss at points drawn uniformly on the sphere of the hidden weights, as the
     toy defines its random-guess level (BN with the training set's statistics)."""
     Xtr, ytr = data[0], data[1]
-    rng = np.random.default_rng([int(seed), 13])
+    rng = _streams.rng(seed, _streams.RANDOM_GUESS)
     vals = []
     for _ in range(points):
         th = rng.standard_normal(model.dim)
@@ -274,10 +286,14 @@ def random_guess_level(model: SIMLP, data, points: int = 64, seed: int = 0) -> f
 # ------------------------------------------------------------------------------ sweep
 #: share of the epochs (at the end) over which runs are summarised and classified
 WINDOW_FRACTION = 0.25
+#: fewest epochs in that window for the classification to mean anything: below it a run that is
+#: still converging slowly cannot be told from one that fluctuates (a 5-epoch run labels tiny ELRs
+#: "equilibrium"); shorter runs are still classified, with a warning recorded in the JSON
+MIN_WINDOW_EPOCHS = 5
 
 
-@dataclass(frozen=True)
-class BridgeSweep:
+@dataclass(frozen=True, repr=False)
+class BridgeSweep(ResultType):
     """A classified ELR sweep of the network: one row per ELR in ``table``, per-run records in
     ``runs`` (index [elr][seed]), and the parameters."""
 
@@ -288,27 +304,92 @@ class BridgeSweep:
     random_guess: np.ndarray = field(repr=False)
     reused: int = 0
 
+    @property
+    def window(self) -> slice:
+        """The epochs over which runs are summarised and classified (the last WINDOW_FRACTION)."""
+        return epoch_window(self.params["epochs"])
 
-def _window(epochs: int) -> slice:
+    @property
+    def window_too_short(self) -> bool:
+        """Whether the window has fewer than MIN_WINDOW_EPOCHS epochs (the regimes are then unreliable)."""
+        w = self.window
+        return (w.stop - w.start) < MIN_WINDOW_EPOCHS
+
+    @property
+    def elrs(self) -> np.ndarray:
+        return np.asarray(self.table["elr"])
+
+    @property
+    def seeds(self) -> np.ndarray:
+        return np.asarray(self.params["seeds"])
+
+    def long_table(self) -> dict:
+        """One row per (ELR, seed): final train loss, test error and window statistics."""
+        rows = [(r.elr, r.seed, r.train_loss[-1], r.test_error[-1], r.train_loss[self.window].mean(),
+                 r.step_cosine[self.window].mean()) for row in self.runs for r in row]
+        names = ("elr", "seed", "final_train_loss", "final_test_error", "mean_loss", "mean_cosine")
+        return {nm: np.array([r[i] for r in rows]) for i, nm in enumerate(names)}
+
+
+def epoch_window(epochs: int) -> slice:
+    """The last ``WINDOW_FRACTION`` of ``epochs`` (at least two epochs)."""
     w = max(2, int(round(WINDOW_FRACTION * epochs)))
     return slice(max(0, epochs - w), epochs)
 
 
-def _run_key(params: dict) -> str:
-    import hashlib
+@functools.lru_cache(maxsize=8)
+def _seed_setup(seed: int, hidden: tuple, out_norm: float):
+    """The data split and the model of one seed (the same at every ELR; cached per process)."""
+    data = load_digits_split(seed)
+    model = SIMLP((data[0].shape[1],) + tuple(hidden) + (10,), out_norm=out_norm, seed=seed)
+    return data, model
 
-    from . import __version__
 
-    blob = json.dumps({k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in params.items()
-                       if k not in ("threads",)} | {"version": __version__}, sort_keys=True, default=repr)
-    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+@dataclass(frozen=True)
+class BridgeRun:
+    """One unit of a network sweep: the run at ELR index ``k`` with seed ``seed``."""
+
+    index: int
+    k: int
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"run_{self.k:04d}_{self.seed:04d}"
+
+
+@dataclass(frozen=True)
+class BridgeTask:
+    """A network ELR sweep as a task of :func:`toymodel.sweep.execute` (one run per unit)."""
+
+    elrs: tuple
+    seeds: tuple
+    epochs: int
+    batch_size: int
+    hidden: tuple
+    out_norm: float
+    record_type = TrainResult
+
+    def units(self) -> list[BridgeRun]:
+        return [BridgeRun(k * len(self.seeds) + j, k, s) for k in range(len(self.elrs))
+                for j, s in enumerate(self.seeds)]
+
+    def run_unit(self, unit: BridgeRun, threads=None) -> TrainResult:
+        data, model = _seed_setup(unit.seed, self.hidden, self.out_norm)
+        return train(model, data, self.elrs[unit.k], self.epochs, self.batch_size, unit.seed)
+
+    def key(self) -> str:
+        return content_key({"job": "bridge", "elrs": [repr(float(e)) for e in self.elrs],
+                            "seeds": [int(s) for s in self.seeds], "epochs": self.epochs,
+                            "batch_size": self.batch_size, "hidden": list(self.hidden),
+                            "out_norm": repr(float(self.out_norm))})
 
 
 def _validate(elr_min, elr_max, num, seeds, epochs, batch_size, hidden, out_norm):
     elr_min, elr_max, num = as_elr_range(elr_min, elr_max, num)
     seeds = as_int(seeds, "seeds", minimum=1)
-    epochs = as_int(epochs, "epochs", minimum=2)
-    batch_size = as_int(batch_size, "batch_size", minimum=2)
+    epochs = as_int(epochs, "epochs", minimum=2, maximum=MAX_STEPS)
+    batch_size = as_int(batch_size, "batch_size", minimum=2, maximum=MAX_BATCH_SIZE)
     if isinstance(hidden, str):
         try:
             hidden = tuple(int(h) for h in hidden.split(","))
@@ -318,12 +399,14 @@ def _validate(elr_min, elr_max, num, seeds, epochs, batch_size, hidden, out_norm
     if not hidden:
         raise ValueError("hidden must list at least one hidden layer width")
     out_norm = as_positive_float(out_norm, "out_norm")
+    # per run and epoch: six scalars and three values per channel (ELR, gradient norm, ESS)
+    check_memory(num * seeds * epochs * (6 + 3 * sum(hidden)) * 8, "the sweep's records")
     return elr_min, elr_max, num, seeds, epochs, batch_size, hidden, out_norm
 
 
 def _summarise(runs, rgs, elrs, epochs):
     """One row per ELR: window statistics of every seed, classified, averaged over seeds."""
-    w = _window(epochs)
+    w = epoch_window(epochs)
     K_, S_ = len(runs), len(runs[0])
 
     def grid(fn):
@@ -381,53 +464,28 @@ def compute_bridge(elr_min=DEFAULTS["elr_min"], elr_max=DEFAULTS["elr_max"], num
     elrs = np.geomspace(elr_min, elr_max, num)
     params = dict(elr_min=elr_min, elr_max=elr_max, num=num, seeds=list(range(seeds)), epochs=epochs,
                   batch_size=batch_size, hidden=list(hidden), out_norm=out_norm)
-    key = _run_key(params)
-    from tqdm import tqdm
-
-    datas, models, rgs = [], [], []
-    for s in range(seeds):
-        data = load_digits_split(s)
-        model = SIMLP((data[0].shape[1],) + tuple(hidden) + (10,), out_norm=out_norm, seed=s)
-        datas.append(data)
-        models.append(model)
-        rgs.append(random_guess_level(model, data, seed=s))
+    task = BridgeTask(tuple(elrs.tolist()), tuple(range(seeds)), epochs, batch_size, tuple(hidden), out_norm)
+    rgs = [random_guess_level(_seed_setup(s, task.hidden, out_norm)[1], _seed_setup(s, task.hidden, out_norm)[0],
+                              seed=s) for s in task.seeds]
+    stats = SweepStats()
+    parts = execute([task], [(0, u) for u in task.units()], progress=progress, desc="bridge", unit="run",
+                    cache_dir=cache_dir, stats=stats)[0]
     runs = [[None] * seeds for _ in range(num)]
-    reused = 0
-    bar = tqdm(total=num * seeds, desc="bridge", unit="run", disable=not progress, leave=False, dynamic_ncols=True)
-    try:
-        for k, e in enumerate(elrs):
-            for s in range(seeds):
-                path = Path(cache_dir) / f"bridge-{key}" / f"run_{k:04d}_{s:04d}.npz" if cache_dir else None
-                run = load_record(path, TrainResult) if path is not None else None
-                if run is not None:
-                    reused += 1
-                else:
-                    run = train(models[s], datas[s], e, epochs, batch_size, s)
-                    if path is not None:
-                        save_record(path, run)
-                runs[k][s] = run
-                bar.update(1)
-    finally:
-        bar.close()
+    for u, run in parts:
+        runs[u.k][u.seed] = run
+    reused = stats.reused
     columns, table = _summarise(runs, rgs, elrs, epochs)
     return BridgeSweep(columns, table, params, runs, np.array(rgs), reused)
 
 
 def bridge_csv_text(bs: BridgeSweep) -> str:
-    from .phase_diagram import _fmt
-
-    rows = [",".join(bs.columns)]
-    for kq in range(len(bs.table["elr"])):
-        rows.append(",".join(_fmt(bs.table[c][kq]) for c in bs.columns))
-    return "\n".join(rows) + "\n"
+    return csv_text(bs.columns, bs.table)
 
 
 def bridge_json_record(bs: BridgeSweep, wall_time_s=None, started=None, outputs=()) -> dict:
     """Parameters, versions, classification constants, timing, the random-guess level per seed,
     per-ELR seed-averaged learning curves, and the per-channel data of seed 0 for the ESS figure."""
-    from .phase_diagram import _versions
-
-    w = _window(bs.params["epochs"])
+    w = bs.window
     curves = {name: [np.mean([getattr(r, name) for r in row], axis=0).tolist() for row in bs.runs]
               for name in ("train_loss", "test_error", "eff_grad_norm", "step_cosine", "epoch_cosine")}
     channels = [{"elr": float(row[0].elr), "channel_elr": row[0].channel_elr[w].mean(axis=0).tolist(),
@@ -437,15 +495,18 @@ def bridge_json_record(bs: BridgeSweep, wall_time_s=None, started=None, outputs=
         "parameters": bs.params,
         "seeds": bs.params["seeds"],
         "random_guess_loss": bs.random_guess.tolist(),
+        "window_epochs": [w.start, w.stop],
+        "window_too_short": bs.window_too_short,
         "classification": {"RANDOM_WALK_COSINE_TOL": regimes.RANDOM_WALK_COSINE_TOL,
                            "RANDOM_WALK_LOSS_TOL": regimes.RANDOM_WALK_LOSS_TOL,
                            "NETWORK_CONVERGED_LOSS_FRACTION": regimes.NETWORK_CONVERGED_LOSS_FRACTION,
-                           "PERIODIC_STD_TOL": regimes.PERIODIC_STD_TOL, "WINDOW_FRACTION": WINDOW_FRACTION},
+                           "PERIODIC_STD_TOL": regimes.PERIODIC_STD_TOL, "WINDOW_FRACTION": WINDOW_FRACTION,
+                           "MIN_WINDOW_EPOCHS": MIN_WINDOW_EPOCHS},
         "columns": list(bs.columns),
         "curves": curves,
         "channels_seed0": channels,
         "outputs": list(outputs),
-        "versions": _versions(),
+        "versions": versions(),
         "timing": {"started": started, "wall_time_s": wall_time_s, "runs_reused": bs.reused},
     }
 
@@ -456,61 +517,63 @@ def write_bridge_outputs(bs: BridgeSweep, out, fmt: str = "png", plot: bool = Tr
     names = ["bridge.csv", "bridge.json"]
     atomic_write_text(out / "bridge.csv", bridge_csv_text(bs))
     if plot:
-        from .figures import plot_bridge_ess, plot_bridge_regimes, save_figure
-
-        fig, _ = plot_bridge_regimes(bs)
-        save_figure(fig, out / f"bridge_regimes.{fmt}", fmt)
-        fig, _ = plot_bridge_ess(bs)
-        save_figure(fig, out / f"bridge_ess.{fmt}", fmt)
+        fig, _ = plots.plot_bridge_regimes(bs)
+        plots.save_figure(fig, out / f"bridge_regimes.{fmt}", fmt)
+        fig, _ = plots.plot_bridge_ess(bs)
+        plots.save_figure(fig, out / f"bridge_ess.{fmt}", fmt)
         names += [f"bridge_regimes.{fmt}", f"bridge_ess.{fmt}"]
-    atomic_write_text(out / "bridge.json", json.dumps(bridge_json_record(bs, wall_time_s, started, names)) + "\n")
+    atomic_write_text(out / "bridge.json", json_text(bridge_json_record(bs, wall_time_s, started, names), indent=None))
     return [out / n for n in names]
 
 
 def _main(argv=None) -> int:
-    from .phase_diagram import CACHE_DIRNAME
-
     d = DEFAULTS
     ap = ArgumentParser(prog="python -m toymodel.bridge",
                         description="Train a fully scale-invariant MLP (BN without affine, fixed output layer) on "
-                                    "scikit-learn's digits on the sphere at a sweep of fixed total ELRs, classify every "
+                                    "scikit-learn's digits on the sphere at a sweep of fixed total ELRs, classify "
+                                    "every "
                                     "ELR into a regime, and write bridge.csv, bridge.json and two figures.")
     ap.add_argument("--elr-min", type=float, default=d["elr_min"], help="smallest ELR (default: %(default)g)")
     ap.add_argument("--elr-max", type=float, default=d["elr_max"], help="largest ELR (default: %(default)g)")
-    ap.add_argument("--num", type=int, default=d["num"], help="number of log-spaced ELRs (default: %(default)s)")
-    ap.add_argument("--seeds", type=int, default=d["seeds"], help="runs per ELR, seeds 0..N-1 (default: %(default)s)")
-    ap.add_argument("--epochs", type=int, default=d["epochs"], help="epochs per run (default: %(default)s)")
-    ap.add_argument("--batch-size", type=int, default=d["batch_size"], help="mini-batch size (default: %(default)s)")
+    ap.add_argument("--num", type=int_arg, default=d["num"], help="number of log-spaced ELRs (default: %(default)s)")
+    ap.add_argument("--seeds", type=int_arg, default=d["seeds"],
+                    help="runs per ELR, seeds 0..N-1 (default: %(default)s)")
+    ap.add_argument("--epochs", type=int_arg, default=d["epochs"], help="epochs per run (default: %(default)s)")
+    ap.add_argument("--batch-size", type=int_arg, default=d["batch_size"],
+                    help="mini-batch size (default: %(default)s)")
     ap.add_argument("--hidden", default=",".join(str(h) for h in d["hidden"]),
                     help="hidden layer widths (default: %(default)s)")
     ap.add_argument("--out-norm", type=float, default=d["out_norm"],
                     help="norm of the fixed output layer (default: %(default)g)")
-    ap.add_argument("--out", default="figures", help="output folder (default: %(default)s)")
+    ap.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s, git-ignored)")
     ap.add_argument("--format", default="png", help="figure format: png, svg or pdf (default: %(default)s)")
     ap.add_argument("--no-plot", action="store_true", help="write CSV and JSON only")
     ap.add_argument("--resume", action="store_true", help="keep finished runs in OUT/.toymodel-cache and reuse them")
     ap.add_argument("--quiet", action="store_true", help="no progress bar or messages")
-    ap.add_argument("--threads", type=int, default=None, help="accepted for symmetry; NumPy/BLAS use their own threads")
     args = ap.parse_args(argv)
     _validate(args.elr_min, args.elr_max, args.num, args.seeds, args.epochs, args.batch_size, args.hidden,
               args.out_norm)
-    as_threads(args.threads)
-    as_format(args.format)
+    fmt = as_format(args.format)
     try:
         import sklearn  # noqa: F401
     except ImportError:
         raise ValueError(BRIDGE_HINT) from None
-    out = check_writable_dir(args.out, "out")
-    started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    t0 = time.perf_counter()
-    bs = compute_bridge(args.elr_min, args.elr_max, args.num, args.seeds, args.epochs, args.batch_size, args.hidden,
-                        args.out_norm, progress=not args.quiet,
-                        cache_dir=(out / CACHE_DIRNAME) if args.resume else None)
-    wall = time.perf_counter() - t0
-    paths = write_bridge_outputs(bs, out, args.format, plot=not args.no_plot, wall_time_s=wall, started=started)
+    with output_dir(args.out, "out") as out:
+        started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        t0 = time.perf_counter()
+        bs = compute_bridge(args.elr_min, args.elr_max, args.num, args.seeds, args.epochs, args.batch_size,
+                            args.hidden, args.out_norm, progress=not args.quiet,
+                            cache_dir=(out / CACHE_DIRNAME) if args.resume else None)
+        if bs.window_too_short:
+            w = bs.window
+            note(f"bridge: warning: the classification window (epochs {w.start}-{w.stop}) has fewer than "
+                 f"{MIN_WINDOW_EPOCHS} epochs, too few for the regimes to mean anything; use --epochs "
+                 f"{int(np.ceil(MIN_WINDOW_EPOCHS / WINDOW_FRACTION))} or more", args.quiet)
+        wall = time.perf_counter() - t0
+        paths = write_bridge_outputs(bs, out, fmt, plot=not args.no_plot, wall_time_s=wall, started=started)
     if not args.quiet:
-        print(f"bridge: {args.num} ELRs x {args.seeds} seeds x {args.epochs} epochs in {wall:.1f} s; wrote "
-              + ", ".join(str(p) for p in paths), file=sys.stderr)
+        print(f"bridge: {plural(args.num, 'ELR')} x {plural(args.seeds, 'seed')} x {plural(args.epochs, 'epoch')} "
+              f"in {wall:.1f} s; wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)
     return 0
 
 

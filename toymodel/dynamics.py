@@ -10,14 +10,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import as_elrs, as_int, as_positive_float
+from . import _streams, regimes, theory
+from ._records import ResultType
+from ._validate import as_elrs, as_int, as_positive_float, as_seeds, as_steps_burn_in
 from .model import ToyProblem
 from .simulate import seed_stats, simulate
+from .sweep import SweepTask, run_sweeps
 
 __all__ = ["intrinsic_coordinates", "from_intrinsic_coordinates", "map_jacobian_fd", "BenettinResult",
            "benettin_lyapunov", "OrbitDiagram", "orbit_diagram", "ATTRACTORS", "ORBIT_TOL", "PERIOD_TOL", "MAX_PERIOD",
            "identify_attractor", "AttractorScan", "attractor_scan", "BasinFractions", "basin_fractions", "RegimeMap",
-           "regime_map", "convergence_boundary"]
+           "regime_map", "convergence_boundary", "quiet_phases"]
 
 
 def intrinsic_coordinates(problem: ToyProblem, theta) -> np.ndarray:
@@ -69,8 +72,8 @@ def map_jacobian_fd(problem: ToyProblem, elr: float, theta, steps: int = 1, h: f
 
 
 # ------------------------------------------------------------------ Lyapunov (Benettin)
-@dataclass(frozen=True)
-class BenettinResult:
+@dataclass(frozen=True, repr=False)
+class BenettinResult(ResultType):
     """Two-trajectory estimate of the largest Lyapunov exponent, per seed."""
 
     elr: float
@@ -80,6 +83,10 @@ class BenettinResult:
     separation: float
     exponent: np.ndarray  # (S,)
     stderr: np.ndarray  # (S,) standard error from block means
+
+    def long_table(self) -> dict:
+        return {"elr": np.full(self.seeds.size, self.elr), "seed": self.seeds, "exponent": self.exponent,
+                "stderr": self.stderr}
 
 
 def benettin_lyapunov(problem: ToyProblem, elr, steps, *, seeds=1, burn_in=0, separation: float = 1e-8,
@@ -94,7 +101,6 @@ def benettin_lyapunov(problem: ToyProblem, elr, steps, *, seeds=1, burn_in=0, se
     Returns per-seed exponents (mean log growth per step over the window) and their standard
     errors from ``blocks`` block means.
     """
-    from ._validate import as_seeds, as_steps_burn_in
 
     if not isinstance(problem, ToyProblem):
         raise ValueError(f"problem must be a ToyProblem, got {type(problem).__name__}")
@@ -104,7 +110,7 @@ def benettin_lyapunov(problem: ToyProblem, elr, steps, *, seeds=1, burn_in=0, se
     separation = as_positive_float(separation, "separation")
     blocks = as_int(blocks, "blocks", minimum=2)
     th = problem.initial_points(seeds)
-    rng = [np.random.default_rng([int(s), 2]) for s in seeds]
+    rng = [_streams.rng(s, _streams.BENETTIN) for s in seeds]
     v = np.stack([g.standard_normal(problem.dim) for g in rng])
     v -= th * np.sum(v * th, axis=1, keepdims=True)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
@@ -128,8 +134,8 @@ def benettin_lyapunov(problem: ToyProblem, elr, steps, *, seeds=1, burn_in=0, se
 
 
 # ------------------------------------------------------------------ orbit diagram
-@dataclass(frozen=True)
-class OrbitDiagram:
+@dataclass(frozen=True, repr=False)
+class OrbitDiagram(ResultType):
     """Post-transient loss samples: ``loss[k, s, :]`` are F(theta_t) for the last ``samples``
     steps of the run at ``elrs[k]`` from seed ``seeds[s]``."""
 
@@ -141,11 +147,16 @@ class OrbitDiagram:
     loss: np.ndarray  # (K, S, samples)
     group_elrs: np.ndarray  # (K, S, samples, n)
 
+    def long_table(self) -> dict:
+        """One row per (ELR, seed, sample)."""
+        K_, S_, W = self.loss.shape
+        return {"elr": np.repeat(self.elrs, S_ * W), "seed": np.tile(np.repeat(self.seeds, W), K_),
+                "sample": np.tile(np.arange(W), K_ * S_), "loss": self.loss.reshape(-1)}
+
 
 def _two_phase(problem, elrs, steps, seeds, samples, threads, lyapunov=False, burn_in=0, record_every=0):
     """Run ``steps - samples`` steps (statistics as asked), then record every one of the last
     ``samples`` steps from where the first run ended."""
-    from ._validate import as_seeds
 
     steps = as_int(steps, "steps", minimum=2)
     samples = as_int(samples, "samples", minimum=1)
@@ -231,7 +242,6 @@ def identify_attractor(alphas, elr, loss_window, group_elr_window, lyapunov, fin
     period p <= :data:`MAX_PERIOD` to :data:`PERIOD_TOL`; ``chaotic`` if the exponent exceeds
     ``CHAOS_LYAPUNOV_TOL``; ``quasi_periodic`` (bounded, exponent ~ 0, not periodic) otherwise.
     """
-    from . import regimes, theory
 
     alphas = np.asarray(alphas, dtype=float)
     loss = np.asarray(loss_window, dtype=float)
@@ -264,8 +274,8 @@ def identify_attractor(alphas, elr, loss_window, group_elr_window, lyapunov, fin
 
 
 # ------------------------------------------------------------------ basin fractions
-@dataclass(frozen=True)
-class BasinFractions:
+@dataclass(frozen=True, repr=False)
+class BasinFractions(ResultType):
     """Where random starts end up at one ELR.
 
     ``labels`` (S,) and ``periods`` (S,) per seed; ``fractions`` maps every label of
@@ -286,6 +296,14 @@ class BasinFractions:
     reach_time: np.ndarray
     lyapunov: np.ndarray
 
+    def long_table(self) -> dict:
+        S_ = self.seeds.size
+        return {"elr": np.full(S_, self.elr), "seed": self.seeds, "label": self.labels, "period": self.periods,
+                "reach_time": self.reach_time, "lyapunov": self.lyapunov}
+
+    def summary_lines(self) -> list:
+        return ["fractions: " + ", ".join(f"{k} {v:.2f}" for k, v in self.fractions.items() if v > 0)]
+
     def median_reach_time(self, label: str) -> float:
         sel = (self.labels == label) & np.isfinite(self.reach_time)
         return float(np.median(self.reach_time[sel])) if sel.any() else float("nan")
@@ -293,7 +311,6 @@ class BasinFractions:
 
 def _reach_times(alphas, elr, trace_steps, loss_trace, ge_trace, labels):
     """First recorded step after which the run stays near its attractor (minimum / orbit)."""
-    from . import regimes, theory
 
     alphas = np.asarray(alphas, dtype=float)
     out = np.full(labels.shape, np.nan)
@@ -315,8 +332,8 @@ def _reach_times(alphas, elr, trace_steps, loss_trace, ge_trace, labels):
     return out
 
 
-@dataclass(frozen=True)
-class AttractorScan:
+@dataclass(frozen=True, repr=False)
+class AttractorScan(ResultType):
     """Attractor labels of every run of an ELR x seed sweep (see :func:`attractor_scan`)."""
 
     alphas: np.ndarray
@@ -328,6 +345,7 @@ class AttractorScan:
     periods: np.ndarray  # (K, S)
     reach_time: np.ndarray  # (K, S)
     lyapunov: np.ndarray  # (K, S)
+    _grid_fields = ("labels", "periods", "reach_time", "lyapunov")
 
     def fractions(self) -> dict:
         """Share of seeds per label, one array (K,) per label of ATTRACTORS and ``nonfinite``."""
@@ -394,8 +412,8 @@ def basin_fractions(problem: ToyProblem, elr, steps, *, seeds=256, burn_in=None,
 
 # ------------------------------------------------------------------ regime maps
 
-@dataclass(frozen=True)
-class RegimeMap:
+@dataclass(frozen=True, repr=False)
+class RegimeMap(ResultType):
     """Regimes on a grid of (row parameter, c = elr * sum(alpha)).
 
     ``rows`` are the values of the row parameter (``alpha_2/alpha_1`` for n = 2, or the number
@@ -417,6 +435,13 @@ class RegimeMap:
     burn_in: int
     seeds: np.ndarray
 
+    def long_table(self) -> dict:
+        """One row per cell (row parameter, c)."""
+        R, C = self.regime.shape
+        return {"row": np.repeat(self.rows, C), "c": np.tile(self.cs, R), "regime": self.regime.reshape(-1),
+                "subtype": self.subtype.reshape(-1), "frac_chaotic": self.frac_chaotic.reshape(-1),
+                "lyapunov": self.lyapunov.reshape(-1)}
+
 
 def regime_map(kind: str, rows, cs, steps, *, seeds=4, burn_in=None, threads=None, progress=False,
                scheduler=None, dask_local=None) -> RegimeMap:
@@ -431,9 +456,6 @@ def regime_map(kind: str, rows, cs, steps, *, seeds=4, burn_in=None, threads=Non
         every run computes its Lyapunov exponent, which decides periodic vs chaotic.
     scheduler, dask_local : run the chunks on a Dask cluster (see :mod:`toymodel.sweep`).
     """
-    from . import regimes
-    from ._validate import as_seeds
-    from .sweep import SweepTask, run_sweeps
 
     if kind not in ("ratio", "groups"):
         raise ValueError(f"kind must be 'ratio' or 'groups', got {kind!r}")
@@ -454,9 +476,8 @@ def regime_map(kind: str, rows, cs, steps, *, seeds=4, burn_in=None, threads=Non
     subtype = np.empty((R, C), dtype=object)
     frac = np.empty((R, C))
     lyap = np.empty((R, C))
-    for ri, (a, res) in enumerate(zip(alphas, results)):
-        reg, sub = regimes.classify_runs(a, res.mean_loss, res.mean_cosine, res.std_loss, res.first_loss,
-                                         res.final_loss, res.final_group_elrs, res.lyapunov)
+    for ri, res in enumerate(results):
+        reg, sub = regimes.classify_result(res)
         best, bsub, fr = regimes.classify_elrs(reg, sub)
         regime[ri], subtype[ri], frac[ri] = best, bsub, fr["chaotic"]
         lyap[ri] = seed_stats(res.lyapunov)[0]
@@ -473,16 +494,13 @@ def convergence_boundary(problem: ToyProblem, cs, steps, *, seeds=8, window: int
     ``(c_boundary, converged_fraction)``: the c where the converged fraction first drops below
     1/2 (linear interpolation between grid points; NaN if it never does).
     """
-    from . import regimes, theory
 
     cs = as_elrs(cs, "cs")
     steps = as_int(steps, "steps", minimum=2)
     window = min(as_int(window, "window", minimum=1), steps - 1)
     res = simulate(problem, cs / problem.total_alpha, steps, seeds=seeds, burn_in=steps - window,
                    batch_size=batch_size, mask_prob=mask_prob, threads=threads)
-    k_edge = theory.sgd_stability_edge(res.batch_size, res.mask_prob) if res.batch_size is not None else None
-    reg, _ = regimes.classify_runs(problem.alphas, res.mean_loss, res.mean_cosine, res.std_loss, res.first_loss,
-                                   res.final_loss, res.final_group_elrs, k_edge=k_edge)
+    reg, _ = regimes.classify_result(res)
     frac = (reg == "convergence").mean(axis=1)
     below = np.flatnonzero(frac < 0.5)
     if below.size == 0:
@@ -493,3 +511,27 @@ def convergence_boundary(problem: ToyProblem, cs, steps, *, seeds=8, window: int
     f0, f1 = frac[i - 1], frac[i]
     t = (f0 - 0.5) / (f0 - f1)
     return float(np.exp(np.log(cs[i - 1]) + t * (np.log(cs[i]) - np.log(cs[i - 1])))), frac
+
+
+# ------------------------------------------------------------------ conventional training
+def quiet_phases(ess, k, lr_value, weight_decay, threshold: float = 1e-3):
+    """Quiet phases of a one-group conventional run: maximal stretches where the group's ESS stays
+    below ``threshold`` (the angle is linearised, derivation 14). Returns ``[(t_start, t_end_measured,
+    t_end_derived)]``, the derived end being ``t_start + theory.conventional_quiet_steps(k_a)`` with
+    ``k_a = k[t_start]``. ``ess`` and ``k`` are the group's ESS and k = ELR * alpha per step."""
+    small = np.asarray(ess) < threshold
+    out = []
+    t = 0
+    T = small.size
+    while t < T:
+        if small[t] and (t == 0 or not small[t - 1]):
+            u = t
+            while u < T and small[u]:
+                u += 1
+            if t > 0 and u < T and 0 < k[t] < 1:  # complete phases only, entered below the edge
+                pred = t + theory.conventional_quiet_steps(lr_value, weight_decay, float(k[t]))
+                out.append((t, u, float(pred)))
+            t = u
+        else:
+            t += 1
+    return out

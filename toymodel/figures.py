@@ -1,8 +1,9 @@
-"""Every plot of the package (matplotlib is imported here only).
+"""The committed figures: what to compute for each one, and the command that regenerates them.
 
-Plot functions take ``ax=None`` (or ``axes=None``) and return ``(fig, ax)``; they draw data that
-:mod:`toymodel.simulate`, :mod:`toymodel.theory` and the jobs have computed, and never compute
-those themselves. ``python -m toymodel.figures`` regenerates ``figures/``.
+``python -m toymodel.figures`` recomputes the data of every figure in ``figures/`` (and the CSV and
+JSON of the default runs beside them) and draws it with :mod:`toymodel.plots`. Each recipe is a
+function ``(out, fmt, quiet, where) -> [paths]`` in :data:`FIGURES`; ``where`` says where sweeps
+run (``scheduler`` / ``dask_local``, as for the phase diagram).
 """
 
 from __future__ import annotations
@@ -11,715 +12,112 @@ import sys
 import time
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from . import regimes, theory  # noqa: E402
-from ._cli import ArgumentParser, run_cli  # noqa: E402
-from ._io import atomic_path, check_writable_dir  # noqa: E402
-from ._validate import as_format  # noqa: E402
-
-__all__ = [
-    "REGIME_COLORS",
-    "plot_orbit_diagram",
-    "plot_lyapunov",
-    "plot_basins",
-    "plot_regime_map",
-    "plot_sgd_threshold",
-    "plot_bridge_regimes",
-    "plot_bridge_ess",
-    "save_figure",
-    "plot_phase_diagram",
-    "plot_toy_loss",
-    "plot_toy_group_elrs",
-    "FIGURES",
-    "main",
-]
-
-REGIME_COLORS = {
-    "convergence": "#cfe3f7",
-    "chaotic_equilibrium": "#fde3c0",
-    "chaotic_equilibrium/chaotic": "#f9c98f",
-    "divergence": "#e6e6e6",
-    "nonfinite": "#f4b6b6",
-}
-REGIME_LABELS = {
-    "convergence": "convergence",
-    "chaotic_equilibrium": "equilibrium",
-    "divergence": "divergence",
-    "nonfinite": "non-finite",
-}
-GROUP_COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-
-
-def save_figure(fig, path, fmt: str | None = None, dpi: int = 150) -> Path:
-    """Save atomically (temporary name, then rename) without timestamps, then close."""
-    path = Path(path)
-    fmt = fmt or path.suffix.lstrip(".")
-    meta = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer": None},
-            "svg": {"Date": None}}.get(fmt, {})
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=fmt, dpi=dpi, metadata=meta, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
-def _fig_ax(ax, figsize):
-    """``(fig, ax)``: a new figure unless an Axes is given."""
-    if ax is None:
-        return plt.subplots(figsize=figsize)
-    return ax.figure, ax
-
-
-def _c_axis(ax, A: float):
-    """A secondary top axis showing c = elr * sum(alpha)."""
-    sec = ax.secondary_xaxis("top", functions=(lambda e: e * A, lambda cc: cc / A))
-    sec.set_xlabel(r"$c=\tilde\eta\sum_i\alpha_i$", fontsize=9)
-    return sec
-
-
-def _fmt_alphas(a) -> str:
-    return "(" + ", ".join(f"{v:g}" for v in np.asarray(a, dtype=float)) + ")"
-
-
-def _segments(labels):
-    """Contiguous runs [(start, stop, label)] of a label sequence."""
-    out = []
-    start = 0
-    for i in range(1, len(labels) + 1):
-        if i == len(labels) or labels[i] != labels[start]:
-            out.append((start, i, labels[start]))
-            start = i
-    return out
-
-
-def _regime_bands(axes, elrs, regime, subtype, label_ax=None):
-    """Shade contiguous regime ranges (edges half-way between grid points, in log space)."""
-    elrs = np.asarray(elrs, dtype=float)
-    lg = np.log(elrs)
-    edges = np.exp(np.concatenate([[lg[0] - (lg[1] - lg[0]) / 2], (lg[1:] + lg[:-1]) / 2,
-                                   [lg[-1] + (lg[-1] - lg[-2]) / 2]]))
-    keys = [r + ("/chaotic" if s == "chaotic" else "") for r, s in zip(regime, subtype)]
-    for start, stop, key in _segments(keys):
-        color = REGIME_COLORS.get(key, "#ffffff")
-        for ax in axes:
-            ax.axvspan(edges[start], edges[stop], color=color, lw=0, zorder=0)
-    if label_ax is not None:
-        for start, stop, reg in _segments(list(regime)):
-            if stop - start < 3:  # too narrow to label
-                continue
-            mid = np.sqrt(edges[start] * edges[stop])
-            label_ax.text(mid, 0.97, REGIME_LABELS.get(reg, reg), transform=label_ax.get_xaxis_transform(),
-                          ha="center", va="top", fontsize=8, color="0.2", fontweight="bold")
-
-
-def _legend_patches():
-    from matplotlib.patches import Patch
-
-    return [Patch(color=REGIME_COLORS["convergence"], label="convergence"),
-            Patch(color=REGIME_COLORS["chaotic_equilibrium"], label="equilibrium: periodic"),
-            Patch(color=REGIME_COLORS["chaotic_equilibrium/chaotic"], label="equilibrium: chaotic"),
-            Patch(color=REGIME_COLORS["divergence"], label="divergence (random-walk criterion)")]
-
-
-def plot_phase_diagram(pd, axes=None):
-    """The phase diagram: loss, cosine, group ELRs (and the Lyapunov exponent when present)
-    against log ELR, with regime bands, theory curves, the threshold and the crossover criterion.
-
-    Parameters
-    ----------
-    pd : :class:`toymodel.phase_diagram.PhaseDiagram`
-    axes : sequence of Axes, optional
-    """
-    t = pd.table
-    a = pd.alphas
-    A = a.sum()
-    elrs = np.asarray(t["elr"], dtype=float)
-    has_lyap = "mean_lyapunov" in t
-    n_panels = 4 if has_lyap else 3
-    if axes is None:
-        fig, axes = plt.subplots(n_panels, 1, figsize=(8.5, 2.7 * n_panels + 0.8), sharex=True)
-    else:
-        fig = axes[0].figure
-    ax_l, ax_c, ax_g = axes[0], axes[1], axes[2]
-    _regime_bands(axes, elrs, t["regime"], t["subtype"], label_ax=ax_l)
-    thr = theory.threshold_elr(a)
-    b_, p_ = pd.params.get("batch_size"), pd.params.get("mask_prob", 1.0)
-    sgd_thr = theory.sgd_threshold_elr(a, b_, p_) if b_ is not None else None
-    rg = theory.random_guess_loss(a)
-    cross = regimes.crossover_c() / A
-    fine = np.geomspace(elrs[0], elrs[-1], 800)
-    for ax in axes:
-        ax.axvline(thr, color="k", lw=1.2, zorder=3)
-        if sgd_thr is not None:
-            ax.axvline(sgd_thr, color="tab:green", lw=1.5, zorder=3)
-        ax.axvline(cross, color="k", lw=1.0, ls=":", zorder=3)
-        ax.set_xscale("log")
-
-    # loss
-    m, s = np.asarray(t["mean_loss"]), np.asarray(t["std_loss"])
-    ax_l.fill_between(elrs, m - s, m + s, color="tab:blue", alpha=0.25, lw=0, label="± time std (seed mean)")
-    ax_l.plot(elrs, m, ".", ms=3, color="tab:blue", label="simulated mean loss")
-    ax_l.plot(fine, theory.equilibrium_loss(a, fine), color="k", lw=1.3, label=r"theory $F^*=\frac{A}{2}(1-\frac{1}{c})$")
-    ax_l.axhline(rg, color="tab:red", ls="--", lw=1, label=f"random guess A/2 = {rg:g}")
-    ax_l.axhspan(rg * (1 - regimes.RANDOM_WALK_LOSS_TOL), rg * (1 + regimes.RANDOM_WALK_LOSS_TOL), color="tab:red",
-                 alpha=0.12, lw=0, label=f"criterion ±{regimes.RANDOM_WALK_LOSS_TOL:.0%}")
-    ax_l.set_ylabel(r"time-averaged loss $F(\theta_t)$")
-    ax_l.legend(fontsize=7, loc="center left", ncol=1, framealpha=0.9)
-
-    # cosine
-    ax_c.plot(elrs, t["mean_cosine"], ".", ms=3, color="tab:green", label="simulated")
-    ax_c.plot(fine, theory.equilibrium_cosine(a, fine), color="k", lw=1.3, label=r"theory $\cos^*=1/c$")
-    ax_c.axhspan(-regimes.RANDOM_WALK_COSINE_TOL, regimes.RANDOM_WALK_COSINE_TOL, color="tab:red", alpha=0.12, lw=0,
-                 label=f"criterion |cos| ≤ {regimes.RANDOM_WALK_COSINE_TOL}")
-    ax_c.set_ylabel(r"$\cos\angle(\theta_t,\theta_{t+1})$")
-    ax_c.set_ylim(-0.1, 1.05)
-    ax_c.legend(fontsize=7, loc="lower left", framealpha=0.9)
-
-    # group ELRs
-    n = a.size
-    for i in range(n):
-        col = GROUP_COLORS[i % len(GROUP_COLORS)]
-        ax_g.plot(elrs, t[f"hm_group_elr_{i + 1}"], ".", ms=3, color=col, label=rf"$\tilde\eta_{{{i + 1}}}$ ($\alpha$={a[i]:g})")
-        ax_g.plot(fine, theory.equilibrium_group_elrs(a, fine)[:, i], "--", color=col, lw=1)
-    ax_g.plot([], [], "k--", lw=1, label=r"theory $\tilde\eta A/\alpha_i$")
-    ax_g.set_yscale("log")
-    ax_g.set_ylabel("group ELR\n" + r"$\tilde\eta/\langle\omega_i\rangle_t$ (harmonic mean)", fontsize=9)
-    ax_g.legend(fontsize=7, loc="upper left", ncol=2, framealpha=0.9)
-
-    if has_lyap:
-        ax_y = axes[3]
-        lm, ls_ = np.asarray(t["mean_lyapunov"]), np.asarray(t["std_lyapunov"])
-        ax_y.fill_between(elrs, lm - ls_, lm + ls_, color="tab:purple", alpha=0.25, lw=0)
-        ax_y.plot(elrs, lm, ".", ms=3, color="tab:purple", label="largest exponent (seed mean ± std)")
-        if "mean_lyapunov_angle" in t:
-            ax_y.plot(elrs, t["mean_lyapunov_angle"], ".", ms=2, color="0.5", label="angle directions only")
-        ax_y.axhline(regimes.CHAOS_LYAPUNOV_TOL, color="tab:red", ls=":", lw=1, label="chaos criterion")
-        ax_y.axvline(theory.orbit_instability_c() / A, color="tab:red", ls="--", lw=1,
-                     label=r"orbit loses stability, c = $\sqrt{3}$ (theory, n = 2)")
-        ax_y.axhline(0, color="k", lw=0.6)
-        ax_y.set_yscale("symlog", linthresh=1e-3)
-        ax_y.set_ylabel(r"Lyapunov exponent $\lambda_1$")
-        ax_y.legend(fontsize=7, loc="lower left", framealpha=0.9)
-
-    axes[-1].set_xlabel(r"total effective learning rate $\tilde\eta$")
-    _c_axis(ax_l, A)
-    handles = _legend_patches()
-    from matplotlib.lines import Line2D
-
-    if sgd_thr is not None:
-        handles.append(Line2D([], [], color="tab:green", lw=1.5,
-                              label=f"SGD threshold k*(b={b_}, p={p_:g})/Σα = {sgd_thr:.4g} (theory)"))
-    handles += [Line2D([], [], color="k", lw=1.2,
-                       label=f"{'GD ' if sgd_thr is not None else ''}threshold 1/Σα = {thr:.4g} (sharp, theory)"),
-                Line2D([], [], color="k", lw=1, ls=":", label=f"equilibrium→divergence crossover c = {regimes.crossover_c():g} (criterion)")]
-    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=7, frameon=False, bbox_to_anchor=(0.5, -0.005))
-    seeds = len(pd.params["seeds"])
-    mode = f"SGD b = {b_}, p = {p_:g}" if b_ is not None else "full-batch GD"
-    fig.suptitle(f"Toy model phase diagram, α = {_fmt_alphas(a)}, {mode}  ({len(elrs)} ELRs × {seeds} seeds, "
-                 f"{pd.params['steps']:,} steps, burn-in {pd.params['burn_in']:,})", fontsize=10)
-    fig.tight_layout(rect=(0, 0.05, 1, 0.98))
-    return fig, axes
-
-
-def plot_toy_loss(result, axes=None, floor: float = 1e-16):
-    """F(theta_t) against t on log axes, one line per ELR, with the derived equilibrium levels.
-
-    Two panels: the full range down to ``floor`` (values below it, where the loss has converged
-    to numerical zero, are drawn at the floor) and a zoom on the equilibrium levels.
-    """
-    if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    else:
-        fig = axes[0].figure
-    a = result.alphas
-    steps = result.trace_steps
-    for ax, lo in zip(axes, (floor, 0.05)):
-        for kq, e in enumerate(result.elrs):
-            col = f"C{kq}"
-            y = np.maximum(result.loss_trace[kq, 0], floor)
-            ax.plot(steps, y, color=col, lw=0.9, label=rf"$\tilde\eta$ = {e:g} (c = {e * a.sum():.2g})")
-            fl = theory.equilibrium_loss(a, e)
-            if fl > 0:
-                ax.axhline(fl, color=col, ls="--", lw=1.1)
-        ax.axhline(theory.random_guess_loss(a), color="k", ls=":", lw=0.9, label="random guess A/2")
-        ax.set_yscale("log")
-        ax.set_ylim(lo / 2 if lo < 1e-3 else lo, 2 * a.sum())
-        ax.set_xlabel("iteration t")
-    axes[0].plot([], [], "k--", lw=1.1, label=r"theory $F^*=\frac{A}{2}(1-\frac{1}{c})$")
-    axes[0].set_ylabel(r"loss $F(\theta_t)$")
-    axes[0].set_title(f"full range (values below {floor:g} drawn at {floor:g})", fontsize=9)
-    axes[1].set_title("zoom on the equilibrium levels", fontsize=9)
-    axes[0].legend(fontsize=8, loc="center right")
-    fig.suptitle(f"Toy model α = {_fmt_alphas(a)}, random start (seed {int(result.seeds[0])})", fontsize=10)
-    fig.tight_layout()
-    return fig, axes
-
-
-def plot_toy_group_elrs(result, axes=None):
-    """Group ELRs eta_i(t): one row per ELR, one column per group, with dashed lines at the derived
-    equilibrium values (for ELRs above the threshold)."""
-    a = result.alphas
-    n = a.size
-    K_ = result.elrs.size
-    if axes is None:
-        fig, axes = plt.subplots(K_, n, figsize=(3.4 * n, 2.3 * K_ + 0.6), squeeze=False, sharex=True)
-    else:
-        fig = np.asarray(axes).flat[0].figure
-    axes = np.asarray(axes).reshape(K_, n)
-    steps = result.trace_steps
-    for kq, e in enumerate(result.elrs):
-        eq = theory.equilibrium_group_elrs(a, e)
-        for i in range(n):
-            ax = axes[kq, i]
-            ax.plot(steps, result.group_elr_trace[kq, 0, :, i], color=f"C{kq}", lw=0.7)
-            if np.all(np.isfinite(eq)):
-                ax.axhline(eq[i], color="k", ls="--", lw=1.1)
-                ax.text(0.98, 0.04, rf"$\tilde\eta_{i + 1}^*$ = {eq[i]:.3g}", transform=ax.transAxes, ha="right",
-                        va="bottom", fontsize=8, bbox=dict(facecolor="white", alpha=0.8, lw=0, pad=1))
-            ax.set_yscale("log")
-            if kq == 0:
-                ax.set_title(rf"group {i + 1} ($\alpha_{i + 1}$ = {a[i]:g})", fontsize=9)
-            if i == 0:
-                ax.set_ylabel(rf"$\tilde\eta$ = {e:g} (c = {e * a.sum():.2g})" + "\n" + r"$\tilde\eta_i(t)$", fontsize=9)
-            if kq == K_ - 1:
-                ax.set_xlabel("iteration t")
-    fig.suptitle(f"Group ELRs of the toy model, α = {_fmt_alphas(a)}, seed {int(result.seeds[0])}; dashed: derived "
-                 r"equilibrium $\tilde\eta A/\alpha_i$", fontsize=10)
-    fig.tight_layout()
-    return fig, axes
-
-
-REGIME_MAP_COLORS = {
-    "convergence": "#4f8fd0",
-    "chaotic_equilibrium/periodic": "#f5c26b",
-    "chaotic_equilibrium/chaotic": "#d9542c",
-    "divergence": "#9a9a9a",
-    "nonfinite": "#000000",
-}
-ATTRACTOR_COLORS = {
-    "minimum": "#4f8fd0",
-    "equilibrium_orbit": "#f5c26b",
-    "periodic": "#7cc47a",
-    "quasi_periodic": "#a783c9",
-    "chaotic": "#d9542c",
-    "nonfinite": "#000000",
-}
-
-
-def _theory_c_lines(ax, A=None, labels=True, vertical=True):
-    """Vertical lines at the derived special values of c (or of elr = c / A if A is given)."""
-    scale = 1.0 if A is None else 1.0 / A
-    lines = [(1.0, "k", "-", "threshold c = 1"),
-             (theory.orbit_instability_c(), "tab:red", "--", r"orbit loses stability c = $\sqrt{3}$ (n = 2 theory)")]
-    for cval, col, ls, lab in lines:
-        ax.axvline(cval * scale, color=col, ls=ls, lw=1, label=lab if labels else None, zorder=3)
-
-
-def plot_orbit_diagram(od, ax=None):
-    """Loss samples against log ELR (every seed), with the derived orbit loss and special c."""
-    fig, ax = _fig_ax(ax, (9, 5))
-    a = od.alphas
-    A = a.sum()
-    K_, S_, W = od.loss.shape
-    x = np.repeat(od.elrs, S_ * W)
-    y = od.loss.reshape(-1)
-    ax.plot(x, y, ",", color="tab:blue", alpha=0.35, rasterized=True)
-    ax.plot([], [], ".", ms=3, color="tab:blue", label=f"F(θ_t), last {W} steps of each run ({S_} seeds)")
-    fine = np.geomspace(od.elrs[0], od.elrs[-1], 800)
-    ax.plot(fine, theory.equilibrium_loss(a, fine), "k", lw=1.2, label=r"equilibrium orbit $F^*$ (theory)")
-    ax.axhline(theory.random_guess_loss(a), color="tab:red", ls=":", lw=1, label="random guess A/2")
-    _theory_c_lines(ax, A)
-    ax.set_xscale("log")
-    ax.set_xlabel(r"total ELR $\tilde\eta$")
-    ax.set_ylabel(r"loss $F(\theta_t)$ after the transient")
-    _c_axis(ax, A)
-    ax.legend(fontsize=7, loc="upper left")
-    ax.set_title(f"Orbit diagram, α = {_fmt_alphas(a)}, {od.steps:,} steps per run", fontsize=10)
-    fig.tight_layout()
-    return fig, ax
-
-
-def plot_lyapunov(result, ax=None, benettin=None):
-    """Largest Lyapunov exponent against ELR with its spread over seeds, the exponent along the
-    angle directions, and the derived values on the equilibrium orbit.
-
-    ``result`` is a :class:`SimulationResult` computed with ``lyapunov=True``; ``benettin`` an
-    optional list of :class:`toymodel.dynamics.BenettinResult` drawn as checks.
-    """
-    fig, ax = _fig_ax(ax, (9, 5))
-    a = result.alphas
-    A = a.sum()
-    e = result.elrs
-    lam = result.lyapunov
-    with np.errstate(invalid="ignore"):
-        q10, q50, q90 = np.nanpercentile(lam, [10, 50, 90], axis=1)
-        qa = np.nanmedian(result.lyapunov_angle, axis=1)
-    ax.fill_between(e, q10, q90, color="tab:purple", alpha=0.25, lw=0, label="largest exponent, 10-90% of seeds")
-    ax.plot(e, q50, color="tab:purple", lw=1.2, label=r"largest exponent $\lambda_1$ (median)")
-    ax.plot(e, qa, color="0.45", lw=1, label=r"angle directions only (median)")
-    fine = np.geomspace(e[0], e[-1], 800)
-    cc = fine * A
-    above = cc > 1
-    mu0 = np.array([theory.cycle_multipliers(a, x)[0].real for x in fine[above]])
-    ax.plot(fine[above], 0.5 * np.log(mu0), "k--", lw=1,
-            label=r"orbit theory, angle directions: $\frac{1}{2}\log\mu_0=\log|1-2/c^2|$")
-    stable = above & (cc < theory.orbit_instability_c())
-    ax.plot(fine[stable], np.zeros(stable.sum()), "k-", lw=2.2, alpha=0.6,
-            label=r"orbit theory: $\lambda_1=0$ (neutral pairs $|\mu_\pm|=1$)")
-    if benettin:
-        ax.errorbar([b.elr for b in benettin], [b.exponent.mean() for b in benettin],
-                    yerr=[3 * b.stderr.mean() / np.sqrt(b.exponent.size) + b.exponent.std() for b in benettin],
-                    fmt="o", ms=4, color="tab:green", label="two-trajectory (Benettin) check")
-    ax.axhline(regimes.CHAOS_LYAPUNOV_TOL, color="tab:red", ls=":", lw=1, label="chaos criterion")
-    _theory_c_lines(ax, A)
-    ax.set_xscale("log")
-    ax.set_yscale("symlog", linthresh=1e-3)
-    ax.set_xlabel(r"total ELR $\tilde\eta$")
-    ax.set_ylabel("Lyapunov exponent (per step)")
-    _c_axis(ax, A)
-    ax.legend(fontsize=7, loc="lower right", framealpha=0.9)
-    ax.set_title(f"Largest Lyapunov exponent, α = {_fmt_alphas(a)}, {result.seeds.size} seeds, "
-                 f"window {result.steps - result.burn_in:,} steps", fontsize=10)
-    fig.tight_layout()
-    return fig, ax
-
-
-def plot_basins(basins, ax=None):
-    """Stacked basin fractions against c, and the median time to reach the minimum/orbit."""
-    fig, ax = _fig_ax(ax, (9, 5))
-    from .dynamics import ATTRACTORS
-
-    a = basins[0].alphas
-    A = a.sum()
-    cs = np.array([b.elr * A for b in basins])
-    names = list(ATTRACTORS) + ["nonfinite"]
-    fr = np.array([[b.fractions[nm] for b in basins] for nm in names])
-    keep = fr.sum(axis=1) > 0
-    ax.stackplot(cs, fr[keep], labels=[nm.replace("_", " ") for nm, k_ in zip(names, keep) if k_],
-                 colors=[ATTRACTOR_COLORS[nm] for nm, k_ in zip(names, keep) if k_], alpha=0.9)
-    ax.set_xscale("log")
-    ax.set_xlim(cs[0], cs[-1])
-    ax.set_ylim(0, 1)
-    from matplotlib.ticker import FormatStrFormatter
-    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
-    ax.xaxis.set_minor_formatter(FormatStrFormatter("%g"))
-    ax.set_xlabel(r"$c=\tilde\eta\sum\alpha_i$")
-    ax.set_ylabel("share of random starts")
-    _theory_c_lines(ax, None)
-    for cval, lab in ((np.sqrt(2.0), r"1:4 resonance, c = $\sqrt{2}$"), (2.0, "1:3 resonance, c = 2")):
-        ax.axvline(cval, color="0.3", ls=":", lw=0.8)
-        ax.text(cval * 1.01, 0.55, lab, transform=ax.get_xaxis_transform(), fontsize=7, ha="left", va="center",
-                rotation=90, color="0.2")
-    ax2 = ax.twinx()
-    for nm, mk in (("minimum", "v"), ("equilibrium_orbit", "o")):
-        t = np.array([b.median_reach_time(nm) for b in basins])
-        ok = np.isfinite(t)
-        if ok.any():
-            ax2.plot(cs[ok], t[ok], mk, ms=3, color="k", label=f"median steps to reach the {nm.replace('_', ' ')}")
-    ax2.set_yscale("log")
-    ax2.set_ylabel("median steps to reach (black markers)")
-    h1, l1 = ax.get_legend_handles_labels()
-    h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="lower left", framealpha=0.9)
-    b0 = basins[0]
-    ax.set_title(f"Basin fractions, α = {_fmt_alphas(a)}, {b0.seeds.size} random starts per c, {b0.steps:,} steps",
-                 fontsize=10)
-    fig.tight_layout()
-    return fig, ax
-
-
-def _regime_codes(m):
-    keys = list(REGIME_MAP_COLORS)
-    code = np.zeros(m.regime.shape)
-    for idx in np.ndindex(m.regime.shape):
-        key = m.regime[idx] + ("/" + m.subtype[idx] if m.regime[idx] == "chaotic_equilibrium" else "")
-        code[idx] = keys.index(key)
-    return code, keys
-
-
-def plot_regime_map(maps, axes=None):
-    """Regime maps (one panel per :class:`toymodel.dynamics.RegimeMap`), coloured by regime and
-    subtype, with the derived threshold, the orbit's loss of stability and the crossover."""
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
-
-    maps = list(maps)
-    if axes is None:
-        fig, axes = plt.subplots(1, len(maps), figsize=(6.2 * len(maps), 5.2), squeeze=False)
-        axes = axes[0]
-    else:
-        fig = axes[0].figure
-    cmap = ListedColormap(list(REGIME_MAP_COLORS.values()))
-    for ax, m in zip(axes, maps):
-        code, keys = _regime_codes(m)
-        lc = np.log(m.cs)
-        xe = np.exp(np.concatenate([[lc[0] - (lc[1] - lc[0]) / 2], (lc[1:] + lc[:-1]) / 2, [lc[-1] + (lc[-1] - lc[-2]) / 2]]))
-        if m.kind == "ratio":
-            lr = np.log(m.rows)
-            ye = np.exp(np.concatenate([[lr[0] - (lr[1] - lr[0]) / 2], (lr[1:] + lr[:-1]) / 2,
-                                        [lr[-1] + (lr[-1] - lr[-2]) / 2]]))
-        else:
-            ye = np.concatenate([[m.rows[0] - 0.5], (m.rows[1:] + m.rows[:-1]) / 2, [m.rows[-1] + 0.5]])
-        ax.pcolormesh(xe, ye, code, cmap=cmap, vmin=-0.5, vmax=len(keys) - 0.5, shading="flat", rasterized=True)
-        ax.axvline(1.0, color="k", lw=1.5)
-        ax.axvline(theory.orbit_instability_c(), color="w", ls="--", lw=1.3)
-        ax.axvline(regimes.crossover_c(), color="k", ls=":", lw=1.2)
-        ax.set_xscale("log")
-        ax.set_xlabel(r"$c=\tilde\eta\sum\alpha_i$")
-        if m.kind == "ratio":
-            ax.set_yscale("log")
-            ax.set_ylabel(r"$\alpha_2/\alpha_1$ (n = 2)")
-            ax.set_title("n = 2 groups, α = (1, r)", fontsize=10)
-        else:
-            ax.set_ylabel("number of groups n (equal α = 1)")
-            ax.set_title("n groups of equal weight", fontsize=10)
-    handles = [Patch(color=REGIME_MAP_COLORS[k], label=k.replace("chaotic_equilibrium/", "equilibrium: ")) for k in
-               REGIME_MAP_COLORS if k != "nonfinite"]
-    from matplotlib.lines import Line2D
-
-    handles += [Line2D([], [], color="k", lw=1.5, label="threshold c = 1 (theory)"),
-                Line2D([], [], color="0.4", ls="--", lw=1.3, label=r"orbit loses stability, c = $\sqrt{3}$ (theory, n = 2)"),
-                Line2D([], [], color="k", ls=":", lw=1.2, label="random-walk crossover c = 20 (criterion)")]
-    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
-    m0 = maps[0]
-    fig.suptitle(f"Regime maps: majority of {m0.seeds.size} seeds per cell, {m0.steps:,} steps, subtype by the largest "
-                 "Lyapunov exponent", fontsize=10)
-    fig.tight_layout(rect=(0, 0.08, 1, 0.96))
-    return fig, axes
-
-
-def plot_sgd_threshold(bs, ps, ratio, sim=(), ax=None):
-    """SGD/GD threshold ratio k*(b, p) against batch size, one curve per mask probability, with
-    simulated convergence boundaries as points.
-
-    ``ratio`` (P, B) is :func:`toymodel.theory.sgd_stability_edge` on the grid; ``sim`` a list of
-    ``(b, p, simulated ratio)``.
-    """
-    fig, ax = _fig_ax(ax, (8, 5))
-    bs = np.asarray(bs)
-    for j, p in enumerate(ps):
-        col = f"C{j}"
-        ax.plot(bs, ratio[j], ".-", color=col, lw=1.2, ms=3, label=f"theory, p = {p:g} (integer b)")
-        ax.plot(bs, 1 + (1 - p) / (bs * p), ":", color=col, lw=1)
-        pts = [(b, r) for b, pp, r in sim if pp == p]
-        if pts:
-            ax.plot([b for b, _ in pts], [r for _, r in pts], "o", color=col, mfc="white", ms=6, mew=1.5,
-                    label=f"simulated boundary, p = {p:g}")
-    ax.plot([], [], "k:", lw=1, label="large-b expansion 1 + (1-p)/(bp)")
-    ax.axhline(1.0, color="k", lw=1)
-    ax.set_xscale("log")
-    ax.set_xlabel("batch size b")
-    ax.set_ylabel(r"threshold ratio SGD / GD $= k^*(b,p)$")
-    ax.set_ylim(0, max(1.5, float(np.nanmax(ratio)) * 1.05))
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
-    ax.set_title("Convergence threshold of mini-batch SGD on the toy (independent of α)", fontsize=10)
-    fig.tight_layout()
-    return fig, ax
-
-
-def plot_bridge_regimes(bs, axes=None):
-    """The network's sweep: final train loss, test error, effective gradient norm and the cosine
-    of consecutive iterates against ELR, with the regime bands of the classification."""
-    t = bs.table
-    elrs = np.asarray(t["elr"], dtype=float)
-    if axes is None:
-        fig, axes = plt.subplots(4, 1, figsize=(8, 10.5), sharex=True)
-    else:
-        fig = axes[0].figure
-    _regime_bands(axes, elrs, t["regime"], t["subtype"], label_ax=axes[0])
-    rg = float(np.mean(bs.random_guess))
-
-    def band(ax, name, color, label, log=True):
-        m, s = np.asarray(t[name]), np.asarray(t[f"std_{name}"])
-        ax.errorbar(elrs, m, yerr=s, fmt="o-", ms=3, lw=1, color=color, capsize=2, label=label)
-        if log:
-            ax.set_yscale("log")
-
-    band(axes[0], "final_train_loss", "tab:blue", "final train loss (mean ± std over seeds)")
-    axes[0].axhline(rg, color="tab:red", ls="--", lw=1, label=f"random-guess level (measured) {rg:.2f}")
-    axes[0].set_ylabel("train loss")
-    band(axes[1], "final_test_error", "tab:orange", "final test error", log=False)
-    axes[1].axhline(0.9, color="tab:red", ls="--", lw=1, label="chance (10 classes)")
-    axes[1].set_ylabel("test error")
-    axes[2].plot(elrs, t["mean_eff_grad_norm"], "o-", ms=3, lw=1, color="tab:green",
-                 label=r"effective gradient norm $\|g\|\,\|\theta\|$ (median over the window, mean over seeds)")
-    axes[2].set_yscale("log")
-    axes[2].set_ylabel(r"$\tilde g$")
-    band(axes[3], "mean_cosine", "tab:purple", r"cos$(\theta_t,\theta_{t+1})$ per step", log=False)
-    band(axes[3], "epoch_cosine", "0.4", "cos between consecutive epochs", log=False)
-    axes[3].axhspan(-regimes.RANDOM_WALK_COSINE_TOL, regimes.RANDOM_WALK_COSINE_TOL, color="tab:red", alpha=0.12,
-                    lw=0, label=f"random-walk criterion |cos| ≤ {regimes.RANDOM_WALK_COSINE_TOL}")
-    axes[3].set_ylabel("cosine")
-    axes[3].set_xscale("log")
-    axes[3].set_xlabel(r"total effective learning rate $\tilde\eta$")
-    for ax in axes:
-        ax.legend(fontsize=7, loc="best", framealpha=0.9)
-    fig.legend(handles=_legend_patches(), loc="lower center", ncol=4, fontsize=7, frameon=False)
-    p = bs.params
-    fig.suptitle(f"Scale-invariant MLP {tuple([64] + list(p['hidden']) + [10])} on digits, trained on the sphere: "
-                 f"{len(elrs)} ELRs × {len(p['seeds'])} seeds × {p['epochs']} epochs", fontsize=10)
-    fig.tight_layout(rect=(0, 0.03, 1, 0.98))
-    return fig, axes
-
-
-def plot_bridge_ess(bs, ax=None):
-    """Per-channel ELR against per-channel effective gradient norm (window means, seed 0) for
-    the ELRs classified as equilibrium, with lines of constant ESS (y = ESS / x). Equal ESS across
-    channels puts an ELR's points on one such line."""
-    fig, ax = _fig_ax(ax, (7.5, 6))
-    from .bridge import _window
-
-    w = _window(bs.params["epochs"])
-    t = bs.table
-    eq = [k for k, r in enumerate(t["regime"]) if r == "chaotic_equilibrium"]
-    conv = [k for k, r in enumerate(t["regime"]) if r == "convergence"]
-    cmap = plt.get_cmap("viridis")
-    xs_all, ys_all = [], []
-    for j, k in enumerate(eq):
-        run = bs.runs[k][0]
-        x = run.channel_elr[w].mean(axis=0)
-        y = run.channel_egn[w].mean(axis=0)
-        ess = run.channel_ess[w].mean(axis=0)  # per-step ESS averaged, as in the CSV
-        col = cmap(j / max(1, len(eq) - 1))
-        ax.loglog(x, y, ".", ms=4, color=col,
-                  label=rf"$\tilde\eta$ = {t['elr'][k]:.3g}: std log ESS = {np.std(np.log(ess)):.3f}")
-        xs_all.append(x)
-        ys_all.append(y)
-    if conv:
-        k = conv[-1]
-        run = bs.runs[k][0]
-        x = run.channel_elr[w].mean(axis=0)
-        y = run.channel_egn[w].mean(axis=0)
-        ess = run.channel_ess[w].mean(axis=0)
-        ax.loglog(x, y, "x", ms=4, color="0.6", label=rf"convergence, $\tilde\eta$ = {t['elr'][k]:.3g}: "
-                                                      rf"std log ESS = {np.std(np.log(ess)):.3f}")
-        xs_all.append(x)
-        ys_all.append(y)
-    if xs_all:
-        xx = np.concatenate(xs_all)
-        yy = np.concatenate(ys_all)
-        xl = np.geomspace(xx.min() / 2, xx.max() * 2, 50)
-        for e in np.geomspace(1e-4, 1e2, 13):
-            ax.loglog(xl, e / xl, ":", color="0.75", lw=0.8, zorder=0)
-        ax.set_xlim(xl[0], xl[-1])
-        ax.set_ylim(yy.min() / 2, yy.max() * 2)
-        ax.plot([], [], ":", color="0.6", label=r"constant ESS $\tilde\eta_i\tilde g_i$ (one line per half decade)")
-    ax.set_xlabel(r"channel ELR $\tilde\eta_i$")
-    ax.set_ylabel(r"channel effective gradient norm $\tilde g_i$")
-    ax.legend(fontsize=6.5, loc="lower left", framealpha=0.9)
-    ax.set_title("Per-channel ELR vs effective gradient norm (window means, seed 0); equal ESS = on a dotted line",
-                 fontsize=9)
-    fig.tight_layout()
-    return fig, ax
-
-
-# -------------------------------------------------------------------- the CLI
-#: where sweeps run (set by the CLI's --scheduler / --dask-local)
-_WHERE = {"scheduler": None, "dask_local": None}
-
-
-def _fig_toy(out, fmt, quiet):
-    from .model import ToyProblem
-    from .simulate import simulate
-
-    res = simulate(ToyProblem([1.0, 2.0, 4.0]), [0.1, 0.2, 0.5], 1001, seeds=[0], record_every=1)
-    fig, _ = plot_toy_loss(res)
-    p1 = save_figure(fig, Path(out) / f"toy_loss.{fmt}", fmt)
-    fig, _ = plot_toy_group_elrs(res)
-    p2 = save_figure(fig, Path(out) / f"toy_group_elrs.{fmt}", fmt)
+import numpy as np
+from tqdm import tqdm
+
+from . import bridge, conventional, phase_diagram, plots, theory
+from ._cli import ArgumentParser, int_arg, output_dir, quiet_warnings, run_cli
+from ._validate import as_format
+from .dynamics import basin_fractions, benettin_lyapunov, convergence_boundary, orbit_diagram, quiet_phases, regime_map
+from .model import PAPER_ALPHAS, ToyProblem
+from .simulate import simulate, simulate_conventional
+from .sweep import check_dask_choice, run_sweep
+
+__all__ = ["FIGURES", "RECIPES", "recipes_for", "main"]
+
+
+def _fig_toy(out, fmt, quiet, where):
+    res = simulate(ToyProblem(PAPER_ALPHAS), [0.1, 0.2, 0.5], 1001, seeds=[0], record_every=1)
+    fig, _ = plots.plot_toy_loss(res)
+    p1 = plots.save_figure(fig, Path(out) / f"toy_loss.{fmt}", fmt)
+    fig, _ = plots.plot_toy_group_elrs(res)
+    p2 = plots.save_figure(fig, Path(out) / f"toy_group_elrs.{fmt}", fmt)
     return [p1, p2]
 
 
-def _fig_phase_diagram(out, fmt, quiet):
-    from .phase_diagram import compute_phase_diagram, write_outputs
-
+def _fig_phase_diagram(out, fmt, quiet, where):
     t0 = time.perf_counter()
-    pd = compute_phase_diagram(progress=not quiet, **_WHERE)
-    return write_outputs(pd, out, fmt, wall_time_s=time.perf_counter() - t0)
+    pd = phase_diagram.compute_phase_diagram(progress=not quiet, **where)
+    return phase_diagram.write_outputs(pd, out, fmt, wall_time_s=time.perf_counter() - t0)
 
 
-def _fig_orbit_diagram(out, fmt, quiet):
-    from .dynamics import orbit_diagram
-    from .model import ToyProblem
-
-    p = ToyProblem([1.0, 2.0, 4.0])
+def _fig_orbit_diagram(out, fmt, quiet, where):
+    p = ToyProblem(PAPER_ALPHAS)
     od = orbit_diagram(p, np.geomspace(0.5, 500, 500) / p.total_alpha, 100_000, seeds=2, samples=150)
-    fig, _ = plot_orbit_diagram(od)
-    return [save_figure(fig, Path(out) / f"orbit_diagram.{fmt}", fmt)]
+    fig, _ = plots.plot_orbit_diagram(od)
+    return [plots.save_figure(fig, Path(out) / f"orbit_diagram.{fmt}", fmt)]
 
 
-def _fig_lyapunov(out, fmt, quiet):
-    from .dynamics import benettin_lyapunov
-    from .model import ToyProblem
-    from .sweep import run_sweep
-
-    p = ToyProblem([1.0, 2.0, 4.0])
+def _fig_lyapunov(out, fmt, quiet, where):
+    p = ToyProblem(PAPER_ALPHAS)
     res = run_sweep(p, np.geomspace(0.3, 1000, 200) / p.total_alpha, 200_000, seeds=16, burn_in=100_000,
-                    lyapunov=True, progress=not quiet, desc="lyapunov", **_WHERE)
+                    lyapunov=True, progress=not quiet, desc="lyapunov", **where)
     checks = [benettin_lyapunov(p, cc / p.total_alpha, 60_000, seeds=4, burn_in=10_000) for cc in (2.5, 8.0, 60.0)]
-    fig, _ = plot_lyapunov(res, benettin=checks)
-    return [save_figure(fig, Path(out) / f"lyapunov.{fmt}", fmt)]
+    fig, _ = plots.plot_lyapunov(res, benettin=checks)
+    return [plots.save_figure(fig, Path(out) / f"lyapunov.{fmt}", fmt)]
 
 
-def _fig_basins(out, fmt, quiet):
-    from tqdm import tqdm
-
-    from .dynamics import basin_fractions
-    from .model import ToyProblem
-
-    p = ToyProblem([1.0, 2.0, 4.0])
+def _fig_basins(out, fmt, quiet, where):
+    p = ToyProblem(PAPER_ALPHAS)
     cs = np.geomspace(0.9, 4.0, 80)
-    basins = [basin_fractions(p, cc / p.total_alpha, 200_000, seeds=128) for cc in tqdm(cs, desc="basins",
-                                                                                       disable=quiet, leave=False)]
-    fig, _ = plot_basins(basins)
-    return [save_figure(fig, Path(out) / f"basins.{fmt}", fmt)]
+    basins = [basin_fractions(p, cc / p.total_alpha, 200_000, seeds=128)
+              for cc in tqdm(cs, desc="basins", disable=quiet, leave=False)]
+    fig, _ = plots.plot_basins(basins)
+    return [plots.save_figure(fig, Path(out) / f"basins.{fmt}", fmt)]
 
 
-def _fig_regime_map(out, fmt, quiet):
-    from .dynamics import regime_map
-
+def _fig_regime_map(out, fmt, quiet, where):
     cs = np.geomspace(0.5, 60, 60)
-    m1 = regime_map("ratio", np.geomspace(1, 100, 30), cs, 200_000, seeds=4, progress=not quiet, **_WHERE)
-    m2 = regime_map("groups", np.arange(1, 13), cs, 200_000, seeds=4, progress=not quiet, **_WHERE)
-    fig, _ = plot_regime_map([m1, m2])
-    return [save_figure(fig, Path(out) / f"regime_map.{fmt}", fmt)]
+    m1 = regime_map("ratio", np.geomspace(1, 100, 30), cs, 200_000, seeds=4, progress=not quiet, **where)
+    m2 = regime_map("groups", np.arange(1, 13), cs, 200_000, seeds=4, progress=not quiet, **where)
+    fig, _ = plots.plot_regime_map([m1, m2])
+    return [plots.save_figure(fig, Path(out) / f"regime_map.{fmt}", fmt)]
 
 
-def _fig_sgd_threshold(out, fmt, quiet):
-    from tqdm import tqdm
-
-    from .dynamics import convergence_boundary
-    from .model import ToyProblem
-
+def _fig_sgd_threshold(out, fmt, quiet, where):
     ps = (0.1, 0.25, 0.5, 0.9)
     bs = np.unique(np.concatenate([np.arange(1, 65), np.round(np.geomspace(64, 1024, 30)).astype(int)]))
     ratio = np.array([[theory.sgd_stability_edge(int(b), p) for b in bs] for p in ps])
-    prob = ToyProblem([1.0, 2.0, 4.0])
+    prob = ToyProblem(PAPER_ALPHAS)
     sim = []
-    grid = [(b, p) for p in (0.1, 0.25, 0.5, 0.9) for b in (1, 2, 4, 5, 10, 16, 27, 64)]
+    grid = [(b, p) for p in ps for b in (1, 2, 4, 5, 10, 16, 27, 64)]
     for b, p in tqdm(grid, desc="sgd boundaries", disable=quiet, leave=False):
         ks = theory.sgd_stability_edge(b, p)
         cb, _ = convergence_boundary(prob, ks * np.geomspace(0.85, 1.18, 25), 60_000, seeds=8, batch_size=b,
                                      mask_prob=p)
         sim.append((b, p, cb))
-    fig, _ = plot_sgd_threshold(bs, ps, ratio, sim)
-    return [save_figure(fig, Path(out) / f"sgd_threshold.{fmt}", fmt)]
+    fig, _ = plots.plot_sgd_threshold(bs, ps, ratio, sim)
+    return [plots.save_figure(fig, Path(out) / f"sgd_threshold.{fmt}", fmt)]
 
 
-def _fig_bridge(out, fmt, quiet):
-    from .bridge import compute_bridge, write_bridge_outputs
-
+def _fig_bridge(out, fmt, quiet, where):
     t0 = time.perf_counter()
-    bs = compute_bridge(progress=not quiet)
-    return write_bridge_outputs(bs, out, fmt, wall_time_s=time.perf_counter() - t0)
+    bs = bridge.compute_bridge(progress=not quiet)
+    return bridge.write_bridge_outputs(bs, out, fmt, wall_time_s=time.perf_counter() - t0)
 
 
-#: name -> function(out, fmt, quiet) returning written paths
-FIGURES = {
+def _fig_conventional_phase(out, fmt, quiet, where):
+    t0 = time.perf_counter()
+    cs = conventional.compute_conventional(progress=not quiet, **where)
+    paths = conventional.write_outputs(cs, out, fmt, plot=False, wall_time_s=time.perf_counter() - t0)
+    return paths + [plots.plot_conventional_phase(cs).save(Path(out) / f"conventional_phase.{fmt}", fmt)]
+
+
+def _fig_conventional_trajectories(out, fmt, quiet, where):
+    wd = conventional.DEFAULTS["weight_decay"]
+    lws = np.array([0.002, 0.05, 0.5])
+    res = simulate_conventional(ToyProblem([1.0]), lws / wd, wd, 6000, seeds=[0], record_every=1)
+    phases = []
+    for kq, lr_ in enumerate(res.elrs):
+        k = res.group_elr_trace[kq, 0, :, 0]
+        ess = k * 2 * np.sqrt(np.clip(res.loss_trace[kq, 0] * (1 - res.loss_trace[kq, 0]), 0, None))
+        phases.append(quiet_phases(ess, k, lr_, wd))
+    return [plots.plot_conventional_trajectories(res, phases).save(Path(out) / f"conventional_trajectories.{fmt}",
+                                                                   fmt)]
+
+
+#: recipe name -> recipe(out, fmt, quiet, where) returning the written paths
+RECIPES = {
     "toy": _fig_toy,
     "phase_diagram": _fig_phase_diagram,
     "orbit_diagram": _fig_orbit_diagram,
@@ -728,37 +126,62 @@ FIGURES = {
     "regime_map": _fig_regime_map,
     "sgd_threshold": _fig_sgd_threshold,
     "bridge": _fig_bridge,
+    "conventional_phase": _fig_conventional_phase,
+    "conventional_trajectories": _fig_conventional_trajectories,
 }
+#: file stem of every committed figure -> the recipe that makes it (``--only`` takes either)
+FIGURES = {
+    "toy_loss": "toy",
+    "toy_group_elrs": "toy",
+    "phase_diagram": "phase_diagram",
+    "orbit_diagram": "orbit_diagram",
+    "lyapunov": "lyapunov",
+    "basins": "basins",
+    "regime_map": "regime_map",
+    "sgd_threshold": "sgd_threshold",
+    "bridge_regimes": "bridge",
+    "bridge_ess": "bridge",
+    "conventional_phase": "conventional_phase",
+    "conventional_trajectories": "conventional_trajectories",
+}
+
+
+def recipes_for(names) -> list[str]:
+    """The recipes that make the figures ``names`` (file stems or recipe names), in order, once each."""
+    out = []
+    for nm in names:
+        rec = FIGURES.get(nm, nm if nm in RECIPES else None)
+        if rec is None:
+            raise ValueError(f"unknown figure {nm!r}; known: {', '.join(FIGURES)}")
+        if rec not in out:
+            out.append(rec)
+    return out
 
 
 def _main(argv=None) -> int:
     ap = ArgumentParser(prog="python -m toymodel.figures",
                         description="Regenerate the paper's toy figures and ours into a folder.")
-    ap.add_argument("--out", default="figures", help="output folder (default: %(default)s)")
+    ap.add_argument("--out", default="figures", help="output folder (default: %(default)s, the committed figures)")
     ap.add_argument("--format", default="png", help="png, svg or pdf (default: %(default)s)")
     ap.add_argument("--only", action="append", metavar="NAME",
-                    help=f"make only these figures (repeatable): {', '.join(FIGURES)}")
+                    help=f"make only this figure (repeatable), by file stem: {', '.join(FIGURES)}")
     ap.add_argument("--quiet", action="store_true", help="no progress")
     ap.add_argument("--scheduler", metavar="ADDRESS", default=None,
                     help="run the sweeps (phase diagram, Lyapunov, regime maps) on a running Dask scheduler")
-    ap.add_argument("--dask-local", metavar="N", type=int, default=None,
+    ap.add_argument("--dask-local", metavar="N", type=int_arg, default=None,
                     help="run the sweeps on a Dask LocalCluster with N worker processes")
     args = ap.parse_args(argv)
-    from .sweep import check_dask_choice
-
     check_dask_choice(args.scheduler, args.dask_local)
-    as_format(args.format)
-    names = args.only or list(FIGURES)
-    bad = [nm for nm in names if nm not in FIGURES]
-    if bad:
-        raise ValueError(f"unknown figure {bad[0]!r}; known: {', '.join(FIGURES)}")
-    out = check_writable_dir(args.out, "out")
-    _WHERE.update(scheduler=args.scheduler, dask_local=args.dask_local)
-    for nm in names:
-        t0 = time.perf_counter()
-        paths = FIGURES[nm](out, args.format, args.quiet)
-        if not args.quiet:
-            print(f"{nm}: {time.perf_counter() - t0:.1f} s -> " + ", ".join(str(p) for p in paths), file=sys.stderr)
+    fmt = as_format(args.format)
+    names = recipes_for(args.only or list(FIGURES))
+    where = {"scheduler": args.scheduler, "dask_local": args.dask_local}
+    with output_dir(args.out, "out") as out, quiet_warnings(args.quiet):
+        for nm in names:
+            t0 = time.perf_counter()
+            paths = RECIPES[nm](out, fmt, args.quiet, where)
+            if not args.quiet:
+                print(f"{nm}: {time.perf_counter() - t0:.1f} s -> " + ", ".join(str(p) for p in paths),
+                      file=sys.stderr)
     return 0
 
 

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _streams
 from ._validate import as_alphas, as_seeds
 
-__all__ = ["ToyProblem"]
+__all__ = ["ToyProblem", "PAPER_ALPHAS"]
+
+#: the weights of the paper's toy figures (three groups; they fit the reported threshold and
+#: equilibrium group ELRs)
+PAPER_ALPHAS = (1.0, 2.0, 4.0)
 
 
 class ToyProblem:
@@ -201,6 +206,19 @@ class ToyProblem:
         new = theta - eta * self.gradient(theta, weights)
         return new * (np.sqrt(rho2) / np.linalg.norm(new, axis=-1, keepdims=True))
 
+    def conventional_step(self, theta, lr, weight_decay, weights=None) -> np.ndarray:
+        r"""One step of conventional training: :math:`(1-\eta\lambda)\theta - \eta\nabla F(\theta)`,
+        no projection (``lr`` broadcastable to ``theta.shape[:-1]``)."""
+        theta = np.asarray(theta, dtype=float)
+        lr = np.asarray(lr, dtype=float)[..., None]
+        return (1.0 - lr * weight_decay) * theta - lr * self.gradient(theta, weights)
+
+    def direction_group_elrs(self, theta, lr, weight_decay) -> np.ndarray:
+        r"""Group ELRs of the direction map under conventional training,
+        :math:`\eta/((1-\eta\lambda)\lVert\theta_i\rVert^2)` (derivation 11), shape (..., n)."""
+        lr = np.asarray(lr, dtype=float)[..., None]
+        return lr / ((1.0 - lr * weight_decay) * self.group_squared_norms(theta))
+
     def iterate(self, theta, elr, steps: int) -> np.ndarray:
         """Apply :meth:`step` ``steps`` times and return every iterate, shape (steps+1, ..., 2n).
 
@@ -245,7 +263,7 @@ class ToyProblem:
         seeds = as_seeds(seeds)
         out = np.empty((seeds.size, self.dim))
         for s, seed in enumerate(seeds):
-            out[s] = self.random_points(np.random.default_rng(int(seed)))
+            out[s] = self.random_points(_streams.rng(seed, _streams.INITIAL_POINT))
         return out
 
     def random_points(self, rng, size=None) -> np.ndarray:

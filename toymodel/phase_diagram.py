@@ -8,68 +8,69 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
-import platform
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import regimes, theory
-from ._cli import ArgumentParser, run_cli
-from ._io import atomic_write_text, check_writable_dir
-from ._validate import (FORMATS, as_alphas, as_batch_size, as_elr_range, as_format, as_int, as_mask_prob,
-                        as_steps_burn_in, as_threads)
-from .model import ToyProblem
-from .simulate import SimulationResult, seed_stats
-from .sweep import SweepStats, check_dask_choice, run_sweep
-
-__all__ = ["DEFAULTS", "FORMATS", "PhaseDiagram", "compute_phase_diagram", "phase_table", "write_outputs", "main"]
-
-DEFAULTS = dict(alphas=(1.0, 2.0, 4.0), elr_min=1e-3, elr_max=1e2, num=300, steps=1_000_000, burn_in=500_000, seeds=8)
-#: folder (inside --out) that keeps finished chunks for --resume
-CACHE_DIRNAME = ".toymodel-cache"
-
-# statistics aggregated over seeds: (column, SimulationResult field)
-_STATS = (
-    ("mean_loss", "mean_loss"),
-    ("std_loss", "std_loss"),
-    ("mean_cosine", "mean_cosine"),
-    ("mean_angle", "mean_angle"),
-    ("mean_eff_grad_norm", "mean_eff_grad_norm"),
+from . import _records, plots, regimes, theory
+from ._cli import ArgumentParser, int_arg, output_dir, plural, quiet_warnings, run_cli
+from ._records import CACHE_DIRNAME, atomic_write_text, json_text, versions
+from ._validate import (
+    BURN_IN_FRACTION,
+    FORMATS,
+    as_alphas,
+    as_elr_range,
+    as_format,
+    as_int,
+    as_sgd,
+    as_steps_burn_in,
+    as_threads,
+    default_burn_in,
 )
+from .model import PAPER_ALPHAS, ToyProblem
+from .simulate import SimulationResult, check_memory, estimate_result_bytes, seed_stats
+from .sweep import ClassifiedSweep, SweepStats, check_dask_choice, run_sweep
+
+__all__ = ["DEFAULTS", "FORMATS", "PhaseDiagram", "compute_phase_diagram", "phase_table", "csv_text", "json_record",
+           "write_outputs", "main"]
+
+#: the defaults of the main job; ``burn_in=None`` means BURN_IN_FRACTION of the steps
+DEFAULTS = dict(alphas=PAPER_ALPHAS, elr_min=1e-3, elr_max=1e2, num=300, steps=1_000_000, burn_in=None, seeds=8)
+#: where the command line writes unless told otherwise (git-ignored; ``python -m toymodel.figures``
+#: is the one command that writes the committed ``figures/``)
+DEFAULT_OUT = "runs/phase_diagram"
+
+#: SimulationResult statistics tabulated per ELR (seed mean, and their spread over seeds as std_*)
+_STATS = ("mean_loss", "std_loss", "mean_cosine", "mean_angle", "mean_eff_grad_norm")
 
 
-@dataclass(frozen=True)
-class PhaseDiagram:
+@dataclass(frozen=True, repr=False)
+class PhaseDiagram(ClassifiedSweep):
     """A classified ELR sweep: one row per ELR in ``table`` (columns in ``columns`` order)."""
 
-    columns: tuple
-    table: dict
-    params: dict
-    result: SimulationResult = field(repr=False)
-    sweep: SweepStats = field(default_factory=SweepStats)
+    def summary_lines(self) -> list:
+        reg = list(self.table["regime"])
+        counts = {r: reg.count(r) for r in dict.fromkeys(reg)}
+        return ["rows per regime: " + ", ".join(f"{r} {n}" for r, n in counts.items())]
 
-    @property
-    def alphas(self) -> np.ndarray:
-        return np.asarray(self.params["alphas"], dtype=float)
-
-
-def _sgd(batch_size, mask_prob):
-    batch_size = as_batch_size(batch_size)
-    mask_prob = as_mask_prob(mask_prob)
-    if batch_size is None and mask_prob != 1.0:
-        raise ValueError(f"mask_prob={mask_prob!r} needs a batch_size (full-batch GD has no masks)")
-    return batch_size, mask_prob
+    def long_table(self) -> dict:
+        """One row per (ELR, seed): the run's statistics and its own regime and subtype."""
+        cols = self.result.long_table()
+        reg, sub = regimes.classify_result(self.result)
+        cols["regime"] = np.asarray(reg).reshape(-1)
+        cols["subtype"] = np.asarray(sub).reshape(-1)
+        return cols
 
 
-def _validate(alphas, elr_min, elr_max, num, steps, burn_in, seeds):
+def _validate(alphas, elr_min, elr_max, num, steps, burn_in, seeds, lyapunov=True):
     alphas = as_alphas(alphas)
     elr_min, elr_max, num = as_elr_range(elr_min, elr_max, num)
     steps, burn_in = as_steps_burn_in(steps, burn_in)
     seeds = as_int(seeds, "seeds", minimum=1)
+    check_memory(estimate_result_bytes(num * seeds, alphas.size, steps, 0, lyapunov), "the phase diagram's results")
     return alphas, elr_min, elr_max, num, steps, burn_in, seeds
 
 
@@ -83,26 +84,21 @@ def phase_table(result: SimulationResult):
     a = np.asarray(result.alphas, dtype=float)
     n = a.size
     elrs = result.elrs
-    k_edge = (theory.sgd_stability_edge(result.batch_size, result.mask_prob) if result.batch_size is not None
-              else None)
-    reg, sub = regimes.classify_runs(a, result.mean_loss, result.mean_cosine, result.std_loss, result.first_loss,
-                                     result.final_loss, result.final_group_elrs, result.lyapunov, k_edge=k_edge)
+    reg, sub = regimes.classify_result(result)
     regime, subtype, frac = regimes.classify_elrs(reg, sub)
     t = {
         "elr": elrs,
         "c": elrs * a.sum(),
         "regime": regime,
         "subtype": subtype,
-        "theory_regime": regimes.theory_regime(a, elrs, threshold_c=k_edge),
+        "theory_regime": regimes.theory_regime(a, elrs, threshold_c=regimes.result_stability_edge(result)),
         "n_seeds": np.full(elrs.size, result.seeds.size),
         "nonfinite": result.nonfinite,
     }
     for name in regimes.REGIMES + regimes.SUBTYPES:
         t[f"frac_{name}"] = frac[name]
-    for col, fld in _STATS:
-        m, s = seed_stats(getattr(result, fld))
-        t[col] = m
-        t[f"std_{col}" if col != "std_loss" else "std_std_loss"] = s
+    for col in _STATS:
+        t[col], t[f"std_{col}"] = seed_stats(getattr(result, col))
     if result.lyapunov is not None:
         t["mean_lyapunov"], t["std_lyapunov"] = seed_stats(result.lyapunov)
         t["mean_lyapunov_angle"], t["std_lyapunov_angle"] = seed_stats(result.lyapunov_angle)
@@ -125,19 +121,6 @@ def phase_table(result: SimulationResult):
     return tuple(t), t
 
 
-def _versions() -> dict:
-    import matplotlib
-    import numba
-    import scipy
-    import sympy
-
-    from . import __version__
-
-    return {"toymodel": __version__, "python": platform.python_version(), "numpy": np.__version__,
-            "numba": numba.__version__, "scipy": scipy.__version__, "sympy": sympy.__version__,
-            "matplotlib": matplotlib.__version__, "platform": platform.platform()}
-
-
 def compute_phase_diagram(alphas=DEFAULTS["alphas"], elr_min=DEFAULTS["elr_min"], elr_max=DEFAULTS["elr_max"],
                           num=DEFAULTS["num"], steps=DEFAULTS["steps"], burn_in=DEFAULTS["burn_in"],
                           seeds=DEFAULTS["seeds"], threads=None, progress: bool = False,
@@ -153,10 +136,11 @@ def compute_phase_diagram(alphas=DEFAULTS["alphas"], elr_min=DEFAULTS["elr_min"]
     ``scheduler``/``dask_local`` run the chunks on a Dask cluster.
     Raises ValueError for bad parameters (see :mod:`toymodel._validate`).
     """
+    burn_in = default_burn_in(steps, burn_in)
     alphas, elr_min, elr_max, num, steps, burn_in, seeds = _validate(alphas, elr_min, elr_max, num, steps, burn_in,
-                                                                     seeds)
+                                                                     seeds, bool(lyapunov))
     threads = as_threads(threads)
-    batch_size, mask_prob = _sgd(batch_size, mask_prob)
+    batch_size, mask_prob = as_sgd(batch_size, mask_prob)
     elrs = np.geomspace(elr_min, elr_max, num)
     problem = ToyProblem(alphas)
     sweep_stats = SweepStats()
@@ -170,21 +154,9 @@ def compute_phase_diagram(alphas=DEFAULTS["alphas"], elr_min=DEFAULTS["elr_min"]
     return PhaseDiagram(columns, table, params, result, sweep_stats)
 
 
-def _fmt(v) -> str:
-    if isinstance(v, (str, np.str_)):
-        return str(v)
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    return repr(float(v))
-
-
 def csv_text(pd: PhaseDiagram) -> str:
     """The CSV text: a header and one row per ELR (floats in shortest round-trip form)."""
-    rows = [",".join(pd.columns)]
-    K_ = len(pd.table["elr"])
-    for kq in range(K_):
-        rows.append(",".join(_fmt(pd.table[col][kq]) for col in pd.columns))
-    return "\n".join(rows) + "\n"
+    return _records.csv_text(pd.columns, pd.table)
 
 
 def json_record(pd: PhaseDiagram, wall_time_s: float | None = None, started: str | None = None,
@@ -209,9 +181,10 @@ def json_record(pd: PhaseDiagram, wall_time_s: float | None = None, started: str
             "PERIODIC_STD_TOL": regimes.PERIODIC_STD_TOL,
             "CHAOS_LYAPUNOV_TOL": regimes.CHAOS_LYAPUNOV_TOL,
         },
+        "nonfinite_runs": int(np.sum(pd.table["nonfinite"])),
         "columns": list(pd.columns),
         "outputs": list(outputs),
-        "versions": _versions(),
+        "versions": versions(),
         "timing": {"started": started, "wall_time_s": wall_time_s, "chunks": pd.sweep.chunks,
                    "chunks_reused": pd.sweep.reused},
     }
@@ -223,12 +196,10 @@ def write_outputs(pd: PhaseDiagram, out, fmt: str = "png", plot: bool = True, wa
     names = ["phase_diagram.csv", "phase_diagram.json"] + ([f"phase_diagram.{fmt}"] if plot else [])
     atomic_write_text(out / "phase_diagram.csv", csv_text(pd))
     if plot:
-        from .figures import plot_phase_diagram, save_figure
-
-        fig, _ = plot_phase_diagram(pd)
-        save_figure(fig, out / f"phase_diagram.{fmt}", fmt)
+        fig, _ = plots.plot_phase_diagram(pd)
+        plots.save_figure(fig, out / f"phase_diagram.{fmt}", fmt)
     rec = json_record(pd, wall_time_s=wall_time_s, started=started, outputs=names)
-    atomic_write_text(out / "phase_diagram.json", json.dumps(rec, indent=2, sort_keys=False) + "\n")
+    atomic_write_text(out / "phase_diagram.json", json_text(rec))
     return [out / n for n in names]
 
 
@@ -242,24 +213,29 @@ def build_parser() -> ArgumentParser:
                     help="group weights, comma-separated (default: %(default)s, the paper's toy)")
     ap.add_argument("--elr-min", type=float, default=d["elr_min"], help="smallest ELR (default: %(default)g)")
     ap.add_argument("--elr-max", type=float, default=d["elr_max"], help="largest ELR (default: %(default)g)")
-    ap.add_argument("--num", type=int, default=d["num"], help="number of log-spaced ELRs, >= 2 (default: %(default)s)")
-    ap.add_argument("--steps", type=int, default=d["steps"], help="steps per run (default: %(default)s)")
-    ap.add_argument("--burn-in", type=int, default=d["burn_in"],
-                    help="steps excluded from statistics, < steps (default: %(default)s)")
-    ap.add_argument("--seeds", type=int, default=d["seeds"], help="random starts per ELR, seeds 0..N-1 (default: %(default)s)")
-    ap.add_argument("--out", default="figures", help="output folder (default: %(default)s)")
+    ap.add_argument("--num", type=int_arg, default=d["num"],
+                    help="number of log-spaced ELRs, >= 2 (default: %(default)s)")
+    ap.add_argument("--steps", type=int_arg, default=d["steps"],
+                    help="steps per run; 1e6 is accepted (default: %(default)s)")
+    ap.add_argument("--burn-in", type=int_arg, default=None,
+                    help=f"steps excluded from statistics, < steps (default: {BURN_IN_FRACTION:g} of --steps)")
+    ap.add_argument("--seeds", type=int_arg, default=d["seeds"],
+                    help="random starts per ELR, seeds 0..N-1 (default: %(default)s)")
+    ap.add_argument("--out", default=DEFAULT_OUT,
+                    help="output folder (default: %(default)s, git-ignored; `python -m toymodel.figures` "
+                         "regenerates the committed figures/)")
     ap.add_argument("--format", default="png", help="figure format: png, svg or pdf (default: %(default)s)")
     ap.add_argument("--no-plot", action="store_true", help="write CSV and JSON only")
     ap.add_argument("--quiet", action="store_true", help="no progress bar or messages")
-    ap.add_argument("--threads", type=int, default=None, help="Numba threads (default: all cores)")
-    ap.add_argument("--batch-size", type=int, default=None,
+    ap.add_argument("--threads", type=int_arg, default=None, help="Numba threads (default: all cores)")
+    ap.add_argument("--batch-size", type=int_arg, default=None,
                     help="mini-batch SGD with this many examples per step (default: full-batch GD)")
     ap.add_argument("--mask-prob", type=float, default=1.0,
                     help="SGD mask probability p in (0, 1]: each example sees each group with prob. p (default: 1)")
     ap.add_argument("--scheduler", metavar="ADDRESS", default=None,
                     help="run the chunks on a running Dask scheduler, e.g. tcp://127.0.0.1:8786 "
                          "(extra toymodel[distributed])")
-    ap.add_argument("--dask-local", metavar="N", type=int, default=None,
+    ap.add_argument("--dask-local", metavar="N", type=int_arg, default=None,
                     help="start a Dask LocalCluster with N worker processes on loopback and run the chunks there")
     ap.add_argument("--resume", action="store_true",
                     help="keep finished chunks in OUT/.toymodel-cache and reuse them: an interrupted run, started "
@@ -271,26 +247,28 @@ def build_parser() -> ArgumentParser:
 
 def _main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    burn_in = default_burn_in(args.steps, args.burn_in)
     # validate everything before touching the file system
-    _validate(args.alphas, args.elr_min, args.elr_max, args.num, args.steps, args.burn_in, args.seeds)
+    _validate(args.alphas, args.elr_min, args.elr_max, args.num, args.steps, burn_in, args.seeds,
+              not args.no_lyapunov)
     as_threads(args.threads)
-    _sgd(args.batch_size, args.mask_prob)
+    as_sgd(args.batch_size, args.mask_prob)
     check_dask_choice(args.scheduler, args.dask_local)
-    as_format(args.format)
-    out = check_writable_dir(args.out, "out")
-    started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    t0 = time.perf_counter()
-    pd = compute_phase_diagram(args.alphas, args.elr_min, args.elr_max, args.num, args.steps, args.burn_in, args.seeds,
-                               threads=args.threads, progress=not args.quiet, lyapunov=not args.no_lyapunov,
-                               batch_size=args.batch_size, mask_prob=args.mask_prob,
-                               cache_dir=(out / CACHE_DIRNAME) if args.resume else None,
-                               scheduler=args.scheduler, dask_local=args.dask_local)
-    wall = time.perf_counter() - t0
-    paths = write_outputs(pd, out, args.format, plot=not args.no_plot, wall_time_s=wall, started=started)
+    fmt = as_format(args.format)
+    with output_dir(args.out, "out") as out, quiet_warnings(args.quiet):
+        started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        t0 = time.perf_counter()
+        pd = compute_phase_diagram(args.alphas, args.elr_min, args.elr_max, args.num, args.steps, burn_in,
+                                   args.seeds, threads=args.threads, progress=not args.quiet,
+                                   lyapunov=not args.no_lyapunov, batch_size=args.batch_size,
+                                   mask_prob=args.mask_prob, cache_dir=(out / CACHE_DIRNAME) if args.resume else None,
+                                   scheduler=args.scheduler, dask_local=args.dask_local)
+        wall = time.perf_counter() - t0
+        paths = write_outputs(pd, out, fmt, plot=not args.no_plot, wall_time_s=wall, started=started)
     if not args.quiet:
-        reused = f" ({pd.sweep.reused} of {pd.sweep.chunks} chunks reused)" if args.resume else ""
-        print(f"phase diagram: {len(pd.table['elr'])} ELRs x {args.seeds} seeds in {wall:.1f} s{reused}; wrote "
-              + ", ".join(str(p) for p in paths), file=sys.stderr)
+        reused = f" ({pd.sweep.reused} of {plural(pd.sweep.chunks, 'chunk')} reused)" if args.resume else ""
+        print(f"phase diagram: {plural(len(pd.table['elr']), 'ELR')} x {plural(args.seeds, 'seed')} in {wall:.1f} s"
+              f"{reused}; wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)
     return 0
 
 

@@ -1,6 +1,6 @@
 r"""Classify simulated runs into the three regimes of training on the sphere.
 
-The criteria (THEORY.md section 5), applied to each run (one ELR, one seed) from its measured
+The criteria (``docs/theory.md``, "Regimes"), applied to each run (one ELR, one seed) from its measured
 statistics and the derived quantities of :mod:`toymodel.theory`:
 
 **convergence** -- the run goes to the minimum. Either its final loss is numerically zero,
@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import theory
-
 __all__ = [
     "REGIMES",
     "SUBTYPES",
@@ -51,6 +49,8 @@ __all__ = [
     "classify",
     "random_walk_like",
     "classify_runs",
+    "classify_result",
+    "result_stability_edge",
     "classify_elrs",
     "crossover_c",
     "theory_regime",
@@ -62,7 +62,7 @@ SUBTYPES = ("periodic", "chaotic")
 #: final loss / sum(alpha) at or below this counts as the minimum reached (float64 cannot do
 #: much better for a sum of O(1) terms; a run at the minimum reaches exactly 0 or < 1e-300)
 CONVERGED_LOSS_TOL = 1e-12
-#: |mean cosine| at or below this counts as "consecutive iterates nearly orthogonal"
+#: the absolute mean cosine at or below this counts as "consecutive iterates nearly orthogonal"
 RANDOM_WALK_COSINE_TOL = 0.05
 #: relative distance of the mean loss from the random-guess level A/2 allowed for divergence;
 #: a 5% band, far above the sampling error of a time average (std sqrt(sum alpha^2/8) over
@@ -95,6 +95,8 @@ def theory_regime(alphas, elrs, threshold_c: float | None = None) -> np.ndarray:
     """Regime that theory predicts for each ELR, by the same criteria: convergence below the
     derived threshold (``threshold_c`` in units of c; default GD's), the random-walk criterion
     from :func:`crossover_c` on, equilibrium in between."""
+    from . import theory  # sympy only when a theory value is needed
+
     alphas = np.asarray(alphas, dtype=float)
     cc = np.asarray(elrs, dtype=float) * alphas.sum()
     if threshold_c is None:
@@ -125,6 +127,8 @@ def classify_runs(alphas, mean_loss, mean_cosine, std_loss, first_loss, final_lo
         ``subtype`` is ``"periodic"``/``"chaotic"`` for equilibrium runs and ``""`` otherwise.
         Runs with non-finite statistics get regime ``"nonfinite"``.
     """
+    from . import theory  # sympy only when a theory value is needed
+
     alphas = np.asarray(alphas, dtype=float)
     A = alphas.sum()
     kmax = np.max(np.asarray(final_group_elrs) * alphas, axis=-1)
@@ -139,6 +143,30 @@ def classify_runs(alphas, mean_loss, mean_cosine, std_loss, first_loss, final_lo
             chaotic = np.asarray(lyapunov) > CHAOS_LYAPUNOV_TOL
     finite = np.isfinite(mean_loss) & np.isfinite(mean_cosine) & np.isfinite(final_loss)
     return classify(mean_loss, mean_cosine, theory.random_guess_loss(alphas), converged, chaotic, finite)
+
+
+def classify_result(result):
+    """Classify every run of a :class:`toymodel.SimulationResult` (or anything with its fields).
+
+    Convergence is judged against the stability edge of the minimum that applies to the run: GD's,
+    or for mini-batch SGD (``result.batch_size`` set) ``theory.sgd_stability_edge(b, p)``. The
+    subtype uses the Lyapunov exponent when the result has one. Returns ``(regime, subtype)``
+    object arrays (K, S) as :func:`classify_runs`.
+    """
+
+    return classify_runs(result.alphas, result.mean_loss, result.mean_cosine, result.std_loss, result.first_loss,
+                         result.final_loss, result.final_group_elrs, getattr(result, "lyapunov", None),
+                         k_edge=result_stability_edge(result))
+
+
+def result_stability_edge(result) -> float:
+    """Edge of the stable range of ``alpha_i * elr_i`` at the minimum for the runs of ``result``,
+    which is also their convergence threshold in units of c: GD's 1, or the SGD edge k*(b, p)."""
+    from . import theory  # sympy only when a theory value is needed
+
+    if getattr(result, "batch_size", None) is not None:
+        return float(theory.sgd_stability_edge(result.batch_size, result.mask_prob))
+    return float(theory.derive_minimum_stability().results["k_edge"])
 
 
 def random_walk_like(mean_loss, mean_cosine, random_guess):

@@ -9,10 +9,26 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _kernels as K
-from ._validate import as_batch_size, as_elrs, as_int, as_mask_prob, as_seeds, as_steps_burn_in, as_threads
+from . import _streams
+from ._records import ResultType
+from ._validate import (
+    MAX_STEPS,
+    as_elrs,
+    as_int,
+    as_lr_wd,
+    as_seeds,
+    as_sgd,
+    as_steps_burn_in,
+    as_threads,
+    available_memory,
+    check_memory,
+)
+from ._version import __version__
 from .model import ToyProblem
+from .regimes import CONVERGED_LOSS_TOL
 
-__all__ = ["SimulationResult", "simulate", "NonFiniteTrajectoryWarning", "seed_stats"]
+__all__ = ["SimulationResult", "simulate", "simulate_conventional", "NonFiniteTrajectoryWarning", "seed_stats",
+           "estimate_result_bytes", "available_memory", "check_memory"]
 
 
 class NonFiniteTrajectoryWarning(RuntimeWarning):
@@ -20,13 +36,11 @@ class NonFiniteTrajectoryWarning(RuntimeWarning):
 
 
 def _version() -> str:
-    from . import __version__
-
     return __version__
 
 
-@dataclass(frozen=True)
-class SimulationResult:
+@dataclass(frozen=True, repr=False)
+class SimulationResult(ResultType):
     """Statistics of a sweep of trajectories; arrays are indexed ``[elr, seed, ...]``.
 
     Statistics run over steps ``burn_in <= t < steps`` (``theta_0`` is the initial point).
@@ -72,6 +86,24 @@ class SimulationResult:
         norm-split directions are exactly neutral (multiplier 1, a manifold of minima), so
         ``lyapunov`` tends to 0 there while ``lyapunov_angle`` equals the log of the largest
         angle multiplier ``max_i log|1 - 2 elr_i alpha_i|`` (``theory.minimum_multipliers``).
+    weight_decay : float or None
+        None for training on the sphere; for conventional training (:func:`simulate_conventional`)
+        the weight decay, and then ``elrs`` holds the learning rates, the group ELRs are those of
+        the direction map, ``lr / ((1 - lr wd) r_i^2)``, and these fields are set:
+    mean_elr, hm_elr : (K, S)
+        Time mean and harmonic time mean of the total ELR of the direction map,
+        ``lr / ((1 - lr wd) |theta|^2)``.
+    mean_log1p_ess2 : (K, S, n)
+        Time mean of ``log(1 + ESS_i^2)`` per group, ESS_i the group ELR of the direction map times
+        the group's effective gradient norm (of the step taken: the batch gradient under SGD).
+    frac_converged : (K, S)
+        Share of window steps with ``F <= regimes.CONVERGED_LOSS_TOL * sum(alpha)``.
+    quiet_phases : (K, S, n)
+        Number of quiet phases of each group in the window (entries into ESS_i < 1e-3, where the
+        angle is linearised at the minimum; a window that starts quiet counts one). Groups cycle
+        independently, so ``(steps - burn_in) / quiet_phases`` is each group's period.
+    final_norms : (K, S, n)
+        Group norms ``r_i`` at ``theta_steps``.
     """
 
     alphas: np.ndarray
@@ -103,7 +135,29 @@ class SimulationResult:
     lyapunov_angle: np.ndarray | None = None
     batch_size: int | None = None
     mask_prob: float = 1.0
+    weight_decay: float | None = None
+    mean_elr: np.ndarray | None = None
+    hm_elr: np.ndarray | None = None
+    mean_log1p_ess2: np.ndarray | None = None
+    frac_converged: np.ndarray | None = None
+    quiet_phases: np.ndarray | None = None
+    final_norms: np.ndarray | None = None
     version: str = field(default_factory=_version)
+
+    _grid_fields = ("mean_loss", "std_loss", "min_loss", "max_loss", "mean_cosine", "mean_angle",
+                    "mean_eff_grad_norm", "first_loss", "final_loss", "lyapunov", "lyapunov_angle", "nonfinite_step",
+                    "mean_elr", "hm_elr", "frac_converged", "quiet_phases", "mean_group_elrs", "mean_group_shares",
+                    "final_group_elrs", "mean_log1p_ess2", "final_norms")
+
+    def summary_lines(self) -> list:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lo, hi = np.nanmin(self.mean_loss), np.nanmax(self.mean_loss)
+        mode = "GD" if self.batch_size is None else f"SGD b={self.batch_size}, p={self.mask_prob:g}"
+        if self.weight_decay is not None:
+            mode += f", conventional training with weight decay {self.weight_decay:g} (elrs are learning rates)"
+        return [f"{self.elrs.size} ELRs in [{self.elrs.min():.3g}, {self.elrs.max():.3g}] x {self.seeds.size} seeds, "
+                f"{mode}; mean loss in [{lo:.4g}, {hi:.4g}]; {int(np.sum(self.nonfinite))} non-finite runs"]
 
     @property
     def problem(self) -> ToyProblem:
@@ -138,8 +192,8 @@ def _numba_threads(threads):
         numba.set_num_threads(old)
 
 
-def _initial_state(problem: ToyProblem, elrs, seeds, init):
-    """Initial points of shape (K, S, 2n), on the unit sphere."""
+def _initial_state(problem: ToyProblem, elrs, seeds, init, project: bool = True):
+    """Initial points of shape (K, S, 2n): on the unit sphere, or as given (``project=False``)."""
     K_, S_ = elrs.size, seeds.size
     if init is None:
         pts = problem.initial_points(seeds)
@@ -151,13 +205,13 @@ def _initial_state(problem: ToyProblem, elrs, seeds, init):
         raise ValueError(
             f"init must have shape ({problem.dim},) or (K, S, 2n) = ({K_}, {S_}, {problem.dim}), got {arr.shape}"
         )
-    return arr / np.linalg.norm(arr, axis=-1, keepdims=True)
+    return arr / np.linalg.norm(arr, axis=-1, keepdims=True) if project else arr
 
 
 def _tangent_vectors(problem: ToyProblem, seeds, theta0):
-    """A unit tangent vector per trajectory, drawn from the seed (stream ``(seed, 1)``, separate
+    """A unit tangent vector per trajectory, drawn from the seed (stream ``TANGENT``, separate
     from the initial point) and projected onto the tangent space of the sphere at theta0."""
-    v = np.stack([np.random.default_rng([int(s), 1]).standard_normal(problem.dim) for s in seeds])
+    v = np.stack([_streams.rng(s, _streams.TANGENT).standard_normal(problem.dim) for s in seeds])
     v = np.broadcast_to(v, theta0.shape)
     v = v - theta0 * np.sum(v * theta0, axis=-1, keepdims=True)
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
@@ -181,10 +235,25 @@ def sgd_tables(batch_size: int, mask_prob: float):
 
 
 def sgd_keys(seeds) -> np.ndarray:
-    """Per-seed 64-bit keys of the SGD noise (``SeedSequence([seed, 3])``, separate from the
-    streams of the initial point and the tangent vector)."""
-    return np.array([np.random.SeedSequence([int(s), 3]).generate_state(1, dtype=np.uint64)[0] for s in seeds],
-                    dtype=np.uint64)
+    """Per-seed 64-bit keys of the SGD noise (stream ``SGD_NOISE``, separate from the streams of
+    the initial point and the tangent vector)."""
+    return np.array([_streams.seed_sequence(s, _streams.SGD_NOISE).generate_state(1, dtype=np.uint64)[0]
+                     for s in seeds], dtype=np.uint64)
+
+
+def estimate_result_bytes(n_trajectories: int, n_groups: int, steps: int, record_every: int = 0,
+                          lyapunov: bool = False) -> int:
+    """Bytes that :func:`simulate` (and merging its chunks) needs for ``n_trajectories``.
+
+    Counted from the arrays it allocates per trajectory: the kernel's inputs and outputs (state,
+    statistics, group means, final point, and conventional training's extra fields: 13n + 20
+    doubles; the tangent vector adds 4n + 2), the
+    traces when recording (``ceil(steps / record_every)`` records of 2 + n doubles), and a
+    second copy of the result for merging chunks. Checked against tracemalloc in the tests.
+    """
+    n_rec = -(-int(steps) // int(record_every)) if record_every else 0
+    per = 8 * (13 * n_groups + 20 + ((4 * n_groups + 2) if lyapunov else 0)) + 8 * n_rec * (2 + n_groups)
+    return 2 * int(n_trajectories) * per
 
 
 def simulate(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, init=None, record_every=0,
@@ -216,7 +285,7 @@ def simulate(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, init=None,
         Also compute the largest Lyapunov exponents (``lyapunov``, ``lyapunov_angle``) with the
         analytic Jacobian inside the kernel. Without it the kernel contains no tangent code.
     batch_size, mask_prob : int or None, float in (0, 1]
-        Online mini-batch SGD (THEORY section 4, item 6): example j has group weights
+        Online mini-batch SGD (``docs/theory.md``, "Mini-batch SGD"): example j has group weights
         ``alpha_i m_ji / p`` with masks ``m_ji ~ Bernoulli(p)``; every step draws ``batch_size``
         fresh examples and descends the batch mean, i.e. group i gets weight
         ``alpha_i M_i / (b p)`` with ``M_i ~ Binomial(b, p)``. The noise of seed ``s`` is a pure
@@ -236,18 +305,67 @@ def simulate(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, init=None,
     """
     if not isinstance(problem, ToyProblem):
         raise ValueError(f"problem must be a ToyProblem, got {type(problem).__name__}")
-    elrs = as_elrs(elrs)
+    return _simulate(problem, as_elrs(elrs), steps, seeds=seeds, burn_in=burn_in, init=init,
+                     record_every=record_every, threads=threads, lyapunov=lyapunov, batch_size=batch_size,
+                     mask_prob=mask_prob, weight_decay=None)
+
+
+def simulate_conventional(problem: ToyProblem, lrs, weight_decay, steps, *, seeds=1, burn_in=0, init=None,
+                          record_every=0, threads=None, lyapunov=False, batch_size=None,
+                          mask_prob=1.0) -> SimulationResult:
+    r"""Simulate conventional training: plain (S)GD with weight decay in the full space, no projection.
+
+    One step is :math:`\theta \leftarrow (1-\eta\lambda)\theta - \eta\nabla F(\theta)` (in
+    float64, with the faithful tiny-angle representation of the sphere's kernel); with
+    ``batch_size`` the gradient is the masked batch gradient and the decay stays deterministic.
+
+    Parameters
+    ----------
+    problem : ToyProblem
+    lrs : float or sequence of float, shape (K,)
+        Learning rates eta > 0.
+    weight_decay : float
+        lambda >= 0, with ``lr * weight_decay < 1`` for every learning rate.
+    steps, seeds, burn_in, record_every, threads, lyapunov, batch_size, mask_prob
+        As for :func:`simulate`. ``init`` is used as given (not projected): its norm is the
+        initial norm, which sets the initial ELRs; by default the points of the seeds, of norm 1.
+
+    Returns
+    -------
+    SimulationResult
+        ``elrs`` holds the learning rates and ``weight_decay`` is set; the group ELRs, the cosine,
+        the angle and the effective gradient norm are those of the direction map (derivation 11),
+        and ``mean_elr``, ``hm_elr``, ``mean_log1p_ess2``, ``frac_converged``, ``final_norms`` are
+        filled. With ``lyapunov``, the exponent is that of the full map (no projection).
+    """
+    if not isinstance(problem, ToyProblem):
+        raise ValueError(f"problem must be a ToyProblem, got {type(problem).__name__}")
+    lrs, wd = as_lr_wd(lrs, weight_decay)
+    return _simulate(problem, lrs, steps, seeds=seeds, burn_in=burn_in, init=init, record_every=record_every,
+                     threads=threads, lyapunov=lyapunov, batch_size=batch_size, mask_prob=mask_prob,
+                     weight_decay=wd)
+
+
+def _simulate(problem, elrs, steps, *, seeds, burn_in, init, record_every, threads, lyapunov, batch_size,
+              mask_prob, weight_decay) -> SimulationResult:
+    """The common body of :func:`simulate` and :func:`simulate_conventional`: validate, seed,
+    allocate, call the kernel variant, assemble one result."""
+    if not isinstance(problem, ToyProblem):
+        raise ValueError(f"problem must be a ToyProblem, got {type(problem).__name__}")
     steps, burn_in = as_steps_burn_in(steps, burn_in)
     seeds = as_seeds(seeds)
-    record_every = as_int(record_every, "record_every", minimum=0)
+    record_every = as_int(record_every, "record_every", minimum=0, maximum=MAX_STEPS)
     threads = as_threads(threads)
     if not isinstance(lyapunov, (bool, np.bool_)):
         raise ValueError(f"lyapunov must be True or False, got {lyapunov!r}")
-    batch_size = as_batch_size(batch_size)
-    mask_prob = as_mask_prob(mask_prob)
-    if batch_size is None and mask_prob != 1.0:
-        raise ValueError(f"mask_prob={mask_prob!r} needs a batch_size (full-batch GD has no masks)")
-    theta0 = _initial_state(problem, elrs, seeds, init)
+    batch_size, mask_prob = as_sgd(batch_size, mask_prob)
+    if steps * problem.n_groups >= 2**63:
+        raise ValueError(f"steps times the number of groups must be below 2**63 (the SGD noise counter), got "
+                         f"steps={steps}")
+    check_memory(estimate_result_bytes(elrs.size * seeds.size, problem.n_groups, steps, record_every,
+                                       bool(lyapunov)) // 2, "the simulation")
+    wd = weight_decay is not None
+    theta0 = _initial_state(problem, elrs, seeds, init, project=not wd)
 
     n = problem.n_groups
     K_, S_ = elrs.size, seeds.size
@@ -287,11 +405,16 @@ def simulate(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, init=None,
         cdf = np.ones(1)
         bp = 1.0
         mlo = mhi = 0
+    less = np.empty((M, n if wd else 0))
+    quiet = np.zeros((M, n if wd else 0))
+    # the loss at which a step counts as "at the minimum" (regimes.CONVERGED_LOSS_TOL * sum(alpha))
+    conv_tol = CONVERGED_LOSS_TOL * float(problem.alphas.sum())
     with _numba_threads(threads):
-        K.kernel(lyapunov, sgd)(
+        K.kernel(lyapunov, sgd, wd)(
             np.ascontiguousarray(problem.alphas), traj_elrs, x0, y0, xe0, steps, burn_in, record_every,
             K.block_size(n), keys, cdf, bp, mlo, mhi, stats, mean_gelr, mean_share, final_gelr, fx, fy, fxe,
-            ltr, ctr, etr, vx0, vy0, lyap, lyap_angle, first_bad)
+            ltr, ctr, etr, vx0, vy0, lyap, lyap_angle, first_bad, float(weight_decay or 0.0), conv_tol, less,
+            quiet)
 
     final_theta = np.empty((M, 2 * n))
     final_theta[:, 0::2] = np.ldexp(fx, -K.X_EXPONENT_STEP * fxe.astype(np.int64))
@@ -300,7 +423,7 @@ def simulate(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, init=None,
     bad = ~(np.all(np.isfinite(stats), axis=1) & np.all(np.isfinite(final_theta), axis=1)
             & np.all(np.isfinite(mean_gelr), axis=1))
     if np.any(bad):
-        for arr in (stats, mean_gelr, mean_share, final_gelr, final_theta, lyap, lyap_angle):
+        for arr in (stats, mean_gelr, mean_share, final_gelr, final_theta, lyap, lyap_angle, less, quiet):
             arr[bad] = np.nan
         warnings.warn(
             f"{int(bad.sum())} of {M} trajectories became non-finite; they are excluded (NaN) from the statistics",
@@ -320,6 +443,17 @@ def simulate(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, init=None,
             loss_trace=ltr.reshape(K_, S_, n_rec),
             cosine_trace=ctr.reshape(K_, S_, n_rec),
             group_elr_trace=etr.reshape(K_, S_, n_rec, n),
+        )
+    if wd:
+        fx_true = final_theta[:, 0::2]
+        traces.update(
+            weight_decay=float(weight_decay),
+            mean_elr=per(K.S_MEAN_ELR),
+            hm_elr=1.0 / per(K.S_MEAN_INV_ELR),
+            mean_log1p_ess2=less.reshape(K_, S_, n),
+            frac_converged=per(K.S_FRAC_CONV),
+            quiet_phases=quiet.reshape(K_, S_, n),
+            final_norms=np.sqrt(fx_true * fx_true + final_theta[:, 1::2] ** 2).reshape(K_, S_, n),
         )
     return SimulationResult(
         alphas=np.array(problem.alphas),

@@ -1,27 +1,44 @@
-"""The one chunking layer: split an ELR x seed sweep into chunks, run them, merge the results.
+"""The one chunking layer: split work into units, run them (locally or on Dask), keep finished
+units for resume, and merge the results.
 
-Every sweep in the package (the phase diagram, the regime maps, the local runner, the resume
-cache and the distributed runner) goes through :func:`plan_chunks` and :func:`merge_results`.
+Every sweep in the package goes through :func:`execute`: the toy's ELR x seed sweeps (the phase
+diagram, the regime maps, the Lyapunov figure), cut into chunks by :func:`plan_chunks`, and the
+network sweeps of :mod:`toymodel.bridge`, one run per unit. A *task* is anything with
+
+* ``key() -> str``: a hash of everything that changes its results (the cache key);
+* ``run_unit(unit, threads=None)``: compute one unit, returning a dataclass record;
+* ``record_type``: that dataclass (to load cached units);
+
+and a *unit* anything with ``index`` and ``name`` (the file name of its cached record).
+
 Because each trajectory performs the same floating-point operations whatever else is in its
-kernel call, a chunked sweep is bit-identical to a single :func:`toymodel.simulate` call.
+kernel call, a chunked toy sweep is bit-identical to a single :func:`toymodel.simulate` call,
+whatever the chunking, the number of Dask workers or the order in which chunks finish.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import dataclass, fields
-from pathlib import Path
+import warnings
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from ._io import load_record, save_record
-from ._validate import as_int
+from . import _kernels
+from ._cli import note, plural
+from ._records import ResultCache, ResultType, content_key
+from ._validate import as_alphas, as_elrs, as_int, as_seeds
 from .model import ToyProblem
-from .simulate import SimulationResult, simulate
+from .simulate import (
+    NonFiniteTrajectoryWarning,
+    SimulationResult,
+    check_memory,
+    estimate_result_bytes,
+    simulate,
+    simulate_conventional,
+)
 
-__all__ = ["Chunk", "SweepTask", "ChunkCache", "SweepStats", "plan_chunks", "run_chunk", "merge_results",
-           "run_sweep", "run_sweeps", "check_dask_choice", "DEFAULT_CHUNK_TRAJECTORIES"]
+__all__ = ["Chunk", "SweepTask", "SweepStats", "ClassifiedSweep", "plan_chunks", "run_chunk", "merge_results",
+           "execute", "run_sweep", "run_sweeps", "check_dask_choice", "DEFAULT_CHUNK_TRAJECTORIES"]
 
 #: trajectories per chunk: enough blocks (of up to 64) to keep two threads busy, small enough
 #: that progress and resume are fine-grained
@@ -41,6 +58,10 @@ class Chunk:
     @property
     def n_trajectories(self) -> int:
         return (self.elr_stop - self.elr_start) * (self.seed_stop - self.seed_start)
+
+    @property
+    def name(self) -> str:
+        return (f"chunk_{self.index:06d}_{self.elr_start}-{self.elr_stop}x{self.seed_start}-{self.seed_stop}")
 
 
 def plan_chunks(n_elrs: int, n_seeds: int, chunk_trajectories: int = DEFAULT_CHUNK_TRAJECTORIES) -> list[Chunk]:
@@ -66,9 +87,15 @@ def plan_chunks(n_elrs: int, n_seeds: int, chunk_trajectories: int = DEFAULT_CHU
 
 
 def run_chunk(problem: ToyProblem, elrs, seeds, chunk: Chunk, **simulate_kwargs) -> SimulationResult:
-    """Simulate one chunk of the grid (``simulate_kwargs`` as for :func:`simulate`)."""
-    return simulate(problem, np.asarray(elrs)[chunk.elr_start:chunk.elr_stop], seeds=np.asarray(seeds)[chunk.seed_start:chunk.seed_stop],
-                    **simulate_kwargs)
+    """Simulate one chunk of the grid (``simulate_kwargs`` as for :func:`simulate`; with a
+    ``weight_decay`` keyword, conventional training by :func:`simulate_conventional`, ``elrs``
+    then being the learning rates)."""
+    part = np.asarray(elrs)[chunk.elr_start:chunk.elr_stop]
+    seeds = np.asarray(seeds)[chunk.seed_start:chunk.seed_stop]
+    wd = simulate_kwargs.pop("weight_decay", None)
+    if wd is not None:
+        return simulate_conventional(problem, part, wd, seeds=seeds, **simulate_kwargs)
+    return simulate(problem, part, seeds=seeds, **simulate_kwargs)
 
 
 def merge_results(parts, elrs, seeds) -> SimulationResult:
@@ -115,11 +142,10 @@ class SweepTask:
     elrs: tuple
     seeds: tuple
     options: tuple
+    record_type = SimulationResult
 
     @classmethod
-    def make(cls, alphas, elrs, seeds, **options) -> "SweepTask":
-        from ._validate import as_alphas, as_elrs, as_seeds
-
+    def make(cls, alphas, elrs, seeds, **options) -> SweepTask:
         return cls(tuple(as_alphas(alphas).tolist()), tuple(as_elrs(elrs).tolist()), tuple(as_seeds(seeds).tolist()),
                    tuple(sorted(options.items())))
 
@@ -130,99 +156,151 @@ class SweepTask:
     def chunks(self, chunk_trajectories: int = DEFAULT_CHUNK_TRAJECTORIES) -> list[Chunk]:
         return plan_chunks(len(self.elrs), len(self.seeds), chunk_trajectories)
 
-    def run_chunk(self, chunk: Chunk, threads=None) -> SimulationResult:
+    def run_unit(self, chunk: Chunk, threads=None) -> SimulationResult:
         return run_chunk(self.problem, self.elrs, self.seeds, chunk, threads=threads, **dict(self.options))
+
+    def estimate_bytes(self) -> int:
+        """Memory that the merged result of this task needs (see :func:`estimate_result_bytes`)."""
+        opts = dict(self.options)
+        return estimate_result_bytes(len(self.elrs) * len(self.seeds), len(self.alphas), opts.get("steps", 1),
+                                     opts.get("record_every", 0), opts.get("lyapunov", False))
+
+    def kernel_variant(self) -> tuple[bool, bool, bool]:
+        """``(lyapunov, sgd, weight_decay)``: which compiled kernel the task's chunks call."""
+        opts = dict(self.options)
+        return (bool(opts.get("lyapunov", False)), opts.get("batch_size") is not None,
+                opts.get("weight_decay") is not None)
+
+    def estimate_unit_bytes(self, chunk: Chunk) -> int:
+        """Memory that one chunk's computation needs."""
+        return self.estimate_bytes() * chunk.n_trajectories // max(1, len(self.elrs) * len(self.seeds))
 
     def key(self) -> str:
         """Hash of everything that changes results (weights, exact ELRs and seeds, options, the
         package version); a cache is never reused across a change of any of them."""
-        from . import __version__
-
-        blob = json.dumps({"alphas": [repr(float(a)) for a in self.alphas], "elrs": [repr(float(e)) for e in self.elrs],
-                           "seeds": [int(s) for s in self.seeds], "options": [[k, repr(v)] for k, v in self.options],
-                           "version": __version__}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:24]
-
-
-# ----------------------------------------------------------------------- chunk cache
-class ChunkCache:
-    """Finished chunks of sweeps on disk, so an interrupted sweep recomputes only what is missing.
-
-    Layout: ``<directory>/<task key>/chunk_<index>_<chunking>.npz``, each written atomically.
-    """
-
-    def __init__(self, directory):
-        self.directory = Path(directory)
-
-    def _path(self, task: SweepTask, chunk: Chunk) -> Path:
-        tag = f"{chunk.elr_start}-{chunk.elr_stop}x{chunk.seed_start}-{chunk.seed_stop}"
-        return self.directory / task.key() / f"chunk_{chunk.index:06d}_{tag}.npz"
-
-    def load(self, task: SweepTask, chunk: Chunk) -> SimulationResult | None:
-        """The stored chunk, or None if missing or unreadable (then it is recomputed)."""
-        return load_record(self._path(task, chunk), SimulationResult)
-
-    def save(self, task: SweepTask, chunk: Chunk, res: SimulationResult) -> None:
-        save_record(self._path(task, chunk), res)
+        return content_key({"alphas": [repr(float(a)) for a in self.alphas],
+                            "elrs": [repr(float(e)) for e in self.elrs], "seeds": [int(s) for s in self.seeds],
+                            "options": [[k, repr(v)] for k, v in self.options]})
 
 
 @dataclass
 class SweepStats:
-    """What a sweep did: chunks in the plan, and how many came from the cache."""
+    """What a sweep did: units in the plan, and how many came from the cache."""
 
     chunks: int = 0
     reused: int = 0
 
 
-def run_sweeps(tasks, *, threads=None, progress=False, chunk_trajectories: int = DEFAULT_CHUNK_TRAJECTORIES,
-               desc: str = "sweep", cache_dir=None, scheduler=None, dask_local=None,
-               stats: SweepStats | None = None) -> list[SimulationResult]:
-    """Run several sweep tasks chunk by chunk (one progress bar over all chunks); return one
-    merged :class:`SimulationResult` per task, each identical to a single ``simulate`` call.
+@dataclass(frozen=True, repr=False)
+class ClassifiedSweep(ResultType):
+    """A job's classified sweep: one row per grid value in ``table`` (columns in ``columns`` order),
+    the job's parameters, the merged runs in ``result`` and what the sweep did. The phase diagram and
+    conventional training's sweep are both of this shape."""
 
-    With ``cache_dir`` every finished chunk is stored there (:class:`ChunkCache`) and chunks
-    already stored are loaded instead of recomputed: an interrupted sweep, run again, computes
-    only what is missing and returns identical results. ``stats`` (optional) is filled with
-    the number of chunks and of reused chunks.
+    columns: tuple
+    table: dict
+    params: dict
+    result: SimulationResult
+    sweep: SweepStats = field(default_factory=SweepStats)
 
-    ``scheduler`` (an address such as ``"tcp://127.0.0.1:8786"``) or ``dask_local`` (a number
-    of worker processes for a ``LocalCluster`` on loopback) run the missing chunks on Dask
-    (extra ``toymodel[distributed]``); results are identical to a local run, whatever the
-    number of workers or the order in which chunks finish.
+    @property
+    def alphas(self) -> np.ndarray:
+        return np.asarray(self.params["alphas"], dtype=float)
+
+    @property
+    def elrs(self) -> np.ndarray:
+        return self.result.elrs
+
+    @property
+    def seeds(self) -> np.ndarray:
+        return self.result.seeds
+
+
+def execute(tasks, plan, *, threads=None, progress=False, desc: str = "sweep", unit: str = "chunk",
+            cache_dir=None, scheduler=None, dask_local=None, stats: SweepStats | None = None):
+    """Run the units ``plan = [(task index, unit), ...]`` of ``tasks``; return, per task, the list
+    of ``(unit, record)`` in plan order.
+
+    With ``cache_dir`` every finished unit is stored there (:class:`toymodel._records.ResultCache`)
+    and units already stored are loaded instead of recomputed: an interrupted sweep, run again,
+    computes only what is missing and returns identical results. ``stats`` (optional) is filled
+    with the number of units and of reused units.
+
+    ``scheduler`` (an address such as ``"tcp://127.0.0.1:8786"``) or ``dask_local`` (a number of
+    worker processes for a ``LocalCluster`` on loopback) run the missing units on Dask (extra
+    ``toymodel[distributed]``); results are identical to a local run.
     """
     tasks = list(tasks)
     check_dask_choice(scheduler, dask_local)
-    plan = [(ti, ch) for ti, task in enumerate(tasks) for ch in task.chunks(chunk_trajectories)]
-    cache = ChunkCache(cache_dir) if cache_dir is not None else None
+    cache = ResultCache(cache_dir) if cache_dir is not None else None
     stats = stats if stats is not None else SweepStats()
     stats.chunks = len(plan)
-    parts = [[] for _ in tasks]
+    done = {}
     todo = []
-    for ti, ch in plan:
-        res = cache.load(tasks[ti], ch) if cache is not None else None
-        if res is None:
-            todo.append((ti, ch))
+    for ti, u in plan:
+        rec = cache.load(tasks[ti].key(), u.name, tasks[ti].record_type) if cache is not None else None
+        if rec is None:
+            todo.append((ti, u))
         else:
             stats.reused += 1
-            parts[ti].append((ch, res))
+            done[(ti, u.index)] = rec
 
-    def finished(ti, ch, res):
+    def finished(ti, u, rec):
         if cache is not None:
-            cache.save(tasks[ti], ch, res)
-        parts[ti].append((ch, res))
+            cache.save(tasks[ti].key(), u.name, rec)
+        done[(ti, u.index)] = rec
 
-    bar = _progress(len(plan), desc, progress, initial=stats.reused)
+    if progress and todo and scheduler is None and dask_local is None:
+        variants = {tasks[ti].kernel_variant() for ti, _ in todo if hasattr(tasks[ti], "kernel_variant")}
+        if any(_kernels.needs_compiling(*v) for v in variants):
+            note("compiling kernels (first run on this machine, ~15 s)")
+    bar = _progress(len(plan), desc, progress, unit, initial=stats.reused)
     try:
-        if scheduler is not None or dask_local is not None:
-            from ._distributed import run_on_dask
+        with warnings.catch_warnings():
+            # reported once below, from the records, instead of once per chunk
+            warnings.simplefilter("ignore", NonFiniteTrajectoryWarning)
+            if scheduler is not None or dask_local is not None:
+                from ._distributed import run_on_dask
 
-            run_on_dask(tasks, todo, finished, bar, scheduler=scheduler, dask_local=dask_local, threads=threads)
-        else:
-            for ti, ch in todo:
-                finished(ti, ch, tasks[ti].run_chunk(ch, threads=threads))
-                bar.update(1)
+                run_on_dask(tasks, todo, finished, bar, scheduler=scheduler, dask_local=dask_local,
+                            threads=threads)
+            else:
+                for ti, u in todo:
+                    finished(ti, u, tasks[ti].run_unit(u, threads=threads))
+                    bar.update(1)
     finally:
         bar.close()
+    out = [[] for _ in tasks]
+    for ti, u in plan:
+        out[ti].append((u, done[(ti, u.index)]))
+    bad = sum(int(np.sum(getattr(rec, "nonfinite", 0))) for parts in out for _, rec in parts)
+    if bad:
+        total = sum(getattr(u, "n_trajectories", 1) for _, u in plan)
+        msg = (f"{plural(bad, 'trajectory', 'trajectories')} of {total} became non-finite; they are excluded "
+               "(NaN) from the statistics and counted in the nonfinite column")
+        if progress:
+            note(f"{desc}: {msg}")
+        else:
+            warnings.warn(msg, NonFiniteTrajectoryWarning, stacklevel=2)
+    return out
+
+
+def run_sweeps(tasks, *, threads=None, progress=False, chunk_trajectories: int = DEFAULT_CHUNK_TRAJECTORIES,
+               desc: str = "sweep", cache_dir=None, scheduler=None, dask_local=None,
+               stats: SweepStats | None = None) -> list[SimulationResult]:
+    """Run several toy sweep tasks chunk by chunk (one progress bar over all chunks); return one
+    merged :class:`SimulationResult` per task, each identical to a single ``simulate`` call.
+
+    Before any work, the memory of the merged results is estimated and the sweep refused (a
+    ValueError giving the estimate) if it exceeds what this machine has
+    (:func:`toymodel.simulate.check_memory`). ``cache_dir``, ``scheduler``, ``dask_local`` and
+    ``stats`` as in :func:`execute`.
+    """
+    tasks = list(tasks)
+    check_memory(sum(t.estimate_bytes() for t in tasks), "the sweep's results")
+    plan = [(ti, ch) for ti, task in enumerate(tasks) for ch in task.chunks(chunk_trajectories)]
+    parts = execute(tasks, plan, threads=threads, progress=progress, desc=desc, cache_dir=cache_dir,
+                    scheduler=scheduler, dask_local=dask_local, stats=stats)
     return [merge_results(parts[ti], np.asarray(t.elrs), np.asarray(t.seeds)) for ti, t in enumerate(tasks)]
 
 
@@ -232,7 +310,7 @@ def run_sweep(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, threads=N
     """Run ``simulate`` over the ELR x seed grid chunk by chunk, with a progress bar.
 
     Returns the same :class:`SimulationResult` as one ``simulate`` call on the whole grid.
-    ``cache_dir``, ``scheduler``, ``dask_local`` and ``stats`` as in :func:`run_sweeps`.
+    ``cache_dir``, ``scheduler``, ``dask_local`` and ``stats`` as in :func:`execute`.
     """
     task = SweepTask.make(problem.alphas, elrs, seeds, steps=steps, burn_in=burn_in, **simulate_kwargs)
     return run_sweeps([task], threads=threads, progress=progress, chunk_trajectories=chunk_trajectories,
@@ -250,13 +328,13 @@ def check_dask_choice(scheduler, dask_local) -> None:
         as_int(dask_local, "dask_local", minimum=1)
     if scheduler is not None and not str(scheduler).strip():
         raise ValueError("scheduler must be an address such as tcp://127.0.0.1:8786, got ''")
-    from ._distributed import _import
+    from ._distributed import import_distributed
 
-    _import()
+    import_distributed()
 
 
-def _progress(total: int, desc: str, enabled: bool, initial: int = 0):
+def _progress(total: int, desc: str, enabled: bool, unit: str, initial: int = 0):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="chunk", disable=not enabled, leave=False, dynamic_ncols=True,
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=False, dynamic_ncols=True,
                 initial=initial)

@@ -7,9 +7,11 @@ SymPy), and named results. The public numeric functions (:func:`threshold_elr`,
 :func:`equilibrium_loss`, ...) are ``sympy.lambdify`` of those results.
 
 ``python -m toymodel.theory --write DIR`` renders one Markdown file per derivation, with a
-numeric check against the simulator, into ``DIR`` (the committed ``derivations/``).
+numeric check against the simulator, into ``DIR`` (the committed ``derivations/``); the renderer
+and its checks live in :mod:`toymodel.derivation_checks`, so this module computes and never
+writes.
 
-Notation (THEORY.md): weights :math:`\alpha_i`, :math:`A=\sum_i\alpha_i`; total ELR
+Notation (``docs/theory.md``): weights :math:`\alpha_i`, :math:`A=\sum_i\alpha_i`; total ELR
 :math:`\tilde\eta`; the dimensionless ELR :math:`c=\tilde\eta A`; group angle
 :math:`\varphi_i` with :math:`x_i=r_i\sin\varphi_i,\ y_i=r_i\cos\varphi_i`; norm shares
 :math:`\omega_i=r_i^2` on the unit sphere; group ELR :math:`\tilde\eta_i=\tilde\eta/\omega_i`
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
-from ._validate import as_alphas, as_elrs
+from .._validate import as_alphas, as_elrs
 
 __all__ = [
     "Derivation",
@@ -57,6 +59,21 @@ __all__ = [
     "sgd_stability_exponent",
     "sgd_stability_edge",
     "sgd_threshold_elr",
+    "sgd_stability_edge_large_batch",
+    "one_step_map",
+    "group_elr_next",
+    "resonance_c",
+    "derive_conventional_reduction",
+    "derive_conventional_ess_law",
+    "derive_conventional_equilibrium",
+    "derive_conventional_periodic",
+    "conventional_equilibrium_c",
+    "conventional_equilibrium_loss",
+    "conventional_equilibrium_group_elrs",
+    "conventional_ess_law",
+    "conventional_burst_k",
+    "conventional_quiet_steps",
+    "conventional_orbit_stability_coefficient",
 ]
 
 # ----------------------------------------------------------------------------- symbols
@@ -72,6 +89,10 @@ A = sp.Symbol("A", positive=True)  # sum of alphas
 elr = sp.Symbol(r"\tilde{\eta}", positive=True)
 mu = sp.Symbol("mu")
 tt = sp.Symbol("t", real=True)
+# a group's ELR, the total ESS g*elr and the group's ESS g_i*elr_i (the group-ELR recursion)
+_ELR_I = sp.Symbol(r"\tilde{\eta}_i", positive=True)
+_ESS_TOTAL = sp.Symbol("G", positive=True)
+_ESS_GROUP = sp.Symbol("S_i", positive=True)
 
 
 @dataclass(frozen=True)
@@ -100,6 +121,12 @@ class Derivation:
     assumptions: tuple[str, ...]
     steps: tuple[Step, ...]
     results: dict = field(default_factory=dict)
+
+
+def _decade_bound(x: float) -> str:
+    """``"1e-k"``, the smallest power of ten above ``x`` (a residual shown without the digits that
+    depend on the machine's rounding)."""
+    return f"1e{int(np.floor(np.log10(float(x)))) + 1}"
 
 
 def _is_zero(expr) -> bool:
@@ -239,7 +266,8 @@ def derive_group_elr_dynamics() -> Derivation:
         _identity("Group ELRs are elr_i = elr / omega_i, so their harmonic sum is fixed (omega on the simplex):",
                   sum(1 / e for e in elr_i).subs(constraint), 1 / elr),
         _identity("The total ESS squared is the omega-weighted mean of the group ESS squared, "
-                  "(g elr)^2 = sum_i omega_i (g_i elr_i)^2:", elr**2 * g2, sum(om[i] * ess_i[i] ** 2 for i in range(n))),
+                  "(g elr)^2 = sum_i omega_i (g_i elr_i)^2:", elr**2 * g2,
+                  sum(om[i] * ess_i[i] ** 2 for i in range(n))),
         Step("so the projection normaliser is D = 1 + (g elr)^2, and the new shares are "
              "omega_i' = omega_i (1 + (g_i elr_i)^2) / (1 + (g elr)^2)."),
         _identity("The group ELR therefore evolves as elr_i' = elr_i (1 + (g elr)^2) / (1 + (g_i elr_i)^2) "
@@ -256,7 +284,7 @@ def derive_group_elr_dynamics() -> Derivation:
         assumptions=("unit total norm", "proved symbolically for three groups; every step is a per-group identity "
                      "or a sum over groups, so it holds for any n"),
         steps=steps,
-        results={},
+        results={"elr_next": _ELR_I * (1 + _ESS_TOTAL**2) / (1 + _ESS_GROUP**2)},
     )
 
 
@@ -410,7 +438,8 @@ def derive_equilibrium_limits() -> Derivation:
         steps.append(Step(f"c -> 1+ and c -> oo of {name}:", label,
                           sp.Tuple(sp.simplify(lo), sp.simplify(hi))))
     near = sp.series(eq["loss"], c, 1, 2).removeO()
-    far = sp.series(eq["loss"].subs(c, 1 / sp.Symbol("epsilon", positive=True)), sp.Symbol("epsilon", positive=True), 0, 2).removeO()
+    epsilon = sp.Symbol("epsilon", positive=True)
+    far = sp.series(eq["loss"].subs(c, 1 / epsilon), epsilon, 0, 2).removeO()
     steps.append(Step("Near the threshold the loss rises linearly (a continuous transition):", "F^*", near))
     steps.append(Step("For large c it approaches its limit like 1/c (epsilon = 1/c):", "F^*", far))
     steps.append(_identity("The large-ELR limit of the loss is the random-guess level:", lim["loss"][1], rg))
@@ -440,7 +469,8 @@ def _cycle_jacobian_charpoly(n: int):
     s2 = [kk[i] ** 2 * sp.sin(2 * ph[i]) ** 2 for i in range(n)]
     D = 1 + sum(w[i] * s2[i] for i in range(n))
     # the map followed by the symmetry x_i -> -x_i (phi_i -> -phi_i), which fixes the orbit point
-    G = [-(ph[i] - sp.atan(kk[i] * sp.sin(2 * ph[i]))) for i in range(n)] + [w[i] * (1 + s2[i]) / D for i in range(n - 1)]
+    G = ([-(ph[i] - sp.atan(kk[i] * sp.sin(2 * ph[i]))) for i in range(n)]
+         + [w[i] * (1 + s2[i]) / D for i in range(n - 1)])
     J = sp.Matrix(G).jacobian(list(ph) + list(ws))
     ps = sp.acos(1 / c) / 2
     sub = {**{p: ps for p in ph}, **{ws[i]: al[i] / tot for i in range(n - 1)}}
@@ -479,7 +509,7 @@ def derive_cycle_linearisation() -> Derivation:
     mus = [m.subs(s_ess, sp.sqrt(c**2 - 1)) for m in mus_s]
     cp2, lm2 = _cycle_jacobian_charpoly(2)
     cp3, lm3 = _cycle_jacobian_charpoly(3)
-    target = lambda n, l: (l - common) * (l**2 - trM * l + detM) ** (n - 1)  # noqa: E731
+    target = lambda n, lm_: (lm_ - common) * (lm_**2 - trM * lm_ + detM) ** (n - 1)  # noqa: E731
     steps = (
         Step("Coordinates: the n angles phi_i and n-1 shares omega_i (omega_n = 1 - sum). On the orbit "
              "phi_i alternates in sign, so compose the map with the symmetry phi -> -phi, which fixes the orbit "
@@ -545,7 +575,7 @@ def _normal_form_forms():
     n = 2 at the orbit point, as functions of (c, r = alpha_2/alpha_1); coordinates
     (u_1, u_2, omega_1) with u_i = 2 phi_i, in which every derivative is rational in c and
     s = sqrt(c^2 - 1)."""
-    rr = sp.Symbol("r", positive=True)
+    rr = sp.Symbol("nu", positive=True)  # the weight ratio alpha_2 / alpha_1
     s_ = sp.Symbol("s", positive=True)
     u1, u2, w1 = sp.symbols("u_1 u_2 omega_1", real=True)
     cc = sp.sqrt(1 + s_**2)
@@ -609,32 +639,38 @@ def derive_orbit_nonlinear_stability() -> Derivation:
     ratios = (1.0, 1.5, 2.0, 4.0, 10.0, 100.0, 1000.0)
     # bracket between the 1:4 (c = sqrt 2) and 1:3 (c = 2) resonances of the one-step map,
     # where the formula does not apply
-    roots = [brentq(lambda cv, rv=rv: _nf_coefficient(cv, rv), 1.5, 1.95, xtol=1e-15, rtol=1e-15) for rv in ratios]
+    roots = [brentq(lambda cv, rv=rv: _nf_coefficient(cv, rv), 1.5, 1.95, xtol=1e-15, rtol=1e-15)
+             for rv in ratios]
     root = float(np.mean(roots))
     exact = sp.nsimplify(root, [sp.sqrt(3)], tolerance=1e-12)
     spread = max(abs(x - root) for x in roots)
-    table = sp.Matrix([[sp.Float(rv, 4), sp.Float(x, 17)] for rv, x in zip(ratios, roots)])
+    # roots to 10 significant digits: Brent's method and the eigenvectors leave ~1e-13 of noise that
+    # depends on the machine's linear-algebra kernels, far below the last digit shown
+    table = sp.Matrix([[sp.Float(rv, 4), sp.Float(x, 10)] for rv, x in zip(ratios, roots, strict=False)])
     samples = [(cv, _nf_coefficient(cv, 2.0)) for cv in (1.1, 1.3, 1.6, 1.7, 1.76, 1.8, 2.2, 3.0)]
     sign_table = sp.Matrix([[sp.Float(cv, 3), sp.Float(dv, 4)] for cv, dv in samples])
     steps = (
-        Step("Take n = 2 with alpha = (1, r) and the map G (one step followed by the symmetry phi -> -phi) in "
-             "coordinates (u_1, u_2, omega_1), u_i = 2phi_i. Its Jacobian at the orbit point, with s = sqrt(c^2 - 1):",
-             "A", J),
-        Step("A has the real multiplier (2 - c^2)/c^2 and the neutral pair e^{+-i theta} of the cycle derivation. "
+        Step("Take n = 2 with alpha = (1, nu), nu = alpha_2/alpha_1 the weight ratio, and the map G (one step "
+             "followed by the symmetry phi -> -phi) in coordinates (u_1, u_2, omega_1), u_i = 2phi_i. Its Jacobian "
+             "at the orbit point, with s = sqrt(c^2 - 1) (the orbit's ESS):",
+             "J", J),
+        Step("J has the real multiplier (2 - c^2)/c^2 and the neutral pair e^{+-i theta} of the cycle derivation. "
              "Near a fixed point with multipliers on the unit circle, the amplitude z of the neutral mode obeys the "
-             "normal form z' = e^{i theta} z (1 + d |z|^2 / e^{i theta} + ...), so |z|^2 changes per step by "
-             "2 Re(d) |z|^4 (no linear part: the approach is algebraic, |z| ~ t^{-1/2}, when Re d < 0)."),
+             "normal form z' = e^{i theta} z (1 + d |z|^2) + O(|z|^4), so |z'|^2 = |z|^2 |1 + d |z|^2|^2 and "
+             "|z|^2 changes per step by 2 Re(d) |z|^4 + O(|z|^6) (no linear part: the approach is algebraic, "
+             "|z| ~ t^{-1/2}, when Re d < 0)."),
         Step("Re d is given by Kuznetsov's formula (Elements of Applied Bifurcation Theory, Neimark-Sacker "
              "coefficient) from the second and third derivatives B, C of G, derived here by SymPy:",
              r"\operatorname{Re} d",
              sp.Symbol(r"\tfrac12\operatorname{Re}\{e^{-i\theta}[\langle p,C(q,q,\bar q)\rangle"
-                       r"+2\langle p,B(q,(I-A)^{-1}B(q,\bar q))\rangle"
-                       r"+\langle p,B(\bar q,(e^{2i\theta}I-A)^{-1}B(q,q))\rangle]\}")),
-        Step("Evaluated numerically (q of unit length) for r = 2, Re d is negative up to a zero near c = 1.73 and "
+                       r"+2\langle p,B(q,(I-J)^{-1}B(q,\bar q))\rangle"
+                       r"+\langle p,B(\bar q,(e^{2i\theta}I-J)^{-1}B(q,q))\rangle]\}")),
+        Step("Evaluated numerically (q of unit length) for nu = 2, Re d is negative up to a zero near c = 1.73 and "
              "positive after it (the 1:3 resonance at c = 2 excluded):", r"(c,\ \operatorname{Re} d)", sign_table),
-        Step("The zero, found by Brent's method for seven weight ratios r, is the same for all of them:",
-             r"(r,\ c^*)", table),
-        Step(f"They agree to {spread:.1e}; SymPy identifies the common root as", "c^*", exact),
+        Step("The zero, found by Brent's method for seven weight ratios nu, is the same for all of them:",
+             r"(\nu,\ c^*)", table),
+        Step(f"They agree to better than {_decade_bound(max(spread, 1e-11))}; SymPy identifies the common root as",
+             "c^*", exact),
     )
     return Derivation(
         key="09_orbit_nonlinear_stability",
@@ -756,15 +792,18 @@ def derive_sgd_threshold() -> Derivation:
     steps = (
         Step("A step descends the batch mean: group i has weight alpha_i A_i with A_i = M_i/(b p), "
              "M_i ~ Binomial(b, p), independent over groups and steps (example j contributes alpha_i m_ji/p). "
-             "Linearised at the minimum, the angle factor of the one-step map becomes", r"\partial\varphi_i'/\partial\varphi_i",
+             "Linearised at the minimum, the angle factor of the one-step map becomes",
+             r"\partial\varphi_i'/\partial\varphi_i",
              lin),
-        Step("and, as for GD, the norm shares are frozen to first order, so the split omega (hence k_i = elr alpha_i/omega_i) "
+        Step("and, as for GD, the norm shares are frozen to first order, so the split omega (hence k_i = elr "
+             "alpha_i/omega_i) "
              "is a fixed, free parameter of the linearisation. By the law of large numbers, "
              "(1/T) log|phi_i(T)/phi_i(0)| tends almost surely to", "h(k_i)", hsym),
         Step("h(0) = 0, and the slope of each term at k = 0 is", r"\left.\frac{d}{dk}\log|1-2kA|\right|_{k=0}",
              slope0),
         Step("so h'(0) = -2 E[A]; from the generating function (1 - p + pz)^b of the b masks,", r"\mathbb E[A]", EA),
-        Step("so h < 0 on an interval (0, k*(b, p)); the group is a.s. stable iff k_i < k*. With a free split, some omega "
+        Step("so h < 0 on an interval (0, k*(b, p)); the group is a.s. stable iff k_i < k*. With a free split, some "
+             "omega "
              "makes every group stable iff sum_i elr alpha_i < k*: the threshold factorises into an alpha part and a "
              "(b, p) part,", r"\tilde\eta^*_{\mathrm{SGD}}", r"\frac{k^*(b,p)}{A}"),
         Step("p = 1: A = 1 surely and h reduces to GD's", "h", h_p1),
@@ -786,13 +825,16 @@ def derive_sgd_threshold() -> Derivation:
     return Derivation(
         key="10_sgd_threshold",
         title="Convergence threshold of mini-batch SGD (almost-sure stability of the minimum)",
-        claim=("Under the mask noise model, the minimum is almost surely linearly stable (with the norm split free) iff "
+        claim=("Under the mask noise model, the minimum is almost surely linearly stable (with the norm split free) "
+               "iff "
                "elr < k*(b, p) / sum(alpha), where k*(b, p) is the first positive root of "
                "h(k) = E log|1 - 2kM/(bp)|, M ~ Binomial(b, p). It reduces to GD's 1/sum(alpha) for p = 1 and as "
                "b -> oo; for b = 1 it is p/sum(alpha); for large b it is (1 + (1-p)/(bp) + ...)/sum(alpha), i.e. above "
                "the GD threshold: noise can raise it."),
-        assumptions=("online mini-batches: fresh examples every step", "masks independent across examples and groups",
-                     "linear stability of the minimum, almost-sure sense (top Lyapunov exponent of the random product)"),
+        assumptions=("online mini-batches: fresh examples every step",
+                     "masks independent across examples and groups",
+                     "linear stability of the minimum, almost-sure sense "
+                     "(top Lyapunov exponent of the random product)"),
         steps=steps,
         results={"h": hsym, "k_b1": k_b1, "k_p1": k_p1, "k_large": k_large, "EA": EA},
     )
@@ -803,7 +845,7 @@ def sgd_threshold_elr(alphas, batch_size, mask_prob) -> float:
 
     ``batch_size=None`` or ``mask_prob=1`` give the GD threshold exactly.
     """
-    from ._validate import as_batch_size, as_mask_prob
+    from .._validate import as_batch_size, as_mask_prob
 
     alphas = as_alphas(alphas)
     b = as_batch_size(batch_size)
@@ -813,8 +855,272 @@ def sgd_threshold_elr(alphas, batch_size, mask_prob) -> float:
     return sgd_stability_edge(b, p) / float(alphas.sum())
 
 
+# ============================================================ conventional training (weight decay)
+lr = sp.Symbol("eta", positive=True)  # the learning rate of conventional training
+wdc = sp.Symbol("lambda", positive=True)  # the weight decay
+dec = sp.Symbol("d", positive=True)  # the decay factor 1 - eta * lambda
+kg = sp.Symbol("k_i", positive=True)  # a group's ELR of the direction map times its weight
+essg = sp.Symbol(r"\mathrm{ESS}_i", positive=True)
+tsteps = sp.Symbol("T", positive=True, integer=True)
+
+
+# ------------------------------------------------------------------ derivation 11
+@functools.lru_cache(maxsize=None)
+def derive_conventional_reduction() -> Derivation:
+    r"""Conventional training: the direction dynamics, its ELR, and which combination of (eta, lambda)
+    matters."""
+    fx, fy = _group_grad()
+    polar = {x: r * sp.sin(phi), y: r * sp.cos(phi)}
+    k_dir = lr * alpha / (dec * r**2)  # group ELR of the direction map, eta / (d r^2), times alpha
+    xn = (dec * x - lr * fx).subs(polar)
+    yn = (dec * y - lr * fy).subs(polar)
+    one = derive_one_step_map().results
+    xn_closed = dec * (r * sp.sin(phi) * one["x_factor"]).subs(k, k_dir)
+    yn_closed = dec * (r * sp.cos(phi) * one["y_factor"]).subs(k, k_dir)
+    growth = sp.simplify((xn_closed**2 + yn_closed**2) / r**2)
+    growth_target = dec**2 * one["growth"].subs(k, k_dir)
+    elr_i = lr / (dec * r**2)
+    elr_next = lr / (dec * r**2 * growth_target)
+    ess = one["ess"].subs(k, k_dir)
+    steps = (
+        Step("One step of conventional training (learning rate eta, weight decay lambda, no projection) on "
+             "group i: theta_i' = d theta_i - eta grad_i F with d = 1 - eta lambda. F is a sum of group terms, so "
+             "grad_i F depends on theta_i alone: the groups evolve independently."),
+        _identity("In polar form the step is d times the step of the sphere map with k_i = eta alpha_i/(d r_i^2) "
+                  "(x-component):", xn, xn_closed),
+        _identity("(y-component):", yn, yn_closed),
+        Step("So the direction of group i follows the one-step map of derivation 02, phi_i' = phi_i - "
+             "arctan(k_i sin 2phi_i), with the group ELR of the direction map", r"\tilde\eta_i", elr_i),
+        _identity("and its squared norm is multiplied by d^2 (1 + (k_i sin 2phi_i)^2):", growth, growth_target),
+        _identity("Hence the group ELR (and k_i) obeys eta_i' = eta_i / (d^2 (1 + ESS_i^2)), ESS_i = k_i |sin 2phi_i|:",
+                  elr_next, elr_i / (dec**2 * (1 + ess**2))),
+        Step("In the coordinates (phi_i, k_i) each group's map is phi' = phi - arctan(k sin 2phi), "
+             "k' = k / (d^2 (1 + k^2 sin^2 2phi)): the learning rate and the weight decay enter only through "
+             "d = 1 - eta lambda, i.e. through the product eta lambda, and alpha_i not at all (it only weighs the "
+             "loss). The initial norm enters only through the initial k_i = eta alpha_i / (d r_i(0)^2), a transient."),
+        Step("The total ELR of the direction map (the ELR the sphere map would need to take the same step) is "
+             "eta/(d |theta|^2), the harmonic sum of the group ELRs:", r"\tilde\eta",
+             sp.Symbol(r"\left(\sum_i 1/\tilde\eta_i\right)^{-1}")),
+    )
+    return Derivation(
+        key="11_conventional_reduction",
+        title="Conventional training: reduction to the direction map",
+        claim=("With learning rate eta and weight decay lambda and no projection, every group evolves on its own: "
+               "its direction follows the sphere's one-step map with group ELR eta_i = eta/((1 - eta lambda) r_i^2), "
+               "and that ELR obeys eta_i' = eta_i / ((1 - eta lambda)^2 (1 + ESS_i^2)). Only the product eta lambda "
+               "matters; the initial norm only sets the initial ELRs, and alpha_i drops out of each group's "
+               "(phi_i, k_i) dynamics."),
+        assumptions=("0 < eta lambda < 1 (the decay factor is positive)", "alpha_i > 0, r_i > 0"),
+        steps=steps,
+        results={"k_dir": k_dir, "elr_next": elr_i / (dec**2 * (1 + essg**2)), "growth": growth_target},
+    )
+
+
+# ------------------------------------------------------------------ derivation 12
+@functools.lru_cache(maxsize=None)
+def derive_conventional_ess_law() -> Derivation:
+    r"""The law that holds in every regime: the time mean of log(1 + ESS_i^2)."""
+    log_step = sp.expand_log(sp.log(kg / (dec**2 * (1 + essg**2))), force=True) - sp.log(kg)
+    law = -2 * sp.log(dec)
+    if not _is_zero(log_step - (law - sp.log(1 + essg**2))):
+        raise AssertionError("the log-ELR step of conventional training")
+    lk0, lkT = sp.symbols(r"\log{k_i(0)} \log{k_i(T)}", real=True)
+    mean_exact = law - (lkT - lk0) / tsteps
+    small = sp.series(law.subs(dec, 1 - lr * wdc), lr, 0, 3).removeO()
+    steps = (
+        _identity("From the reduction (derivation 11), one step changes log k_i by -2 log d - log(1 + ESS_i^2):",
+                  log_step, law - sp.log(1 + essg**2), show=(r"\log k_i' - \log k_i", log_step)),
+        Step("a per-step identity that holds for any gradient (GD, or the masked batch gradient of SGD, with "
+             "ESS_i the step actually taken). Summed over T steps it telescopes:",
+             r"\frac{1}{T}\sum_{t<T}\log(1+\mathrm{ESS}_i(t)^2)", mean_exact),
+        Step("When the norms stay bounded (a stationary run: converged, periodic, or chaotic) the boundary term "
+             "is O(1/T), so every group's time mean tends to the same value", r"\langle\log(1+\mathrm{ESS}_i^2)\rangle",
+             law),
+        Step("For small eta lambda it is", r"-2\log(1-\eta\lambda)", small),
+        Step("It is the counterpart of the sphere's equal mean log-ESS across groups: with weight decay the common "
+             "value is fixed by eta lambda. A run cannot stay at the minimum (ESS = 0) for ever: there log k_i "
+             "grows by -2 log(1 - eta lambda) per step until the minimum destabilises (derivation 14)."),
+    )
+    return Derivation(
+        key="12_conventional_ess_law",
+        title="Conventional training: the mean log-ESS law (every regime, chaos included)",
+        claim=("For every group and any gradient noise, (1/T) sum_t log(1 + ESS_i(t)^2) = -2 log(1 - eta lambda) "
+               "- (log k_i(T) - log k_i(0))/T exactly, so in any run whose norms stay bounded the time mean of "
+               "log(1 + ESS_i^2) equals -2 log(1 - eta lambda) up to O(1/T)."),
+        assumptions=("conventional training with 0 < eta lambda < 1", "GD or mini-batch SGD"),
+        steps=steps,
+        results={"law": law.subs(dec, 1 - lr * wdc), "mean_exact": mean_exact},
+    )
+
+
+# ------------------------------------------------------------------ derivation 13
+@functools.lru_cache(maxsize=None)
+def _conventional_orbit_jacobian():
+    """Jacobian of one group's sign-adjusted map in (u = 2 phi, w = log k) at the orbit, with
+    s = sqrt(c^2 - 1), and its 2nd/3rd derivative tensors (lambdified)."""
+    u_, w_ = sp.symbols("u w", real=True)
+    s_ = sp.Symbol("s", positive=True)
+    cc = sp.sqrt(1 + s_**2)
+    kk = sp.exp(w_)
+    # d = 1/c on the orbit: w' = w - 2 log d - log(1 + k^2 sin^2 u) = w + 2 log c - ...
+    G = [-(u_ - 2 * sp.atan(kk * sp.sin(u_))), w_ + 2 * sp.log(cc) - sp.log(1 + kk**2 * sp.sin(u_) ** 2)]
+    V = [u_, w_]
+    u0 = sp.Symbol("u0")
+
+    def at(e):
+        e = e.subs({w_: sp.log(cc), u_: u0})
+        return sp.simplify(e.subs({sp.sin(u0): s_ / cc, sp.cos(u0): 1 / cc}))
+
+    J = sp.Matrix(2, 2, lambda i, j: at(sp.diff(G[i], V[j])))
+    B = [[[at(sp.diff(G[i], V[a], V[b])) for b in range(2)] for a in range(2)] for i in range(2)]
+    C = [[[[at(sp.diff(G[i], V[a], V[b], V[q])) for q in range(2)] for b in range(2)] for a in range(2)]
+         for i in range(2)]
+    return J, s_, sp.lambdify(s_, J, "numpy"), sp.lambdify(s_, B, "numpy"), sp.lambdify(s_, C, "numpy")
+
+
+def _kuznetsov_coefficient(Am, Bt, Ct) -> float:
+    """Kuznetsov's first normal-form coefficient Re(e^{-i theta} c_1) of the neutral pair of a map
+    with Jacobian ``Am`` and derivative tensors ``Bt``, ``Ct`` (unit eigenvector)."""
+    ev, vec = np.linalg.eig(Am)
+    i = int(np.argmax(ev.imag))
+    lam_ = ev[i]
+    q = vec[:, i] / np.linalg.norm(vec[:, i])
+    evT, vecT = np.linalg.eig(Am.T)
+    p = vecT[:, int(np.argmin(np.abs(evT - np.conj(lam_))))]
+    p = p / np.conj(np.vdot(p, q))
+
+    def Bf(x_, y_):
+        return np.einsum("ijk,j,k->i", Bt, x_, y_)
+
+    eye = np.eye(Am.shape[0])
+    h11 = np.linalg.solve(eye - Am, Bf(q, np.conj(q)))
+    h20 = np.linalg.solve(lam_**2 * eye - Am, Bf(q, q))
+    c1 = 0.5 * (np.vdot(p, np.einsum("ijkl,j,k,l->i", Ct, q, q, np.conj(q))) + 2 * np.vdot(p, Bf(q, h11))
+                + np.vdot(p, Bf(np.conj(q), h20)))
+    return float((np.conj(lam_) * c1).real)
+
+
+def conventional_orbit_stability_coefficient(c_value: float) -> float:
+    r"""First normal-form coefficient of the conventional-training orbit's neutral pair at
+    :math:`c = 1/(1-\eta\lambda)` (one group; groups are independent). It vanishes for every c."""
+    cv = float(c_value)
+    if not cv > 1:
+        raise ValueError(f"c must exceed 1, got {c_value!r}")
+    _, _, fJ, fB, fC = _conventional_orbit_jacobian()
+    sv = np.sqrt(cv * cv - 1.0)
+    return _kuznetsov_coefficient(np.array(fJ(sv), float), np.array(fB(sv), float), np.array(fC(sv), float))
+
+
+@functools.lru_cache(maxsize=None)
+def derive_conventional_equilibrium() -> Derivation:
+    r"""The equilibrium orbit of conventional training and its stability as a fixed point of the
+    joint (direction, norm) map."""
+    # period-2 flip orbit of one group: cos 2 phi = 1/k (derivation 05) and k' = k:
+    # d^2 (1 + ESS^2) = 1 with ESS^2 = k^2 - 1
+    ess2 = derive_equilibrium().results["ess"].subs(c, kg) ** 2
+    k_star = [s_ for s_ in sp.solve(sp.Eq(dec**2 * (1 + ess2), 1), kg) if s_.is_positive][0]
+    c_star = k_star.subs(dec, 1 - lr * wdc)
+    eq = derive_equilibrium().results
+    loss = sp.simplify(eq["loss"].subs(c, c_star))
+    group_elr = sp.simplify(k_star.subs(dec, 1 - lr * wdc) / sp.Symbol("alpha_i", positive=True))
+    J, s_, _, _, _ = _conventional_orbit_jacobian()
+    flip_check = (dec**2 * (1 + ess2)).subs(kg, k_star) - 1
+    detJ = sp.simplify(J.det())
+    trJ = sp.simplify(J.trace())
+    cs_ = (1.05, 1.3, 1.6, 1.8, 2.5, 5.0)
+    coefs = [abs(conventional_orbit_stability_coefficient(cv)) for cv in cs_]
+    worst = max(coefs)
+    steps = (
+        Step("A group flips between +-phi* with cos 2phi* = 1/k (derivation 05) and keeps its ELR iff "
+             "d^2 (1 + ESS^2) = 1 (derivation 11), with ESS^2 = k^2 - 1 on the flip orbit. So", r"k^*", k_star),
+        _identity("Check: at k* the ELR is unchanged,", flip_check, sp.Integer(0),
+                  show=(r"d^2(1+\mathrm{ESS}^2) - 1", 0)),
+        Step("for every group, whatever alpha_i: the orbit's c = elr A (every group has k_i = c, as on the sphere) is",
+             "c", c_star),
+        Step("It exists for every 0 < eta lambda < 1 (c > 1 always: with weight decay the minimum is never a "
+             "fixed point). Loss on the orbit, (A/2)(1 - 1/c):", "F^*", loss),
+        Step("Group ELRs of the direction map:", r"\tilde\eta_i^*", group_elr),
+        Step("Linearise one group's map (sign-adjusted, u = 2phi, w = log k) at the orbit point, s = sqrt(c^2 - 1) "
+             "(groups are independent, so the joint Jacobian is block diagonal with one such block per group):",
+             "J", J),
+        Step("a rotation: determinant and trace", r"(\det J,\ \mathrm{tr}\,J)", sp.Tuple(detJ, trJ)),
+        _identity("Its determinant is exactly 1:", detJ, sp.Integer(1), show=(r"\det J", 1)),
+        Step("so both multipliers have modulus exactly 1 (cos theta = 2/c^2 - 1, as for the sphere's neutral pair) "
+             "and, unlike the sphere's orbit, there is no contracting common-swing mode: every direction is "
+             "neutral. The first normal-form coefficient (Kuznetsov's formula, derivation 09) then decides; "
+             f"evaluated at c = {', '.join(f'{cv:g}' for cv in cs_)} it vanishes to rounding (all below "
+             f"{_decade_bound(max(worst, 1e-14))}): the cubic order does not decide either."),
+        Step("Compared with training on the sphere (threshold c = 1, orbit attracting for 1 < c < sqrt 3): with "
+             "weight decay there is no threshold (c > 1 for every eta lambda) and no range in which the orbit "
+             "attracts at cubic order; runs circulate around it (quasi-periodic motion, periodic bursts at small "
+             "eta lambda, chaos) instead of settling on it. The sphere's orbit attracted through the coupling of "
+             "the groups by the global projection, which conventional training does not have."),
+    )
+    return Derivation(
+        key="13_conventional_equilibrium",
+        title="Conventional training: the equilibrium orbit and why runs do not settle on it",
+        claim=("With weight decay every group has a period-2 orbit with k_i = 1/(1 - eta lambda), i.e. "
+               "c = 1/(1 - eta lambda), loss (A/2) eta lambda and group ELRs 1/(alpha_i (1 - eta lambda)); it exists "
+               "for every 0 < eta lambda < 1. Linearised with the norm as a variable, each group's block is a "
+               "rotation (both multipliers of modulus 1) and the first normal-form coefficient vanishes: the orbit "
+               "is neutral, not attracting, at every eta lambda."),
+        assumptions=("0 < eta lambda < 1", "each group on its own (groups are independent)",
+                     "normal-form coefficient evaluated numerically (float64)"),
+        steps=steps,
+        results={"k_star": k_star, "c": c_star, "loss": loss, "group_elr": group_elr, "det": detJ, "trace": trJ},
+    )
+
+
+# ------------------------------------------------------------------ derivation 14
+@functools.lru_cache(maxsize=None)
+def derive_conventional_periodic() -> Derivation:
+    r"""Small weight decay: quiet phases at the minimum and bursts, their length and scaling."""
+    ka, kb, kap = sp.symbols("k_a k_b kappa", positive=True)
+    gamma = -2 * sp.log(dec)
+    t_ = sp.Symbol("t", nonnegative=True)
+    k_t = ka * sp.exp(gamma * t_)
+    integrand = sp.log(1 - 2 * kap) / kap
+    antider = -sp.polylog(2, 2 * kap)
+    total = sp.re(antider.subs(kap, kb) - antider.subs(kap, ka))
+    quiet = sp.log(kb / ka) / gamma
+    small = sp.series(quiet.subs(dec, 1 - lr * wdc), lr, 0, 1).removeO()
+    steps = (
+        Step("Near the minimum (phi_i -> 0, ESS_i -> 0) the ELR recursion of derivation 11 becomes k_i' = k_i / d^2, "
+             "so a group that starts a quiet phase at k_a has", "k_i(t)", k_t),
+        _identity("and its angle is multiplied by 1 - 2k_i(t) per step (derivation 04). It shrinks while k_i < 1 and "
+                  "grows once k_i > 1; the burst comes when log|phi| has climbed back to where it started, at k_b "
+                  "with sum_t log|1 - 2 k_i(t)| = 0. With dk = gamma k dt, gamma = -2 log d, the sum is "
+                  "(1/gamma) times the integral of log|1 - 2 kappa|/kappa from k_a to k_b; its antiderivative is "
+                  "minus the dilogarithm (differentiate to check):",
+                  sp.expand_func(sp.diff(antider, kap)), integrand,
+                  show=(r"\int \frac{\log(1-2\kappa)}{\kappa}d\kappa", antider)),
+        Step("(its real part gives log|1 - 2kappa| on both sides of kappa = 1/2). So k_b solves", "0", total),
+        Step("an equation in k_a and k_b alone: where a burst starts depends on the ELR left by the previous burst, "
+             "not on eta lambda. The quiet phase lasts", r"T_{\mathrm{quiet}}", quiet),
+        Step("which for small eta lambda is", r"T_{\mathrm{quiet}}", small),
+        Step("so the period grows like 1/(eta lambda) as eta lambda -> 0 while a burst takes a number of steps that "
+             "does not grow: the share of time spent converged tends to 1. Averaged over a cycle, the bursts carry "
+             "all of the mean log-ESS of derivation 12: the sum of log(1 + ESS^2) over a burst is about "
+             "log(k_b/k_a) = gamma T_quiet."),
+    )
+    return Derivation(
+        key="14_conventional_periodic",
+        title="Conventional training with small weight decay: periodic convergence and bursts",
+        claim=("While a run sits at the minimum its group ELRs grow like (1 - eta lambda)^(-2t), so the minimum "
+               "destabilises; the burst starts at the k_b that solves Re[Li_2(2 k_a) - Li_2(2 k_b)] = 0 for the k_a "
+               "the previous burst left (independent of eta lambda), after a quiet phase of "
+               "log(k_b/k_a)/(-2 log(1 - eta lambda)) ~ log(k_b/k_a)/(2 eta lambda) steps. The period grows like "
+               "1/(eta lambda) and the share of time converged tends to 1 as eta lambda -> 0."),
+        assumptions=("conventional training, small eta lambda", "one group (groups are independent)",
+                     "the angle linearised at the minimum during the quiet phase; the burst itself is nonlinear and "
+                     "k_a is measured, not derived"),
+        steps=steps,
+        results={"total": total, "quiet": quiet, "antiderivative": antider},
+    )
+
+
 def derivations() -> list[Derivation]:
-    """Every derivation, in the order of THEORY.md section 4."""
+    """Every derivation, in the order of ``docs/theory.md``."""
     return [
         derive_scale_invariance(),
         derive_one_step_map(),
@@ -826,6 +1132,10 @@ def derivations() -> list[Derivation]:
         derive_cycle_linearisation(),
         derive_orbit_nonlinear_stability(),
         derive_sgd_threshold(),
+        derive_conventional_reduction(),
+        derive_conventional_ess_law(),
+        derive_conventional_equilibrium(),
+        derive_conventional_periodic(),
     ]
 
 
@@ -857,6 +1167,13 @@ def _numeric(name: str):
         return sp.lambdify(c, derive_cycle_linearisation().results["common"], "numpy")
     if name == "mu_pair":
         return sp.lambdify(c, sp.Tuple(*derive_cycle_linearisation().results["pair"]), "numpy")
+    if name in ("phi_new", "growth"):
+        return sp.lambdify((k, phi), derive_one_step_map().results[name], "numpy")
+    if name == "elr_next":
+        return sp.lambdify((_ELR_I, _ESS_TOTAL, _ESS_GROUP), derive_group_elr_dynamics().results["elr_next"], "numpy")
+    if name == "k_large":
+        bb, pp = sp.symbols("b p", positive=True)
+        return sp.lambdify((bb, pp), derive_sgd_threshold().results["k_large"], "numpy")
     raise KeyError(name)
 
 
@@ -948,7 +1265,8 @@ def equilibrium_point(alphas, elr) -> np.ndarray:
         raise ValueError(f"elr must be a scalar, got shape {np.shape(elr)}")
     e = float(as_elrs(elr, "elr")[0])
     if not e * alphas.sum() > 1:
-        raise ValueError(f"elr must exceed threshold_elr(alphas) = {threshold_elr(alphas)!r} for the orbit to exist, got {elr!r}")
+        raise ValueError(f"elr must exceed threshold_elr(alphas) = {threshold_elr(alphas)!r} for the orbit to exist, "
+                         f"got {elr!r}")
     amp = equilibrium_amplitude(alphas, e)
     share = _numeric("share")(alphas.sum(), alphas)
     out = np.empty(2 * alphas.size)
@@ -987,7 +1305,8 @@ def cycle_multipliers(alphas, elr) -> np.ndarray:
     e = as_elrs(elr, "elr")[0]
     cc = e * alphas.sum()
     if not cc > 1:
-        raise ValueError(f"elr must exceed threshold_elr(alphas) = {threshold_elr(alphas)!r} for the orbit to exist, got {elr!r}")
+        raise ValueError(f"elr must exceed threshold_elr(alphas) = {threshold_elr(alphas)!r} for the orbit to exist, "
+                         f"got {elr!r}")
     mu0 = complex(_numeric("mu0")(cc))
     mp, mm = (complex(v) for v in _numeric("mu_pair")(cc))
     out = [mu0] + [mp, mm] * (alphas.size - 1)
@@ -1010,18 +1329,116 @@ def orbit_stability_coefficient(alphas, elr) -> float:
     return _nf_coefficient(cv, alphas[1] / alphas[0])
 
 
+def one_step_map(k_i, phi_i):
+    r"""The derived one-step map of a group in angle coordinates: ``(phi_i', growth_i)`` with
+    :math:`\varphi_i' = \varphi_i - \arctan(k_i\sin 2\varphi_i)` and the squared-norm growth
+    factor :math:`1 + (k_i\sin 2\varphi_i)^2`, for :math:`k_i = \tilde\eta_i\alpha_i` (arrays broadcast)."""
+    return _numeric("phi_new")(k_i, phi_i), _numeric("growth")(k_i, phi_i)
+
+
+def group_elr_next(group_elr, total_ess, group_ess):
+    r"""The derived group-ELR recursion :math:`\tilde\eta_i' = \tilde\eta_i(1 + (\tilde g\tilde\eta)^2)
+    /(1 + (\tilde g_i\tilde\eta_i)^2)` (arrays broadcast)."""
+    return _numeric("elr_next")(group_elr, total_ess, group_ess)
+
+
+def sgd_stability_edge_large_batch(batch_size, mask_prob):
+    r"""The large-batch expansion of the SGD edge, :math:`k^* \approx 1 + (1-p)/(bp)` (derived in
+    ``derive_sgd_threshold``); arrays broadcast."""
+    return _numeric("k_large")(np.asarray(batch_size, dtype=float), np.asarray(mask_prob, dtype=float))
+
+
+@functools.lru_cache(maxsize=None)
+def resonance_c(q: int) -> float:
+    r"""The c > 1 at which the neutral pair of the orbit's one-step map is a 1:q resonance,
+    :math:`e^{i\vartheta}` with :math:`\vartheta = 2\pi/q`, from the derived trace
+    :math:`\cos\vartheta = \mathrm{tr}\,M/2 = 2/c^2 - 1` (q = 3: c = 2; q = 4: c = sqrt 2)."""
+    q = int(q)
+    if q < 3:
+        raise ValueError(f"q must be >= 3 (strong resonances are q = 3, 4), got {q}")
+    half_trace = derive_cycle_linearisation().results["trace"] / 2
+    roots = [r_ for r_ in sp.solve(sp.Eq(half_trace, sp.cos(2 * sp.pi / q)), c) if r_.is_real and r_ > 1]
+    return float(roots[0])
+
+
 def orbit_instability_c() -> float:
     r"""The c = elr * sum(alpha) above which the equilibrium orbit is nonlinearly unstable (n = 2):
     the root of :func:`orbit_stability_coefficient`, identified as :math:`\sqrt 3`."""
     return float(derive_orbit_nonlinear_stability().results["root"])
 
 
-def main(argv=None) -> int:
-    """``python -m toymodel.theory --write DIR``."""
-    from ._render import main as render_main
+# ------------------------------------------------------------ conventional training (numeric)
+def _lr_wd(lr_value, weight_decay):
+    from .._validate import as_lr_wd
 
-    return render_main(argv)
+    return as_lr_wd(lr_value, weight_decay)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+def conventional_equilibrium_c(lr_value, weight_decay):
+    r"""The c of the conventional-training orbit, :math:`1/(1-\eta\lambda)` (derived in
+    ``derive_conventional_equilibrium``); ``lr_value`` scalar or array."""
+    lrs, wd = _lr_wd(lr_value, weight_decay)
+    f = sp.lambdify((lr, wdc), derive_conventional_equilibrium().results["c"], "numpy")
+    out = np.asarray(f(lrs, wd), dtype=float)
+    return float(out[0]) if np.ndim(lr_value) == 0 else out
+
+
+def conventional_equilibrium_loss(alphas, lr_value, weight_decay):
+    r"""Loss on the conventional-training orbit, :math:`\tfrac{A}{2}\eta\lambda` (derived)."""
+    a = as_alphas(alphas)
+    lrs, wd = _lr_wd(lr_value, weight_decay)
+    f = sp.lambdify((A, lr, wdc), derive_conventional_equilibrium().results["loss"], "numpy")
+    out = np.asarray(f(a.sum(), lrs, wd), dtype=float) * np.ones_like(lrs)
+    return float(out[0]) if np.ndim(lr_value) == 0 else out
+
+
+def conventional_equilibrium_group_elrs(alphas, lr_value, weight_decay) -> np.ndarray:
+    r"""Group ELRs of the direction map on the orbit, :math:`1/(\alpha_i(1-\eta\lambda))`, (n,) or (K, n)."""
+    a = as_alphas(alphas)
+    lrs, wd = _lr_wd(lr_value, weight_decay)
+    f = sp.lambdify((lr, wdc, sp.Symbol("alpha_i", positive=True)),
+                    derive_conventional_equilibrium().results["group_elr"], "numpy")
+    out = np.asarray(f(lrs[:, None], wd, a[None, :]), dtype=float)
+    return out[0] if np.ndim(lr_value) == 0 else out
+
+
+def conventional_ess_law(lr_value, weight_decay):
+    r"""The value of the time mean of :math:`\log(1+\mathrm{ESS}_i^2)` in every stationary run,
+    :math:`-2\log(1-\eta\lambda)` (derivation 12); scalar or array."""
+    lrs, wd = _lr_wd(lr_value, weight_decay)
+    f = sp.lambdify((lr, wdc), derive_conventional_ess_law().results["law"], "numpy")
+    out = np.asarray(f(lrs, wd), dtype=float) * np.ones_like(lrs)
+    return float(out[0]) if np.ndim(lr_value) == 0 else out
+
+
+def conventional_burst_k(k_after: float) -> float:
+    r"""Where a quiet phase that started at :math:`k_a` ends: the :math:`k_b > 1` with
+    :math:`\mathrm{Re}[\mathrm{Li}_2(2k_a) - \mathrm{Li}_2(2k_b)] = 0` (derivation 14)."""
+    import mpmath
+    from scipy.optimize import brentq
+
+    ka = float(k_after)
+    if not 0 < ka < 1:
+        raise ValueError(f"k_after must be in (0, 1), got {k_after!r}")
+    expr = derive_conventional_periodic().results["total"]
+    kas, kbs = sp.Symbol("k_a", positive=True), sp.Symbol("k_b", positive=True)
+    f = sp.lambdify((kas, kbs), expr, "mpmath")
+
+    def g(kb):
+        return float(mpmath.re(f(ka, kb)))
+
+    hi = 2.0
+    while g(hi) < 0:
+        hi *= 2
+    return float(brentq(g, 1.0, hi, xtol=1e-14, rtol=1e-14))
+
+
+def conventional_quiet_steps(lr_value, weight_decay, k_after: float, k_burst: float | None = None):
+    r"""Length of a quiet phase, :math:`\log(k_b/k_a)/(-2\log(1-\eta\lambda))` (derivation 14), with
+    :math:`k_b` from :func:`conventional_burst_k` unless given."""
+    lrs, wd = _lr_wd(lr_value, weight_decay)
+    kb = conventional_burst_k(k_after) if k_burst is None else float(k_burst)
+    kas, kbs = sp.Symbol("k_a", positive=True), sp.Symbol("k_b", positive=True)
+    f = sp.lambdify((kas, kbs, dec), derive_conventional_periodic().results["quiet"], "numpy")
+    out = np.asarray(f(float(k_after), kb, 1 - lrs * wd), dtype=float)
+    return float(out[0]) if np.ndim(lr_value) == 0 else out

@@ -1,0 +1,144 @@
+"""The package's layout: no import circles (function-level imports included), no module taking
+another module's private name, and plotting kept a leaf."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "toymodel"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PKG.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+MODULES = {_module_name(p): p for p in sorted(PKG.rglob("*.py"))}
+
+
+def _resolve(mod: str, node: ast.ImportFrom) -> str:
+    """Absolute module of a ``from X import ...`` inside ``mod``."""
+    if node.level == 0:
+        return node.module or ""
+    is_pkg = MODULES[mod].name == "__init__.py"
+    base = mod.split(".") if is_pkg else mod.split(".")[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _imports(mod: str):
+    """(imported toymodel module, name taken from it or None, line) for every import in ``mod``,
+    including those inside functions."""
+    tree = ast.parse(MODULES[mod].read_text())
+    out = []
+    aliases = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith("toymodel"):
+                    out.append((a.name, None, node.lineno))
+                    aliases[a.asname or a.name] = a.name
+        elif isinstance(node, ast.ImportFrom):
+            target = _resolve(mod, node)
+            if not target.startswith("toymodel"):
+                continue
+            for a in node.names:
+                sub = f"{target}.{a.name}"
+                if sub in MODULES:  # "from . import regimes" imports a module
+                    out.append((sub, None, node.lineno))
+                    aliases[a.asname or a.name] = sub
+                else:
+                    out.append((target, a.name, node.lineno))
+    for node in ast.walk(tree):  # module._private attribute access
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+            if node.attr.startswith("_") and not node.attr.startswith("__"):
+                out.append((aliases[node.value.id], node.attr, node.lineno))
+    return out
+
+
+def _graph():
+    g = {m: set() for m in MODULES}
+    for m in MODULES:
+        for target, _, _ in _imports(m):
+            if target in MODULES and target != m:
+                g[m].add(target)
+    return g
+
+
+def test_the_module_graph_has_no_circle():
+    g = _graph()
+    state, stack, cycles = {}, [], []
+
+    def visit(m):
+        state[m] = 1
+        stack.append(m)
+        for t in sorted(g[m]):
+            if state.get(t) == 1:
+                cycles.append(stack[stack.index(t):] + [t])
+            elif t not in state:
+                visit(t)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(g):
+        if m not in state:
+            visit(m)
+    assert not cycles, "import circles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_no_module_takes_another_modules_private_name():
+    bad = []
+    for m in MODULES:
+        for target, name, line in _imports(m):
+            if name and name.startswith("_") and not name.startswith("__") and target != m:
+                # a package may use the private names of its own submodules' parent? no: none allowed
+                bad.append(f"{m}:{line} takes {target}.{name}")
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("leaf, forbidden", [
+    ("toymodel.plots", {"toymodel.simulate", "toymodel.sweep", "toymodel.dynamics", "toymodel._kernels",
+                        "toymodel.phase_diagram", "toymodel.figures", "toymodel.bridge"}),
+    ("toymodel.theory", {"toymodel.simulate", "toymodel.plots", "toymodel.derivation_checks",
+                         "toymodel._records", "toymodel._kernels"}),
+])
+def test_leaves_do_not_reach_up(leaf, forbidden):
+    reached, todo = set(), [leaf]
+    g = _graph()
+    while todo:
+        m = todo.pop()
+        for t in g[m]:
+            if t not in reached:
+                reached.add(t)
+                todo.append(t)
+    assert not (reached & forbidden), sorted(reached & forbidden)
+
+
+def test_only_plots_imports_matplotlib():
+    users = [m for m, p in MODULES.items() if "matplotlib" in p.read_text() and "import matplotlib" in p.read_text()
+             or "from matplotlib" in p.read_text()]
+    assert users == ["toymodel.plots"], users
+
+
+def test_the_checker_sees_a_circle_and_a_private_import(tmp_path, monkeypatch):
+    # the test must be able to fail: a synthetic circle and private import are found
+    g = {"a": {"b"}, "b": {"a"}}
+    state, found = {}, []
+
+    def visit(m, stack):
+        state[m] = 1
+        for t in g[m]:
+            if state.get(t) == 1:
+                found.append(t)
+            elif t not in state:
+                visit(t, stack + [m])
+        state[m] = 2
+
+    visit("a", [])
+    assert found == ["a"]
+    tree_mod = "toymodel.figures"
+    names = [n for _, n, _ in _imports(tree_mod) if n]
+    assert all(not n.startswith("_") for n in names)
