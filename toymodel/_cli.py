@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import re
 import signal
 import sys
@@ -146,6 +147,10 @@ def run_cli(main, argv=None, prog: str = "toymodel") -> int:
             msg = _with_flags(msg, ArgumentParser.last.flag_names())
         print(f"{prog}: error: {msg}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # stdout closed early (``| head``): nothing to report
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - let the interpreter's final flush succeed
+        return 0
     except OSError as exc:
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         print(f"{prog}: error: {where}{exc.strerror or exc}", file=sys.stderr)

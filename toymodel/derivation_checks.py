@@ -482,10 +482,7 @@ def render_derivation(d: T.Derivation, with_check: bool = True) -> str:
 
 
 def _fn_name(d: T.Derivation) -> str:
-    for name in T.__all__:
-        if name.startswith("derive_") and getattr(T, name)() is d:
-            return name
-    return "derivations"
+    return dict(T.DERIVATIONS)[d.key].__name__
 
 
 def _index(ds) -> str:
@@ -499,11 +496,8 @@ def _index(ds) -> str:
 def write_derivations(directory, keys=None, progress: bool = False) -> list[Path]:
     """Write one Markdown file per derivation (and ``README.md``) into ``directory``."""
     directory = check_writable_dir(directory, "write")
-    ds = T.derivations()
     written = []
-    for d in ds:
-        if keys is not None and d.key not in keys:
-            continue
+    for d in T.derivations(keys):
         if progress:
             print(f"  {d.key} ...", file=sys.stderr, flush=True)
         path = directory / f"{d.key}.md"
@@ -511,7 +505,7 @@ def write_derivations(directory, keys=None, progress: bool = False) -> list[Path
         written.append(path)
     if keys is None:
         path = directory / "README.md"
-        atomic_write_text(path, _index(ds))
+        atomic_write_text(path, _index(T.derivations()))
         written.append(path)
     return written
 
@@ -532,9 +526,11 @@ def quantities(alphas, elr) -> list[tuple[str, str]]:
                 ("orbit angular update", _g(T.equilibrium_angle(a, e), 10)),
                 ("orbit effective gradient norm", _g(T.equilibrium_eff_grad_norm(a, e), 10)),
                 ("orbit group ELRs elr A/alpha_i", ", ".join(_g(v, 8) for v in T.equilibrium_group_elrs(a, e))),
-                ("cycle multipliers (per period)", ", ".join(f"{v.real:.6g}{v.imag:+.6g}i" for v in mult)),
-                ("orbit nonlinearly stable (n = 2 theory: c < sqrt 3)",
-                 "yes" if cc < T.orbit_instability_c() else "no")]
+                ("cycle multipliers (per period)", ", ".join(f"{v.real:.6g}{v.imag:+.6g}i" for v in mult))]
+        if a.size == 2:
+            coef = T.orbit_stability_coefficient(a, e)
+            out.append(("normal-form coefficient Re d (n = 2)",
+                        f"{coef:.4g} ({'attracting' if coef < 0 else 'repelling'}; derivation 09)"))
     else:
         mult, neutral = T.minimum_multipliers(a, np.full(a.size, e * a.sum()) / a)
         out += [("regime by theory", "at or below the threshold: convergence"),
@@ -544,7 +540,7 @@ def quantities(alphas, elr) -> list[tuple[str, str]]:
 
 
 def _main(argv=None) -> int:
-    keys = [d.key for d in T.derivations()]
+    keys = [key for key, _ in T.DERIVATIONS]
     ap = ArgumentParser(prog="python -m toymodel.theory",
                         description="Print the derived quantities of the toy model at one (alphas, elr), or, with "
                                     "--write, render the SymPy derivations with numeric checks against the simulator "

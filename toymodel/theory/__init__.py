@@ -32,6 +32,7 @@ __all__ = [
     "Derivation",
     "Step",
     "derivations",
+    "DERIVATIONS",
     "derive_scale_invariance",
     "derive_one_step_map",
     "derive_group_elr_dynamics",
@@ -480,8 +481,9 @@ def _cycle_jacobian_charpoly(n: int):
 
 
 @functools.lru_cache(maxsize=None)
-def derive_cycle_linearisation() -> Derivation:
-    r"""Every multiplier of the equilibrium orbit, including the norm-split directions."""
+def _cycle_block():
+    """The per-group 2x2 block of the orbit's linearisation and its multipliers (the cheap part of
+    derivation 08, without the full-Jacobian cross-checks)."""
     phi_new = derive_one_step_map().results["phi_new"]
     S_ = (k * sp.sin(2 * phi)) ** 2  # squared group ESS
     ps = sp.acos(1 / k) / 2  # orbit angle for group ELR*alpha = k
@@ -507,6 +509,17 @@ def derive_cycle_linearisation() -> Derivation:
     theta_rot = sp.acos(trM / 2)
     mus_s = [sp.factor(sp.simplify(e**2)) for e in eig_s]
     mus = [m.subs(s_ess, sp.sqrt(c**2 - 1)) for m in mus_s]
+    return dict(a=a, b=b, p=p, q=q, M=M, lm=lm, common=common, detM=detM, trM=trM, s_ess=s_ess, to_s=to_s,
+                eig_s=eig_s, mu0=mu0, theta_rot=theta_rot, mus_s=mus_s, mus=mus)
+
+
+@functools.lru_cache(maxsize=None)
+def derive_cycle_linearisation() -> Derivation:
+    r"""Every multiplier of the equilibrium orbit, including the norm-split directions."""
+    blk = _cycle_block()
+    a, b, p, q, M, common = blk["a"], blk["b"], blk["p"], blk["q"], blk["M"], blk["common"]
+    detM, trM, to_s, eig_s = blk["detM"], blk["trM"], blk["to_s"], blk["eig_s"]
+    mu0, theta_rot, mus_s, mus = blk["mu0"], blk["theta_rot"], blk["mus_s"], blk["mus"]
     cp2, lm2 = _cycle_jacobian_charpoly(2)
     cp3, lm3 = _cycle_jacobian_charpoly(3)
     target = lambda n, lm_: (lm_ - common) * (lm_**2 - trM * lm_ + detM) ** (n - 1)  # noqa: E731
@@ -1119,24 +1132,36 @@ def derive_conventional_periodic() -> Derivation:
     )
 
 
-def derivations() -> list[Derivation]:
-    """Every derivation, in the order of ``docs/theory.md``."""
-    return [
-        derive_scale_invariance(),
-        derive_one_step_map(),
-        derive_group_elr_dynamics(),
-        derive_minimum_stability(),
-        derive_equilibrium(),
-        derive_random_guess(),
-        derive_equilibrium_limits(),
-        derive_cycle_linearisation(),
-        derive_orbit_nonlinear_stability(),
-        derive_sgd_threshold(),
-        derive_conventional_reduction(),
-        derive_conventional_ess_law(),
-        derive_conventional_equilibrium(),
-        derive_conventional_periodic(),
-    ]
+#: every derivation's key and function, in the order of ``docs/theory.md`` (the keys are known
+#: without running SymPy)
+DERIVATIONS = (
+    ("01_scale_invariance", derive_scale_invariance),
+    ("02_one_step_map", derive_one_step_map),
+    ("03_group_elr_dynamics", derive_group_elr_dynamics),
+    ("04_minimum_stability", derive_minimum_stability),
+    ("05_equilibrium", derive_equilibrium),
+    ("06_random_guess", derive_random_guess),
+    ("07_equilibrium_limits", derive_equilibrium_limits),
+    ("08_cycle_linearisation", derive_cycle_linearisation),
+    ("09_orbit_nonlinear_stability", derive_orbit_nonlinear_stability),
+    ("10_sgd_threshold", derive_sgd_threshold),
+    ("11_conventional_reduction", derive_conventional_reduction),
+    ("12_conventional_ess_law", derive_conventional_ess_law),
+    ("13_conventional_equilibrium", derive_conventional_equilibrium),
+    ("14_conventional_periodic", derive_conventional_periodic),
+)
+
+
+def derivations(keys=None) -> list[Derivation]:
+    """Every derivation (or those whose key is in ``keys``), in the order of ``docs/theory.md``."""
+    out = []
+    for key, fn in DERIVATIONS:
+        if keys is None or key in keys:
+            d = fn()
+            if d.key != key:  # pragma: no cover - a renamed derivation must be renamed here too
+                raise AssertionError(f"derivation {fn.__name__} has key {d.key!r}, listed as {key!r}")
+            out.append(d)
+    return out
 
 
 # ================================================================ numeric versions
@@ -1163,10 +1188,10 @@ def _numeric(name: str):
         return sp.lambdify(A, derive_random_guess().results["loss"], "numpy")
     if name == "rg_var_term":
         return float(derive_random_guess().results["var_term"])
-    if name == "mu0":
-        return sp.lambdify(c, derive_cycle_linearisation().results["common"], "numpy")
+    if name == "mu0":  # the cheap part of derivation 08 (its full-Jacobian cross-checks are not needed here)
+        return sp.lambdify(c, _cycle_block()["mu0"], "numpy")
     if name == "mu_pair":
-        return sp.lambdify(c, sp.Tuple(*derive_cycle_linearisation().results["pair"]), "numpy")
+        return sp.lambdify(c, sp.Tuple(*_cycle_block()["mus"]), "numpy")
     if name in ("phi_new", "growth"):
         return sp.lambdify((k, phi), derive_one_step_map().results[name], "numpy")
     if name == "elr_next":
@@ -1356,7 +1381,7 @@ def resonance_c(q: int) -> float:
     q = int(q)
     if q < 3:
         raise ValueError(f"q must be >= 3 (strong resonances are q = 3, 4), got {q}")
-    half_trace = derive_cycle_linearisation().results["trace"] / 2
+    half_trace = _cycle_block()["trM"] / 2
     roots = [r_ for r_ in sp.solve(sp.Eq(half_trace, sp.cos(2 * sp.pi / q)), c) if r_.is_real and r_ > 1]
     return float(roots[0])
 
