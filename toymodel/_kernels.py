@@ -179,7 +179,7 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, wd, st, ly, rc, cv, r
     X, Y, XE, AW, SINV, SR2, eta, nrm, g2, gb2, loss, ACC, FB = st
     VX, VY, VN, IN, VN2, LV, PA, LA = ly
     record_every, ltr, ctr, etr = rc
-    DEC, R2, R2G, LESS, COS, QN, QP, conv_tol = cv
+    DEC, R2, R2G, LESS, COS, QN, QP, PL, conv_tol = cv
     n = alphas.shape[0]
     # Recording happens in separate loops: stores into output arrays inside the hot loops
     # keep LLVM from vectorising them (measured: 4x slower).
@@ -231,7 +231,9 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, wd, st, ly, rc, cv, r
                     # ESS of the direction map: group ELR lr / (DEC r^2) times the group's gradient norm
                     kd = k / d
                     e2 = 4.0 * kd * kd * s2 * c2
-                    LESS[i, j] += math.log1p(e2)
+                    # sum of log(1 + ESS^2) as a running product, moved into LESS when it grows (a
+                    # log per group-step would cost more than the rest of the step; see _ess_product_check)
+                    PL[i, j] *= 1.0 + e2
                     # quiet phases of the group: entries into ESS^2 < QUIET_ESS2
                     qn = 1.0 if e2 < QUIET_ESS2 else 0.0
                     QN[i, j] += qn * (1.0 - QP[i, j])
@@ -327,6 +329,8 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, wd, st, ly, rc, cv, r
                 VN[j] += (xs if e == 0.0 else 0.0) * VX[i, j] + y * VY[i, j]
     if lyap and (r_t & 3) == 0:
         _angle_product_check(m, PA, LA)
+    if wd and collect and (r_t & 3) == 0:
+        _ess_product_check(m, PL, LESS)
 
 
 @njit(cache=True, inline="always")
@@ -390,6 +394,24 @@ def _angle_product_check(m, PA, LA):
 
 
 @njit(cache=True, inline="always")
+def _ess_product_check(m, PL, LESS):
+    """Move the running products of 1 + ESS_i^2 into their log sums once they exceed 1e100 (checked
+    every 4th step; one factor is at most 1 + ESS^2, so the product stays finite unless ESS > 1e50,
+    where the log sum is exact anyway as soon as it is moved)."""
+    n = PL.shape[0]
+    bad = 0
+    for i in range(n):
+        for j in range(m):
+            bad += PL[i, j] > _PA_HI
+    if bad > 0:
+        for i in range(n):
+            for j in range(m):
+                if PL[i, j] > _PA_HI:
+                    LESS[i, j] += math.log(PL[i, j])
+                    PL[i, j] = 1.0
+
+
+@njit(cache=True, inline="always")
 def _pending_tangent(X, Y, XE, m, VX, VY, VN, IN, VN2):
     """Apply the deferred projection to the stored du, leaving the tangent vector at the current
     point in ``VX, VY`` and its squared norm in ``VN2``."""
@@ -429,6 +451,7 @@ def _start_window(alphas, m, lyap, st, ly, cv):
     LESS = cv[3]
     QN = cv[5]
     QP = cv[6]
+    PL = cv[7]
     n = alphas.shape[0]
     _block_loss(alphas, X, Y, XE, m, loss)
     for j in range(m):
@@ -442,6 +465,7 @@ def _start_window(alphas, m, lyap, st, ly, cv):
             SR2[i, j] = 0.0
         for i in range(LESS.shape[0]):
             LESS[i, j] = 0.0
+            PL[i, j] = 1.0
             QN[i, j] = 0.0
             QP[i, j] = 0.0
     if lyap:
@@ -503,6 +527,7 @@ def _make_kernel(LYAP: bool, SGD: bool, WD: bool):
             R2 = np.empty(m)
             R2G = np.empty((nw, m))
             LESS = np.zeros((nw, m))
+            PL = np.ones((nw, m))
             COS = np.empty(m)
             QN = np.zeros((nw, m))
             QP = np.zeros((nw, m))  # whether the group's previous window step was quiet
@@ -519,7 +544,7 @@ def _make_kernel(LYAP: bool, SGD: bool, WD: bool):
             st = (X, Y, XE, AW, SINV, SR2, eta, nrm, g2, gb2, loss, ACC, FB)
             ly = (VX, VY, VN, IN, VN2, LV, PA, LA)
             rc = (record_every, loss_trace, cos_trace, elr_trace)
-            cv = (DEC, R2, R2G, LESS, COS, QN, QP, conv_tol)
+            cv = (DEC, R2, R2G, LESS, COS, QN, QP, PL, conv_tol)
             # one loop, one inlined copy of the step (compile time); the tangent vector warms up
             # during the burn-in and every accumulator restarts at t = burn_in
             for t in range(steps):
@@ -560,7 +585,7 @@ def _make_kernel(LYAP: bool, SGD: bool, WD: bool):
                     final_y[jj, i] = Y[i, j]
                     final_xe[jj, i] = XE[i, j]
                 for i in range(nw):
-                    mean_log1p_ess2[jj, i] = LESS[i, j] / T
+                    mean_log1p_ess2[jj, i] = (LESS[i, j] + math.log(PL[i, j])) / T
                     quiet_out[jj, i] = QN[i, j]
                 if LYAP:
                     best = -np.inf
