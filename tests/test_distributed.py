@@ -78,6 +78,7 @@ def test_separately_started_scheduler_and_workers_give_the_same_csv(cluster, tmp
     assert remote == (tmp_path / "local" / "phase_diagram.csv").read_bytes()
 
 
+@pytest.mark.slow  # ~40 s: a real sweep on a real cluster, killed mid-way
 def test_a_killed_worker_has_its_chunks_retried(cluster, tmp_path):
     addr, procs = cluster
     args = [sys.executable, "-m", "toymodel.phase_diagram", "--num", "160", "--seeds", "16", "--elr-min", "0.01",
@@ -137,6 +138,7 @@ def test_a_unit_larger_than_the_workers_memory_limit_is_refused():
     _distributed._check_worker_memory(FakeClient(), [small], [(0, ch) for ch in small.chunks()])
 
 
+@pytest.mark.slow  # ~20 s: starts a LocalCluster in a subprocess
 def test_ctrl_c_during_a_local_cluster_run_is_one_line_and_exit_130(tmp_path):
     """The worker processes ignore SIGINT (the client shuts them down), so only our own line is printed."""
     out = tmp_path / "o"

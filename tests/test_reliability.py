@@ -191,6 +191,7 @@ def _run_pd(out, extra=(), **popen):
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 
+@pytest.mark.slow  # ~40 s: a real sweep killed and resumed in subprocesses
 def test_kill_and_resume_gives_the_clean_result(tmp_path):
     clean = tmp_path / "clean"
     proc = _run_pd(clean, ["--quiet"])
