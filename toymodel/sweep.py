@@ -253,7 +253,7 @@ def execute(tasks, plan, *, threads=None, progress=False, desc: str = "sweep", u
     if progress and todo and scheduler is None and dask_local is None:
         variants = {tasks[ti].kernel_variant() for ti, _ in todo if hasattr(tasks[ti], "kernel_variant")}
         if any(_kernels.needs_compiling(*v) for v in variants):
-            note("compiling kernels (first run on this machine, ~15 s)")
+            note("compiling kernels (first run on this machine: 15-45 s per kernel variant)")
     bar = _progress(len(plan), desc, progress, unit, initial=stats.reused)
     try:
         with warnings.catch_warnings():
