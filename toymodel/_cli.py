@@ -21,7 +21,8 @@ import sys
 import warnings
 from pathlib import Path
 
-__all__ = ["ArgumentParser", "run_cli", "int_arg", "plural", "output_dir", "note", "quiet_warnings"]
+__all__ = ["ArgumentParser", "run_cli", "int_arg", "plural", "output_dir", "note", "quiet_warnings",
+           "add_sweep_arguments"]
 
 
 def int_arg(text: str) -> int:
@@ -42,6 +43,39 @@ def int_arg(text: str) -> int:
     if exp and "." not in mant and exp.lstrip("+").isdigit():
         return int(mant) * 10 ** int(exp.lstrip("+"))
     return int(v)
+
+
+def add_sweep_arguments(ap, *, steps: int, seeds: int, out: str, burn_in_fraction: float, what: str = "chunks"):
+    """The flags every toy sweep job shares (the same names, types and help everywhere): --steps,
+    --burn-in, --seeds, --out, --format, --no-plot, --quiet, --threads, --batch-size, --mask-prob,
+    --resume, --scheduler, --dask-local, --no-lyapunov."""
+    ap.add_argument("--steps", type=int_arg, default=steps,
+                    help="steps per run; 1e6 is accepted (default: %(default)s)")
+    ap.add_argument("--burn-in", type=int_arg, default=None,
+                    help=f"steps excluded from statistics, < steps (default: {burn_in_fraction:g} of --steps)")
+    ap.add_argument("--seeds", type=int_arg, default=seeds, help="random starts per value, seeds 0..N-1 "
+                                                                 "(default: %(default)s)")
+    ap.add_argument("--out", default=out, help="output folder (default: %(default)s, git-ignored; "
+                                               "`python -m toymodel.figures` regenerates the committed figures/)")
+    ap.add_argument("--format", default="png", help="figure format: png, svg or pdf (default: %(default)s)")
+    ap.add_argument("--no-plot", action="store_true", help="write CSV and JSON only")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    ap.add_argument("--threads", type=int_arg, default=None, help="Numba threads (default: all cores)")
+    ap.add_argument("--batch-size", type=int_arg, default=None,
+                    help="mini-batch SGD with this many examples per step (default: full-batch GD)")
+    ap.add_argument("--mask-prob", type=float, default=1.0,
+                    help="SGD mask probability p in (0, 1]: each example sees each group with prob. p (default: 1)")
+    ap.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                    help=f"run the {what} on a running Dask scheduler, e.g. tcp://127.0.0.1:8786 "
+                         "(extra toymodel[distributed])")
+    ap.add_argument("--dask-local", metavar="N", type=int_arg, default=None,
+                    help=f"start a Dask LocalCluster with N worker processes on loopback and run the {what} there")
+    ap.add_argument("--resume", action="store_true",
+                    help=f"keep finished {what} in OUT/.toymodel-cache and reuse them: an interrupted run, started "
+                         "again with --resume, computes only what is missing (results are identical)")
+    ap.add_argument("--no-lyapunov", action="store_true",
+                    help="skip the Lyapunov exponents (about 2x faster; the subtype then uses the loss fluctuation)")
+    return ap
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:

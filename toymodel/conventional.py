@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _records, plots, regimes, theory
-from ._cli import ArgumentParser, int_arg, output_dir, plural, quiet_warnings, run_cli
+from ._cli import ArgumentParser, add_sweep_arguments, int_arg, output_dir, plural, quiet_warnings, run_cli
 from ._records import CACHE_DIRNAME, atomic_write_text, json_text, versions
 from ._validate import (
     BURN_IN_FRACTION,
@@ -178,23 +178,8 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--num", type=int_arg, default=d["num"], help="number of log-spaced values (default: %(default)s)")
     ap.add_argument("--weight-decay", type=float, default=d["weight_decay"],
                     help="the weight decay; learning rates are (lr * wd) / wd (default: %(default)g)")
-    ap.add_argument("--steps", type=int_arg, default=d["steps"], help="steps per run (default: %(default)s)")
-    ap.add_argument("--burn-in", type=int_arg, default=None,
-                    help=f"steps excluded from statistics (default: {BURN_IN_FRACTION:g} of --steps)")
-    ap.add_argument("--seeds", type=int_arg, default=d["seeds"], help="random starts per value (default: %(default)s)")
-    ap.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s, git-ignored)")
-    ap.add_argument("--format", default="png", help="figure format: png, svg or pdf (default: %(default)s)")
-    ap.add_argument("--no-plot", action="store_true", help="write CSV and JSON only")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar or messages")
-    ap.add_argument("--threads", type=int_arg, default=None, help="Numba threads (default: all cores)")
-    ap.add_argument("--batch-size", type=int_arg, default=None, help="mini-batch SGD (default: full-batch GD)")
-    ap.add_argument("--mask-prob", type=float, default=1.0, help="SGD mask probability p in (0, 1] (default: 1)")
-    ap.add_argument("--resume", action="store_true", help="keep finished chunks in OUT/.toymodel-cache and reuse them")
-    ap.add_argument("--scheduler", metavar="ADDRESS", default=None, help="run the chunks on a running Dask scheduler")
-    ap.add_argument("--dask-local", metavar="N", type=int_arg, default=None,
-                    help="run the chunks on a Dask LocalCluster with N worker processes")
-    ap.add_argument("--no-lyapunov", action="store_true", help="skip the Lyapunov exponents")
-    return ap
+    return add_sweep_arguments(ap, steps=d["steps"], seeds=d["seeds"], out=DEFAULT_OUT,
+                               burn_in_fraction=BURN_IN_FRACTION)
 
 
 def _main(argv=None) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _records, plots, regimes, theory
-from ._cli import ArgumentParser, int_arg, output_dir, plural, quiet_warnings, run_cli
+from ._cli import ArgumentParser, add_sweep_arguments, int_arg, output_dir, plural, quiet_warnings, run_cli
 from ._records import CACHE_DIRNAME, atomic_write_text, json_text, versions
 from ._validate import (
     BURN_IN_FRACTION,
@@ -215,34 +215,8 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--elr-max", type=float, default=d["elr_max"], help="largest ELR (default: %(default)g)")
     ap.add_argument("--num", type=int_arg, default=d["num"],
                     help="number of log-spaced ELRs, >= 2 (default: %(default)s)")
-    ap.add_argument("--steps", type=int_arg, default=d["steps"],
-                    help="steps per run; 1e6 is accepted (default: %(default)s)")
-    ap.add_argument("--burn-in", type=int_arg, default=None,
-                    help=f"steps excluded from statistics, < steps (default: {BURN_IN_FRACTION:g} of --steps)")
-    ap.add_argument("--seeds", type=int_arg, default=d["seeds"],
-                    help="random starts per ELR, seeds 0..N-1 (default: %(default)s)")
-    ap.add_argument("--out", default=DEFAULT_OUT,
-                    help="output folder (default: %(default)s, git-ignored; `python -m toymodel.figures` "
-                         "regenerates the committed figures/)")
-    ap.add_argument("--format", default="png", help="figure format: png, svg or pdf (default: %(default)s)")
-    ap.add_argument("--no-plot", action="store_true", help="write CSV and JSON only")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar or messages")
-    ap.add_argument("--threads", type=int_arg, default=None, help="Numba threads (default: all cores)")
-    ap.add_argument("--batch-size", type=int_arg, default=None,
-                    help="mini-batch SGD with this many examples per step (default: full-batch GD)")
-    ap.add_argument("--mask-prob", type=float, default=1.0,
-                    help="SGD mask probability p in (0, 1]: each example sees each group with prob. p (default: 1)")
-    ap.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                    help="run the chunks on a running Dask scheduler, e.g. tcp://127.0.0.1:8786 "
-                         "(extra toymodel[distributed])")
-    ap.add_argument("--dask-local", metavar="N", type=int_arg, default=None,
-                    help="start a Dask LocalCluster with N worker processes on loopback and run the chunks there")
-    ap.add_argument("--resume", action="store_true",
-                    help="keep finished chunks in OUT/.toymodel-cache and reuse them: an interrupted run, started "
-                         "again with --resume, computes only what is missing (results are identical)")
-    ap.add_argument("--no-lyapunov", action="store_true",
-                    help="skip the Lyapunov exponents (about 2x faster; the subtype then uses the loss fluctuation)")
-    return ap
+    return add_sweep_arguments(ap, steps=d["steps"], seeds=d["seeds"], out=DEFAULT_OUT,
+                               burn_in_fraction=BURN_IN_FRACTION)
 
 
 def _main(argv=None) -> int:
