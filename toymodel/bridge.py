@@ -465,8 +465,10 @@ def compute_bridge(elr_min=DEFAULTS["elr_min"], elr_max=DEFAULTS["elr_max"], num
     params = dict(elr_min=elr_min, elr_max=elr_max, num=num, seeds=list(range(seeds)), epochs=epochs,
                   batch_size=batch_size, hidden=list(hidden), out_norm=out_norm)
     task = BridgeTask(tuple(elrs.tolist()), tuple(range(seeds)), epochs, batch_size, tuple(hidden), out_norm)
-    rgs = [random_guess_level(_seed_setup(s, task.hidden, out_norm)[1], _seed_setup(s, task.hidden, out_norm)[0],
-                              seed=s) for s in task.seeds]
+    rgs = []
+    for s in task.seeds:
+        data, model = _seed_setup(s, task.hidden, out_norm)
+        rgs.append(random_guess_level(model, data, seed=s))
     stats = SweepStats()
     parts = execute([task], [(0, u) for u in task.units()], progress=progress, desc="bridge", unit="run",
                     cache_dir=cache_dir, stats=stats)[0]

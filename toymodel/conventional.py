@@ -14,6 +14,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -153,8 +154,6 @@ def json_record(cs: ConventionalSweep, wall_time_s=None, started=None, outputs=(
 
 def write_outputs(cs: ConventionalSweep, out, fmt: str = "png", plot: bool = True, wall_time_s=None, started=None):
     """``conventional.csv``, ``conventional.json`` and (unless ``plot=False``) the figure, atomically."""
-    from pathlib import Path
-
     out = Path(out)
     names = ["conventional.csv", "conventional.json"] + ([f"conventional.{fmt}"] if plot else [])
     atomic_write_text(out / "conventional.csv", csv_text(cs))
