@@ -52,6 +52,8 @@ __all__ = [
     "classify_result",
     "result_stability_edge",
     "classify_elrs",
+    "classify_training",
+    "training_window",
     "crossover_c",
     "theory_regime",
 ]
@@ -80,6 +82,12 @@ PERIODIC_STD_TOL = 1e-3
 #: (the norm split at a minimum, the neutral pairs of the orbit) give exponents that decay like
 #: log(t)/t; at the default horizons they are below 1e-4, while chaos gives 1e-2 or more.
 CHAOS_LYAPUNOV_TOL = 1e-3
+#: networks: share of the epochs (at the end) over which a training run is summarised and classified
+TRAINING_WINDOW_FRACTION = 0.25
+#: networks: fewest epochs in that window for the classification to mean anything: below it a run
+#: that is still converging slowly cannot be told from one that fluctuates (a 5-epoch run labels
+#: tiny ELRs "equilibrium")
+MIN_WINDOW_EPOCHS = 5
 
 
 def crossover_c() -> float:
@@ -213,3 +221,28 @@ def classify_elrs(regime, subtype):
     sub = np.where(best == "chaotic_equilibrium",
                    np.where(fr["chaotic"] > fr["periodic"], "chaotic", "periodic"), "").astype(object)
     return best, sub, fr
+
+
+def training_window(epochs: int) -> slice:
+    """The last ``TRAINING_WINDOW_FRACTION`` of ``epochs`` (at least two epochs)."""
+    w = max(2, int(round(TRAINING_WINDOW_FRACTION * int(epochs))))
+    return slice(max(0, int(epochs) - w), int(epochs))
+
+
+def classify_training(train_loss, step_cosine, random_guess):
+    """Classify network training runs from their per-epoch records over the window.
+
+    ``train_loss`` and ``step_cosine`` have shape (..., W) (W epochs of the window), and
+    ``random_guess`` broadcasts against (...). A run has converged when its loss stays below
+    ``NETWORK_CONVERGED_LOSS_FRACTION`` of the random-guess level over the whole window and falls
+    across it; it is chaotic when its loss fluctuates by more than ``PERIODIC_STD_TOL`` relative.
+    Returns ``(regime, subtype)`` as :func:`classify`.
+    """
+    loss = np.asarray(train_loss, dtype=float)
+    cos = np.asarray(step_cosine, dtype=float)
+    mean_loss = loss.mean(axis=-1)
+    rg = np.broadcast_to(np.asarray(random_guess, dtype=float), mean_loss.shape)
+    with np.errstate(invalid="ignore"):
+        converged = (loss.max(axis=-1) <= NETWORK_CONVERGED_LOSS_FRACTION * rg) & (loss[..., -1] < loss[..., 0])
+        chaotic = loss.std(axis=-1) > PERIODIC_STD_TOL * mean_loss
+    return classify(mean_loss, cos.mean(axis=-1), rg, converged, chaotic)

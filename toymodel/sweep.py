@@ -217,7 +217,7 @@ class ClassifiedSweep(ResultType):
 
 
 def execute(tasks, plan, *, threads=None, progress=False, desc: str = "sweep", unit: str = "chunk",
-            cache_dir=None, scheduler=None, dask_local=None, stats: SweepStats | None = None):
+            cache_dir=None, scheduler=None, dask_local=None, workers: int = 1, stats: SweepStats | None = None):
     """Run the units ``plan = [(task index, unit), ...]`` of ``tasks``; return, per task, the list
     of ``(unit, record)`` in plan order.
 
@@ -228,10 +228,13 @@ def execute(tasks, plan, *, threads=None, progress=False, desc: str = "sweep", u
 
     ``scheduler`` (an address such as ``"tcp://127.0.0.1:8786"``) or ``dask_local`` (a number of
     worker processes for a ``LocalCluster`` on loopback) run the missing units on Dask (extra
-    ``toymodel[distributed]``); results are identical to a local run.
+    ``toymodel[distributed]``); results are identical to a local run. ``workers`` > 1 runs them in
+    that many local worker processes instead (no extra needed; for units that cannot use several
+    threads each, such as small networks), again with identical results.
     """
     tasks = list(tasks)
     check_dask_choice(scheduler, dask_local)
+    workers = as_int(workers, "workers", minimum=1)
     cache = ResultCache(cache_dir) if cache_dir is not None else None
     stats = stats if stats is not None else SweepStats()
     stats.chunks = len(plan)
@@ -264,6 +267,8 @@ def execute(tasks, plan, *, threads=None, progress=False, desc: str = "sweep", u
 
                 run_on_dask(tasks, todo, finished, bar, scheduler=scheduler, dask_local=dask_local,
                             threads=threads)
+            elif workers > 1 and len(todo) > 1:
+                _run_in_processes(tasks, todo, finished, bar, min(workers, len(todo)), threads)
             else:
                 for ti, u in todo:
                     finished(ti, u, tasks[ti].run_unit(u, threads=threads))
@@ -283,6 +288,41 @@ def execute(tasks, plan, *, threads=None, progress=False, desc: str = "sweep", u
         else:
             warnings.warn(msg, NonFiniteTrajectoryWarning, stacklevel=2)
     return out
+
+
+def _run_unit(task, unit, threads):
+    return task.run_unit(unit, threads=threads)
+
+
+def _ignore_sigint():  # pragma: no cover - runs in the worker processes
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_in_processes(tasks, todo, finished, bar, workers: int, threads):
+    """Run ``todo`` in ``workers`` fresh (spawned) processes; ``finished`` is called in this
+    process as units complete. Ctrl-C reaches only this process, which stops the workers."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                  initializer=_ignore_sigint)
+    try:
+        futures = {pool.submit(_run_unit, tasks[ti], u, threads): (ti, u) for ti, u in todo}
+        for fut in cf.as_completed(futures):
+            ti, u = futures[fut]
+            finished(ti, u, fut.result())
+            bar.update(1)
+    except BaseException:
+        # stop at once: cancel what has not started and end the running workers (a finished unit
+        # is already in the cache)
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def run_sweeps(tasks, *, threads=None, progress=False, chunk_trajectories: int = DEFAULT_CHUNK_TRAJECTORIES,

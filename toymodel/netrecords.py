@@ -1,0 +1,47 @@
+"""Records of network training runs (NumPy only, so that the bridge's results load without torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import regimes
+
+__all__ = ["TrainResult"]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Per-epoch records of one training run (arrays over epochs ``E`` and channels ``C``).
+
+    ``step_cosine`` and ``step_angle`` average cos(θ_t, θ_t+1) and the angular update over the
+    steps of each epoch; ``epoch_cosine`` is the cosine between the weights at the ends of
+    consecutive epochs (the first against the initial weights); ``eff_grad_norm`` averages the
+    effective gradient norm ||g|| ||θ|| of the mini-batch gradients; ``channel_elr`` is each
+    channel's ELR at the end of the epoch, ``channel_egn`` and ``channel_ess`` each channel's
+    effective gradient norm and effective step size averaged over the epoch's steps;
+    ``harmonic_error`` the largest |sum_i 1/elr_i * elr - 1| over epochs (the channel ELRs'
+    harmonic sum is the total ELR while the norm is kept), ``final_norm`` the total norm at the end.
+    """
+
+    elr: float
+    seed: int
+    train_loss: np.ndarray
+    test_error: np.ndarray
+    eff_grad_norm: np.ndarray
+    step_cosine: np.ndarray
+    step_angle: np.ndarray
+    epoch_cosine: np.ndarray
+    channel_elr: np.ndarray
+    channel_egn: np.ndarray
+    channel_ess: np.ndarray
+    harmonic_error: float
+    final_norm: float
+
+    def classify(self, random_guess: float, window: slice | None = None):
+        """``(regime, subtype)`` of this run over ``window`` (default: the last quarter of the
+        epochs, at least two), by :func:`toymodel.regimes.classify_training`."""
+        w = window if window is not None else regimes.training_window(len(self.train_loss))
+        reg, sub = regimes.classify_training(self.train_loss[w], self.step_cosine[w], random_guess)
+        return str(reg), str(sub)

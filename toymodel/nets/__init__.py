@@ -1,0 +1,41 @@
+"""Train any scale-invariant PyTorch model on the sphere at a fixed effective learning rate.
+
+The paper's training procedure as a library (optional extra ``toymodel[torch]``; the rest of
+the package never imports torch):
+
+* :func:`find_scale_invariant` finds the parameters the model's output is invariant to
+  rescaling, output channel by output channel (the paper's groups), from the model's structure
+  and checked numerically;
+* :class:`SphereSGD` is a ``torch.optim.Optimizer`` that keeps them on the sphere of their total
+  norm and steps at a fixed total ELR;
+* :class:`RegimeMonitor` records what the paper measures (train loss, cosines between
+  consecutive weights, effective gradient norm, per-channel ELR and ESS) and classifies the run
+  with :mod:`toymodel.regimes`;
+* :class:`MLPSI` and :class:`ConvNetSI` are fully scale-invariant models written as ordinary
+  ``nn.Module``\\ s; :func:`load_digits_split` and :func:`load_npz` the data;
+  :func:`train_on_sphere` the whole loop, as :mod:`toymodel.bridge` runs it.
+
+A minimal use::
+
+    opt = SphereSGD.for_model(model, x_example, elr=1e-2)
+    monitor = RegimeMonitor(opt)
+    for epoch in range(epochs):
+        for x, y in batches:
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            monitor.log_loss(loss)
+        monitor.end_epoch()
+"""
+
+from .data import Data, load_data, load_digits_split, load_npz
+from .invariance import InvarianceCheck, channel_sq_norms, find_scale_invariant, scale_invariance_report
+from .models import MLPSI, ConvNetSI
+from .monitor import RegimeMonitor, TrainResult
+from .optim import SphereSGD
+from .training import as_tensors, evaluate, random_guess_level, train_on_sphere
+
+__all__ = ["find_scale_invariant", "scale_invariance_report", "InvarianceCheck", "channel_sq_norms", "SphereSGD",
+           "RegimeMonitor", "TrainResult", "MLPSI", "ConvNetSI", "Data", "load_data", "load_digits_split", "load_npz",
+           "as_tensors", "evaluate", "random_guess_level", "train_on_sphere"]

@@ -1,0 +1,144 @@
+"""What the paper measures while training on the sphere, recorded per step and per epoch."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..netrecords import TrainResult
+from .invariance import channel_sq_norms
+
+__all__ = ["RegimeMonitor", "TrainResult"]
+
+
+def _per_channel(values: torch.Tensor, sizes, shapes) -> torch.Tensor:
+    """Sums of a flat vector over every output channel (dim-0 slice) of the parameters."""
+    return torch.cat([v.reshape(shape[0], -1).sum(dim=1)
+                      for v, shape in zip(torch.split(values, sizes), shapes, strict=True)])
+
+
+def _flat(params) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in params])
+
+
+class RegimeMonitor:
+    """Record a :class:`~toymodel.nets.SphereSGD` run, by hooks on the optimizer's ``step``.
+
+    Per step (a hook after the optimizer's ``step``, reading :meth:`SphereSGD.last_step`):
+    cos(θ_t, θ_t+1), the angle turned, the effective gradient norm
+    ||g|| ||θ||, each channel's effective gradient norm ||g_i|| ||θ_i|| and effective step size
+    ESS_i = ELR_i ||g_i|| ||θ_i|| with ELR_i = η/||θ_i||² (η = elr ρ²); and the loss if the caller
+    passes it to :meth:`log_loss`. Per epoch (:meth:`end_epoch`): the train loss and test error
+    if given (otherwise the mean logged loss), the cosine between the weights at consecutive
+    epoch ends, every channel's ELR at the epoch's end, and the epoch means of the per-step
+    values. :meth:`records` exports everything as arrays, :meth:`result` as a
+    :class:`TrainResult`, :meth:`classify` gives the regime. ``group`` selects the optimizer's
+    parameter group (sphere).
+    """
+
+    def __init__(self, optimizer, group: int = 0):
+        self.optimizer = optimizer
+        if not hasattr(optimizer, "last_step"):
+            raise ValueError("RegimeMonitor records a SphereSGD optimizer (it reads SphereSGD.last_step)")
+        self._gi = int(group)
+        self._group = optimizer.param_groups[group]
+        self.params = list(self._group["params"])
+        self._epoch_start = _flat(self.params)
+        self._step = {k: [] for k in ("loss", "cosine", "angle", "eff_grad_norm")}
+        self._acc_egn = self._acc_ess = None
+        self._n_acc = 0
+        self._epoch_steps = 0
+        self._epochs = {k: [] for k in ("train_loss", "test_error", "eff_grad_norm", "step_cosine", "step_angle",
+                                        "epoch_cosine", "channel_elr", "channel_egn", "channel_ess")}
+        self._harmonic = 0.0
+        self._handles = [optimizer.register_step_post_hook(self._after)]
+
+    # ------------------------------------------------------------------ hooks
+    @torch.no_grad()
+    def _after(self, opt, args, kwargs):
+        st = opt.last_step(self._gi)
+        if st is None:
+            return
+        w2 = _per_channel(st["theta"] * st["theta"], st["sizes"], st["shapes"])
+        g2 = _per_channel(st["grad"] * st["grad"], st["sizes"], st["shapes"])
+        egn_c = (g2 * w2).sqrt()
+        ess_c = egn_c * (st["lr"] / w2)
+        if self._acc_egn is None:
+            self._acc_egn, self._acc_ess = egn_c, ess_c
+        else:
+            self._acc_egn += egn_c
+            self._acc_ess += ess_c
+        self._n_acc += 1
+        self._step["eff_grad_norm"].append(math.sqrt(st["grad_sq_norm"] * st["sq_norm"]))
+        self._step["angle"].append(st["angle"])
+        self._step["cosine"].append(st["cosine"])
+        self._epoch_steps += 1
+
+    # ------------------------------------------------------------- user calls
+    def log_loss(self, loss) -> None:
+        """Record the training loss of the current step (a tensor or a float)."""
+        self._step["loss"].append(float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss))
+
+    @torch.no_grad()
+    def end_epoch(self, train_loss=None, test_error=None) -> None:
+        """Close an epoch: ``train_loss`` (default: the mean loss logged during the epoch) and
+        ``test_error`` (default: NaN) are recorded with the epoch's statistics."""
+        n = self._epoch_steps
+        if n == 0:
+            raise ValueError("end_epoch called before any optimizer step of the epoch")
+        theta = _flat(self.params)
+        w2 = channel_sq_norms(self.params)
+        rho = self._group["radius"]
+        lr = self._group["elr"] * rho * rho
+        ep = self._epochs
+        if train_loss is None:
+            logged = self._step["loss"][-n:]
+            train_loss = float(np.mean(logged)) if len(logged) == n else math.nan
+        ep["train_loss"].append(float(train_loss))
+        ep["test_error"].append(math.nan if test_error is None else float(test_error))
+        for key, src in (("eff_grad_norm", "eff_grad_norm"), ("step_cosine", "cosine"), ("step_angle", "angle")):
+            ep[key].append(float(np.mean(self._step[src][-n:])))
+        ep["epoch_cosine"].append(min(1.0, float((self._epoch_start @ theta)
+                                                 / (self._epoch_start.norm() * theta.norm()))))
+        ep["channel_elr"].append((lr / w2).double().cpu().numpy())
+        ep["channel_egn"].append((self._acc_egn / self._n_acc).double().cpu().numpy())
+        ep["channel_ess"].append((self._acc_ess / self._n_acc).double().cpu().numpy())
+        self._harmonic = max(self._harmonic, abs(float(w2.double().sum()) / (rho * rho) - 1.0))
+        self._acc_egn = self._acc_ess = None
+        self._n_acc = 0
+        self._epoch_steps = 0
+        self._epoch_start = theta
+
+    def close(self) -> None:
+        """Remove the hooks from the optimizer."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    # ----------------------------------------------------------------- export
+    def records(self) -> dict:
+        """Every record as NumPy arrays: ``*_per_step`` per optimizer step (``loss_per_step`` only
+        if logged), the rest per epoch (``channel_*`` epochs x channels)."""
+        out = {}
+        for k, v in self._step.items():
+            out[f"{k}_per_step"] = np.array(v, dtype=float)
+        for k, v in self._epochs.items():
+            out[k] = np.array(v, dtype=float) if v else np.zeros(0)
+        return out
+
+    def result(self, elr: float | None = None, seed: int = 0) -> TrainResult:
+        """The per-epoch records as a :class:`TrainResult`."""
+        r = self.records()
+        if not len(r["train_loss"]):
+            raise ValueError("no epoch recorded yet: call end_epoch() after each epoch")
+        return TrainResult(float(self._group["elr"] if elr is None else elr), int(seed),
+                           train_loss=r["train_loss"], test_error=r["test_error"], eff_grad_norm=r["eff_grad_norm"],
+                           step_cosine=r["step_cosine"], step_angle=r["step_angle"], epoch_cosine=r["epoch_cosine"],
+                           channel_elr=r["channel_elr"], channel_egn=r["channel_egn"], channel_ess=r["channel_ess"],
+                           harmonic_error=self._harmonic, final_norm=float(_flat(self.params).double().norm()))
+
+    def classify(self, random_guess: float, window: slice | None = None):
+        """``(regime, subtype)`` of the run so far; see :meth:`TrainResult.classify`."""
+        return self.result().classify(random_guess, window)

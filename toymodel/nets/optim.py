@@ -1,0 +1,192 @@
+"""SGD on the sphere at a fixed total effective learning rate (ELR)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .invariance import scale_invariance_report
+
+__all__ = ["SphereSGD"]
+
+
+def _positive(value, name: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return v
+
+
+def _sq_norm(params) -> torch.Tensor:
+    return sum(p.detach().square().sum() for p in params)
+
+
+class SphereSGD(torch.optim.Optimizer):
+    r"""Projected SGD on the sphere of the parameters' total norm, at a fixed total ELR.
+
+    Each parameter group is one sphere: its tensors together keep the norm ``radius`` (default:
+    their norm at construction; given, they are rescaled onto it at construction). A step is
+
+    .. math::
+
+        g_t = g - \frac{\langle g, \theta\rangle}{\lVert\theta\rVert^2}\,\theta, \qquad
+        \theta \leftarrow \rho\,\frac{\theta - \eta g_t}{\lVert\theta - \eta g_t\rVert}, \qquad
+        \eta = \tilde\eta \rho^2,
+
+    so the total ELR is ``elr`` (:math:`\tilde\eta`) and the step turns θ by exactly
+    :math:`\arctan(\tilde\eta\,\tilde g)` with :math:`\tilde g = \lVert g_t\rVert\,\rho` the
+    effective gradient norm.
+
+    **The gradient is projected onto the sphere's tangent space** (``project_gradient=True``).
+    For an exactly scale-invariant loss the gradient is already tangent (⟨∇F, θ⟩ = 0 per group),
+    and the projection removes only rounding. With BatchNorm's ``eps`` > 0 the invariance is
+    approximate and the gradient has a small radial part; projecting it makes the step a true
+    Riemannian step, so the angle law above holds exactly whatever the layers, and the update
+    does not depend on how far from exact the invariance is. ``project_gradient=False`` is the
+    paper's code (plain step, then rescale).
+
+    ``momentum`` (default 0: the paper uses plain SGD) keeps a heavy-ball buffer ``v <- μ v + g_t``
+    that is projected onto the current tangent space before each use (vector transport by
+    projection), so every step stays tangent; the ELR then scales the buffer, whose size grows to
+    about 1/(1 - μ) gradients, so the effective ELR is about ``elr / (1 - momentum)``.
+
+    State (the momentum buffers) and every hyper-parameter, ``radius`` included, round-trip
+    through ``state_dict``/``load_state_dict``.
+    """
+
+    def __init__(self, params, elr, *, radius=None, momentum: float = 0.0, project_gradient: bool = True):
+        elr = _positive(elr, "elr")
+        if radius is not None:
+            radius = _positive(radius, "radius")
+        momentum = float(momentum)
+        if not (0.0 <= momentum < 1.0):
+            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        super().__init__(params, dict(elr=elr, radius=radius, momentum=momentum,
+                                      project_gradient=bool(project_gradient)))
+        with torch.no_grad():
+            for group in self.param_groups:
+                norm = math.sqrt(float(_sq_norm(group["params"])))
+                if not (math.isfinite(norm) and norm > 0):
+                    raise ValueError(f"SphereSGD needs tensors of positive finite total norm, got {norm!r}")
+                if group["radius"] is None:
+                    group["radius"] = norm
+                else:
+                    group["radius"] = _positive(group["radius"], "radius")
+                    for p in group["params"]:
+                        p.mul_(group["radius"] / norm)
+
+    @classmethod
+    def for_model(cls, model, example_input, elr, params=None, *, freeze_others: bool = True, **kw) -> SphereSGD:
+        """The optimizer for a model's scale-invariant parameters.
+
+        ``params`` (names as in ``named_parameters()``, or the tensors themselves) are checked to be
+        scale-invariant by :func:`~toymodel.nets.scale_invariance_report`; a ``ValueError`` names any
+        that is not. Without ``params``, :func:`~toymodel.nets.find_scale_invariant` finds them.
+        Every other parameter is frozen (``requires_grad_(False)``) unless ``freeze_others=False``,
+        for a caller who trains them with an optimizer of their own. The names are kept in
+        ``optimizer.param_names``.
+        """
+        named = dict(model.named_parameters())
+        if params is None:
+            checks = scale_invariance_report(model, example_input)
+            names = [c.name for c in checks if c.invariant]
+            if not names:
+                raise ValueError("the model has no scale-invariant parameters (weights feeding a BatchNorm)")
+        else:
+            ids = {id(p): n for n, p in named.items()}
+            names = []
+            for p in params:
+                if isinstance(p, str):
+                    if p not in named:
+                        raise ValueError(f"{p} is not a parameter of the model")
+                    names.append(p)
+                elif id(p) in ids:
+                    names.append(ids[id(p)])
+                else:
+                    raise ValueError(f"a tensor of shape {tuple(p.shape)} is not a parameter of the model")
+            bad = [c for c in scale_invariance_report(model, example_input, names) if not c.invariant]
+            if bad:
+                raise ValueError("not scale-invariant: " + ", ".join(
+                    f"{c.name} (output changes by {c.deviation:.2g} > {c.tolerance:.2g})" for c in bad))
+        if freeze_others:
+            for n, p in named.items():
+                p.requires_grad_(n in names)
+        opt = cls([named[n] for n in names], elr, **kw)
+        opt.param_names = list(names)
+        return opt
+
+    def last_step(self, group: int = 0) -> dict | None:
+        """What the last :meth:`step` measured on parameter group ``group`` (None before the first).
+
+        Tensors, flat over the group's parameters in their order, in the working precision (float64
+        for float32 and lower): ``theta`` and ``grad`` (raw gradient), both at the point before the
+        step; ``sizes`` and ``shapes`` of the parameters. Python floats: ``lr`` (= elr ρ²),
+        ``sq_norm`` ||θ||², ``grad_sq_norm`` ||g||², ``tangent_sq_norm`` ||g_t||², ``cosine``
+        cos(θ_t, θ_t+1) and ``angle``, the angle turned (radians). :class:`~toymodel.nets.RegimeMonitor`
+        reads it.
+        """
+        last = getattr(self, "_last", [])
+        return last[group] if group < len(last) else None
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One step of every group (see the class notes); ``closure`` as for any optimizer."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self._last = [None] * len(self.param_groups)
+        for gi, group in enumerate(self.param_groups):
+            params = group["params"]
+            if all(p.grad is None for p in params):
+                continue
+            # the group as one flat vector, in float64 for float32 and lower: few large operations,
+            # and a norm that does not drift
+            theta = torch.cat([p.reshape(-1) for p in params])
+            work = torch.float64 if theta.dtype in _LOW else theta.dtype
+            th = theta.to(work)
+            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+            g = torch.cat([v.reshape(-1) for v in grads]).to(work)
+            sq, gw, g2 = torch.stack((th @ th, g @ th, g @ g)).tolist()
+            rho = float(group["radius"])
+            lr = float(group["elr"]) * rho * rho
+            coef = gw / sq if group["project_gradient"] else 0.0
+            t_sq = max(g2 - 2 * coef * gw + coef * coef * sq, 0.0)  # ||g_t||²
+            sizes = [p.numel() for p in params]
+            if group["momentum"]:
+                bufs = []
+                for p in params:
+                    st = self.state[p]
+                    if "momentum_buffer" not in st:
+                        st["momentum_buffer"] = torch.zeros_like(p)
+                    bufs.append(st["momentum_buffer"])
+                b = torch.cat([v.reshape(-1) for v in bufs]).to(work)
+                if group["project_gradient"]:
+                    b -= (float(b @ th) / sq) * th
+                b = b.mul_(group["momentum"]).add_(g).sub_(coef * th)
+                for v, part in zip(bufs, torch.split(b, sizes), strict=True):
+                    v.copy_(part.view_as(v))
+                d_theta, d_sq = torch.stack((b @ th, b @ b)).tolist()
+                new = th - lr * b
+            else:
+                d_theta, d_sq = gw - coef * sq, t_sq
+                new = torch.add(th, g, alpha=-lr) if coef == 0.0 else torch.add(th * (1.0 + lr * coef), g, alpha=-lr)
+            new_sq = float(new @ new)
+            new *= rho / math.sqrt(new_sq)
+            for p, part in zip(params, torch.split(new, sizes), strict=True):
+                p.copy_(part.view_as(p))
+            # the angle turned, from the step's radial and tangential parts (accurate when tiny)
+            d_perp = math.sqrt(max(d_sq - d_theta * d_theta / sq, 0.0))
+            angle = math.atan2(lr * d_perp, math.sqrt(sq) - lr * d_theta / math.sqrt(sq))
+            cosine = min(1.0, (sq - lr * d_theta) / math.sqrt(sq * new_sq))
+            self._last[gi] = dict(theta=th, grad=g, sizes=sizes, shapes=[tuple(p.shape) for p in params], lr=lr,
+                                  sq_norm=sq, grad_sq_norm=g2, tangent_sq_norm=t_sq, cosine=cosine, angle=angle)
+        return loss
+
+
+#: dtypes whose sphere arithmetic is done in float64
+_LOW = (torch.float32, torch.float16, torch.bfloat16)
