@@ -225,14 +225,23 @@ def test_the_monitor_records_what_the_paper_measures(digits):
     opt = nets.SphereSGD.for_model(m2, X[:128], 0.01)
     mon = nets.RegimeMonitor(opt)
     for _ in range(2):
+        direct = []
         for b in range(4):
             opt.zero_grad()
             loss = F.cross_entropy(m2(X[b * 32:(b + 1) * 32]), y[b * 32:(b + 1) * 32])
             loss.backward()
+            w = m2.body[0].weight.detach()
+            wn, gn = w.norm(dim=1), m2.body[0].weight.grad.norm(dim=1)
+            lr = 0.01 * opt.param_groups[0]["radius"] ** 2
+            direct.append((lr / wn**2 * gn * wn).numpy())
             opt.step()
             mon.log_loss(loss)
         mon.end_epoch()
     rec = mon.records()
+    # the per-channel ESS, recomputed directly from the definition for the last epoch's steps:
+    # ESS_i = (lr / ||θ_i||²) ||g_i|| ||θ_i||, averaged over the steps (float64: 1e-12 relative)
+    assert rec["channel_ess"].shape == (2, 16)
+    assert np.allclose(rec["channel_ess"][1], np.mean(direct, axis=0), rtol=1e-12, atol=0)
     assert rec["loss_per_step"].shape == rec["cosine_per_step"].shape == (8,) and rec["train_loss"].shape == (2,)
     assert rec["train_loss"][1] == pytest.approx(rec["loss_per_step"][4:].mean())
     assert rec["step_cosine"][1] == pytest.approx(rec["cosine_per_step"][4:].mean())

@@ -90,10 +90,15 @@ def _fig_sgd_threshold(out, fmt, quiet, where):
     return [plots.save_figure(fig, Path(out) / f"sgd_threshold.{fmt}", fmt)]
 
 
-def _fig_bridge(out, fmt, quiet, where):
+def _fig_bridge(out, fmt, quiet, where, model="mlp"):
     t0 = time.perf_counter()
-    bs = bridge.compute_bridge(progress=not quiet)
-    return bridge.write_bridge_outputs(bs, out, fmt, wall_time_s=time.perf_counter() - t0)
+    bs = bridge.compute_bridge(model=model, progress=not quiet, workers=bridge.default_workers(), **where)
+    return bridge.write_bridge_outputs(bs, out, fmt, wall_time_s=time.perf_counter() - t0,
+                                       records="bridge" if model == "mlp" else f"bridge_{model}")
+
+
+def _fig_bridge_convnet(out, fmt, quiet, where):
+    return _fig_bridge(out, fmt, quiet, where, model="convnet")
 
 
 def _fig_conventional_phase(out, fmt, quiet, where):
@@ -126,6 +131,7 @@ RECIPES = {
     "regime_map": _fig_regime_map,
     "sgd_threshold": _fig_sgd_threshold,
     "bridge": _fig_bridge,
+    "bridge_convnet": _fig_bridge_convnet,
     "conventional_phase": _fig_conventional_phase,
     "conventional_trajectories": _fig_conventional_trajectories,
 }
@@ -141,6 +147,8 @@ FIGURES = {
     "sgd_threshold": "sgd_threshold",
     "bridge_regimes": "bridge",
     "bridge_ess": "bridge",
+    "bridge_regimes_convnet": "bridge_convnet",
+    "bridge_ess_convnet": "bridge_convnet",
     "conventional_phase": "conventional_phase",
     "conventional_trajectories": "conventional_trajectories",
 }

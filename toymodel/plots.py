@@ -577,7 +577,8 @@ def plot_bridge_regimes(bs, axes=None):
     axes[0].axhline(rg, color="tab:red", ls="--", lw=1, label=f"random-guess level (measured) {rg:.2f}")
     axes[0].set_ylabel("train loss")
     band(axes[1], "final_test_error", "tab:orange", "final test error", log=False)
-    axes[1].axhline(0.9, color="tab:red", ls="--", lw=1, label="chance (10 classes)")
+    n_cls = int(bs.params.get("n_classes", 10))
+    axes[1].axhline(1 - 1 / n_cls, color="tab:red", ls="--", lw=1, label=f"chance ({n_cls} classes)")
     axes[1].set_ylabel("test error")
     axes[2].plot(elrs, t["mean_eff_grad_norm"], "o-", ms=3, lw=1, color="tab:green",
                  label=r"effective gradient norm $\|g\|\,\|\theta\|$ (median over the window, mean over seeds)")
@@ -594,10 +595,20 @@ def plot_bridge_regimes(bs, axes=None):
         ax.legend(fontsize=7, loc="best", framealpha=0.9)
     fig.legend(handles=_legend_patches(), loc="lower center", ncol=4, fontsize=7, frameon=False)
     p = bs.params
-    fig.suptitle(f"Scale-invariant MLP {tuple([64] + list(p['hidden']) + [10])} on digits, trained on the sphere: "
+    fig.suptitle(f"{_bridge_model_name(p)}, trained on the sphere ({p.get('dtype', 'float64')}): "
                  f"{len(elrs)} ELRs × {len(p['seeds'])} seeds × {p['epochs']} epochs", fontsize=10)
     fig.tight_layout(rect=(0, 0.03, 1, 0.98))
     return Plot(fig, axes)
+
+
+def _bridge_model_name(p) -> str:
+    """E.g. "Scale-invariant MLP (64, 64, 64, 10) on digits" from a bridge sweep's parameters."""
+    data = "digits" if not p.get("data") else str(p["data"]).replace("\\", "/").rsplit("/", 1)[-1]
+    n_in, n_cls = p.get("input_dim", 64), p.get("n_classes", 10)
+    if p.get("model", "mlp") == "convnet":
+        w = int(p["width"])
+        return f"Scale-invariant ConvNet ({w}, {2 * w}, {4 * w}, {8 * w} channels) on {data}"
+    return f"Scale-invariant MLP {tuple([n_in] + list(p['hidden']) + [n_cls])} on {data}"
 
 
 def plot_bridge_ess(bs, ax=None):
@@ -643,8 +654,8 @@ def plot_bridge_ess(bs, ax=None):
     ax.set_xlabel(r"channel ELR $\tilde\eta_i$")
     ax.set_ylabel(r"channel effective gradient norm $\tilde g_i$")
     ax.legend(fontsize=6.5, loc="lower left", framealpha=0.9)
-    ax.set_title("Per-channel ELR vs effective gradient norm (window means, seed 0); equal ESS = on a dotted line",
-                 fontsize=9)
+    ax.set_title(f"{_bridge_model_name(bs.params)}\nper-channel ELR vs effective gradient norm (window means, "
+                 "seed 0); equal ESS = on a dotted line", fontsize=9)
     fig.tight_layout()
     return Plot(fig, ax)
 

@@ -359,7 +359,8 @@ def compute_bridge(elr_min=DEFAULTS["elr_min"], elr_max=DEFAULTS["elr_max"], num
     params = dict(elr_min=elr_min, elr_max=elr_max, num=num, seeds=list(range(seeds)), epochs=spec.epochs,
                   batch_size=spec.batch_size, hidden=list(spec.hidden), out_norm=spec.out_norm, model=spec.model,
                   width=spec.width, dtype=spec.dtype, device=spec.device, data=spec.data,
-                  data_source=_data(0, spec.data).source, radius=RADIUS)
+                  data_source=_data(0, spec.data).source, n_classes=_data(0, spec.data).n_classes,
+                  input_dim=int(np.prod(_data(0, spec.data).input_shape)), radius=RADIUS)
     task = BridgeTask(tuple(elrs.tolist()), tuple(range(seeds)), spec, threads or 1)
     stats = SweepStats()
     parts = execute([task], [(0, u) for u in task.units()], progress=progress, desc="bridge",
@@ -413,30 +414,28 @@ def bridge_json_record(bs: BridgeSweep, wall_time_s=None, started=None, outputs=
 
 
 def write_bridge_outputs(bs: BridgeSweep, out, fmt: str = "png", plot: bool = True, wall_time_s=None, started=None,
-                         stem: str = "bridge"):
-    """``bridge.csv``, ``bridge.json`` and (unless ``plot=False``) the figures, atomically.
-
-    The figures are ``<stem>_regimes`` and ``<stem>_ess`` (``bridge_regimes_convnet`` and
-    ``bridge_ess_convnet`` for the ConvNet when ``stem`` says so: see :func:`figure_names`)."""
+                         records: str = "bridge"):
+    """``<records>.csv``, ``<records>.json`` (default ``bridge.csv``, ``bridge.json``) and (unless
+    ``plot=False``) the two figures of :func:`figure_names`, atomically."""
     out = Path(out)
-    names = ["bridge.csv", "bridge.json"]
-    atomic_write_text(out / "bridge.csv", bridge_csv_text(bs))
+    names = [f"{records}.csv", f"{records}.json"]
+    atomic_write_text(out / names[0], bridge_csv_text(bs))
     if plot:
-        regimes_name, ess_name = figure_names(bs.params["model"], fmt, stem)
+        regimes_name, ess_name = figure_names(bs.params["model"], fmt)
         fig, _ = plots.plot_bridge_regimes(bs)
         plots.save_figure(fig, out / regimes_name, fmt)
         fig, _ = plots.plot_bridge_ess(bs)
         plots.save_figure(fig, out / ess_name, fmt)
         names += [regimes_name, ess_name]
-    atomic_write_text(out / "bridge.json", json_text(bridge_json_record(bs, wall_time_s, started, names), indent=None))
+    atomic_write_text(out / names[1], json_text(bridge_json_record(bs, wall_time_s, started, names), indent=None))
     return [out / n for n in names]
 
 
-def figure_names(model: str, fmt: str = "png", stem: str = "bridge") -> tuple[str, str]:
+def figure_names(model: str, fmt: str = "png") -> tuple[str, str]:
     """The two figure file names of a sweep of ``model``: ``bridge_regimes.png`` and
     ``bridge_ess.png`` for the MLP, with a ``_convnet`` suffix for the ConvNet."""
     suffix = "" if model == "mlp" else f"_{model}"
-    return f"{stem}_regimes{suffix}.{fmt}", f"{stem}_ess{suffix}.{fmt}"
+    return f"bridge_regimes{suffix}.{fmt}", f"bridge_ess{suffix}.{fmt}"
 
 
 def _main(argv=None) -> int:

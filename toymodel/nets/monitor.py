@@ -14,9 +14,11 @@ __all__ = ["RegimeMonitor", "TrainResult"]
 
 
 def _per_channel(values: torch.Tensor, sizes, shapes) -> torch.Tensor:
-    """Sums of a flat vector over every output channel (dim-0 slice) of the parameters."""
-    return torch.cat([v.reshape(shape[0], -1).sum(dim=1)
-                      for v, shape in zip(torch.split(values, sizes), shapes, strict=True)])
+    """Sums of the rows of a (rows x N) tensor, flat over the parameters, over every output channel
+    (dim-0 slice) of each parameter: (rows x channels)."""
+    rows = values.shape[0]
+    return torch.cat([v.reshape(rows, shape[0], -1).sum(dim=2)
+                      for v, shape in zip(torch.split(values, sizes, dim=1), shapes, strict=True)], dim=1)
 
 
 def _flat(params) -> torch.Tensor:
@@ -47,8 +49,7 @@ class RegimeMonitor:
         self.params = list(self._group["params"])
         self._epoch_start = _flat(self.params)
         self._step = {k: [] for k in ("loss", "cosine", "angle", "eff_grad_norm")}
-        self._acc_egn = self._acc_ess = None
-        self._n_acc = 0
+        self._sums = []  # per step of the epoch: (2, channels) squared norms of θ_i and g_i, and lr
         self._epoch_steps = 0
         self._epochs = {k: [] for k in ("train_loss", "test_error", "eff_grad_norm", "step_cosine", "step_angle",
                                         "epoch_cosine", "channel_elr", "channel_egn", "channel_ess")}
@@ -61,16 +62,8 @@ class RegimeMonitor:
         st = opt.last_step(self._gi)
         if st is None:
             return
-        w2 = _per_channel(st["theta"] * st["theta"], st["sizes"], st["shapes"])
-        g2 = _per_channel(st["grad"] * st["grad"], st["sizes"], st["shapes"])
-        egn_c = (g2 * w2).sqrt()
-        ess_c = egn_c * (st["lr"] / w2)
-        if self._acc_egn is None:
-            self._acc_egn, self._acc_ess = egn_c, ess_c
-        else:
-            self._acc_egn += egn_c
-            self._acc_ess += ess_c
-        self._n_acc += 1
+        # per-channel sums only; the channel statistics are formed once per epoch in end_epoch
+        self._sums.append((_per_channel(st["pair"] * st["pair"], st["sizes"], st["shapes"]), st["lr"]))
         self._step["eff_grad_norm"].append(math.sqrt(st["grad_sq_norm"] * st["sq_norm"]))
         self._step["angle"].append(st["angle"])
         self._step["cosine"].append(st["cosine"])
@@ -89,7 +82,7 @@ class RegimeMonitor:
         if n == 0:
             raise ValueError("end_epoch called before any optimizer step of the epoch")
         theta = _flat(self.params)
-        w2 = channel_sq_norms(self.params)
+        w2 = channel_sq_norms(self.params).double()
         rho = self._group["radius"]
         lr = self._group["elr"] * rho * rho
         ep = self._epochs
@@ -103,11 +96,14 @@ class RegimeMonitor:
         ep["epoch_cosine"].append(min(1.0, float((self._epoch_start @ theta)
                                                  / (self._epoch_start.norm() * theta.norm()))))
         ep["channel_elr"].append((lr / w2).double().cpu().numpy())
-        ep["channel_egn"].append((self._acc_egn / self._n_acc).double().cpu().numpy())
-        ep["channel_ess"].append((self._acc_ess / self._n_acc).double().cpu().numpy())
+        sums = torch.stack([v for v, _ in self._sums]).double()  # (steps, 2, channels)
+        lrs = torch.tensor([lr_ for _, lr_ in self._sums], dtype=torch.float64, device=sums.device)
+        egn = (sums[:, 0] * sums[:, 1]).sqrt()  # ||θ_i|| ||g_i|| per step
+        ess = egn * lrs[:, None] / sums[:, 0]  # ELR_i ||θ_i|| ||g_i|| with ELR_i = lr / ||θ_i||²
+        ep["channel_egn"].append(egn.mean(dim=0).cpu().numpy())
+        ep["channel_ess"].append(ess.mean(dim=0).cpu().numpy())
         self._harmonic = max(self._harmonic, abs(float(w2.double().sum()) / (rho * rho) - 1.0))
-        self._acc_egn = self._acc_ess = None
-        self._n_acc = 0
+        self._sums = []
         self._epoch_steps = 0
         self._epoch_start = theta
 

@@ -122,10 +122,9 @@ class SphereSGD(torch.optim.Optimizer):
     def last_step(self, group: int = 0) -> dict | None:
         """What the last :meth:`step` measured on parameter group ``group`` (None before the first).
 
-        Tensors, flat over the group's parameters in their order, in the working precision (float64
-        for float32 and lower): ``theta`` and ``grad`` (raw gradient), both at the point before the
-        step; ``sizes`` and ``shapes`` of the parameters. Python floats: ``lr`` (= elr ρ²),
-        ``sq_norm`` ||θ||², ``grad_sq_norm`` ||g||², ``tangent_sq_norm`` ||g_t||², ``cosine``
+        ``pair``, a 2 x N tensor: θ and the raw gradient g, flat over the group's parameters in their
+        order, at the point before the step; ``sizes`` and ``shapes`` of the parameters. Python
+        floats: ``lr`` (= elr ρ²), ``sq_norm`` ||θ||², ``grad_sq_norm`` ||g||², ``tangent_sq_norm`` ||g_t||², ``cosine``
         cos(θ_t, θ_t+1) and ``angle``, the angle turned (radians). :class:`~toymodel.nets.RegimeMonitor`
         reads it.
         """
@@ -144,49 +143,51 @@ class SphereSGD(torch.optim.Optimizer):
             params = group["params"]
             if all(p.grad is None for p in params):
                 continue
-            # the group as one flat vector, in float64 for float32 and lower: few large operations,
-            # and a norm that does not drift
-            theta = torch.cat([p.reshape(-1) for p in params])
-            work = torch.float64 if theta.dtype in _LOW else theta.dtype
-            th = theta.to(work)
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-            g = torch.cat([v.reshape(-1) for v in grads]).to(work)
-            sq, gw, g2 = torch.stack((th @ th, g @ th, g @ g)).tolist()
+            # the group as one flat vector: ||θ||², <g, θ>, ||g||² from one 2 x 2 Gram matrix
+            theta = torch.cat([p.reshape(-1) for p in params])
+            g = torch.cat([v.reshape(-1) for v in grads])
+            pair = torch.stack((theta, g))
+            (sq, gw), (_, g2) = (pair @ pair.T).tolist()
             rho = float(group["radius"])
             lr = float(group["elr"]) * rho * rho
             coef = gw / sq if group["project_gradient"] else 0.0
             t_sq = max(g2 - 2 * coef * gw + coef * coef * sq, 0.0)  # ||g_t||²
-            sizes = [p.numel() for p in params]
             if group["momentum"]:
-                bufs = []
-                for p in params:
-                    st = self.state[p]
-                    if "momentum_buffer" not in st:
-                        st["momentum_buffer"] = torch.zeros_like(p)
-                    bufs.append(st["momentum_buffer"])
-                b = torch.cat([v.reshape(-1) for v in bufs]).to(work)
-                if group["project_gradient"]:
-                    b -= (float(b @ th) / sq) * th
-                b = b.mul_(group["momentum"]).add_(g).sub_(coef * th)
-                for v, part in zip(bufs, torch.split(b, sizes), strict=True):
-                    v.copy_(part.view_as(v))
-                d_theta, d_sq = torch.stack((b @ th, b @ b)).tolist()
-                new = th - lr * b
+                beta, d_theta, d_sq = self._momentum_direction(group, params, theta, g, sq, coef, lr)
             else:
-                d_theta, d_sq = gw - coef * sq, t_sq
-                new = torch.add(th, g, alpha=-lr) if coef == 0.0 else torch.add(th * (1.0 + lr * coef), g, alpha=-lr)
-            new_sq = float(new @ new)
-            new *= rho / math.sqrt(new_sq)
-            for p, part in zip(params, torch.split(new, sizes), strict=True):
-                p.copy_(part.view_as(p))
+                # θ - lr (g - coef θ) = (1 + lr coef) (θ - beta g): the same point after rescaling
+                beta = lr / (1.0 + lr * coef)
+                torch._foreach_add_(params, grads, alpha=-beta)
+                d_theta, d_sq = gw, g2
+            # ||θ - beta d||² from the Gram entries (no pass over the parameters); the sums are
+            # recomputed from θ itself every step, so rounding does not accumulate
+            new_sq = max(sq - 2 * beta * d_theta + beta * beta * d_sq, 1e-300)
+            torch._foreach_mul_(params, rho / math.sqrt(new_sq))
             # the angle turned, from the step's radial and tangential parts (accurate when tiny)
             d_perp = math.sqrt(max(d_sq - d_theta * d_theta / sq, 0.0))
-            angle = math.atan2(lr * d_perp, math.sqrt(sq) - lr * d_theta / math.sqrt(sq))
-            cosine = min(1.0, (sq - lr * d_theta) / math.sqrt(sq * new_sq))
-            self._last[gi] = dict(theta=th, grad=g, sizes=sizes, shapes=[tuple(p.shape) for p in params], lr=lr,
-                                  sq_norm=sq, grad_sq_norm=g2, tangent_sq_norm=t_sq, cosine=cosine, angle=angle)
+            angle = math.atan2(beta * d_perp, math.sqrt(sq) - beta * d_theta / math.sqrt(sq))
+            self._last[gi] = dict(pair=pair, sizes=[p.numel() for p in params], shapes=[p.shape for p in params],
+                                  lr=lr, sq_norm=sq, grad_sq_norm=g2, tangent_sq_norm=t_sq, cosine=math.cos(angle),
+                                  angle=angle)
         return loss
 
-
-#: dtypes whose sphere arithmetic is done in float64
-_LOW = (torch.float32, torch.float16, torch.bfloat16)
+    def _momentum_direction(self, group, params, theta, g, sq, coef, lr):
+        """Update the heavy-ball buffers (projected onto the tangent space), step the parameters
+        along them, and return (beta, <d, θ>, ||d||²) of the step θ - beta d."""
+        sizes = [p.numel() for p in params]
+        bufs = []
+        for p in params:
+            st = self.state[p]
+            if "momentum_buffer" not in st:
+                st["momentum_buffer"] = torch.zeros_like(p)
+            bufs.append(st["momentum_buffer"])
+        b = torch.cat([v.reshape(-1) for v in bufs])
+        if group["project_gradient"]:
+            b -= (float(b @ theta) / sq) * theta
+        b = b.mul_(group["momentum"]).add_(g).sub_(coef * theta)
+        for v, part in zip(bufs, torch.split(b, sizes), strict=True):
+            v.copy_(part.view_as(v))
+        torch._foreach_add_(params, bufs, alpha=-lr)
+        d_theta, d_sq = torch.stack((b @ theta, b @ b)).tolist()
+        return lr, d_theta, d_sq

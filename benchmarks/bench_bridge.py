@@ -1,0 +1,190 @@
+"""The bridge on PyTorch against its former NumPy implementation (the baseline kept here).
+
+    python benchmarks/bench_bridge.py            # per-step costs, interleaved, and the ConvNet
+    python benchmarks/bench_bridge.py --full     # also both default MLP sweeps end to end
+
+The baseline is the bridge's NumPy MLP with hand-written backpropagation as it was before
+``toymodel.nets`` (same model, data, batches, projection and records), one run at a time, which is
+how the old ``python -m toymodel.bridge`` ran. The torch bridge runs the same MLP with
+``SphereSGD`` and ``RegimeMonitor``, one torch thread per run, in as many worker processes as
+there are cores. Costs are microseconds per SGD step of one run, every epoch's evaluation
+included; the minimum over interleaved repeats (the machine's load varies).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+
+import numpy as np
+import torch
+
+from toymodel import _streams, bridge, nets
+
+
+# ------------------------------------------------------------------ NumPy baseline
+class NumpyMLP:
+    """The former bridge's MLP: Linear (no bias) -> BN (batch statistics, no affine, no eps) ->
+    ReLU hidden layers, a fixed output layer of norm ``out_norm``, backpropagation by hand."""
+
+    def __init__(self, sizes, out_norm=10.0, seed=0):
+        rng = _streams.rng(seed, _streams.NET_INIT)
+        w = rng.standard_normal((sizes[-1], sizes[-2]))
+        self.W_out = w * (out_norm / np.linalg.norm(w))
+        self.shapes = [(sizes[i + 1], sizes[i]) for i in range(len(sizes) - 2)]
+        self.offsets = np.cumsum([0] + [a * b for a, b in self.shapes])
+        self.theta0 = rng.standard_normal(int(self.offsets[-1]))
+        self.theta0 /= np.linalg.norm(self.theta0)
+
+    def layers(self, theta):
+        return [theta[self.offsets[i]:self.offsets[i + 1]].reshape(s) for i, s in enumerate(self.shapes)]
+
+    def channel_sq_norms(self, theta):
+        return np.concatenate([np.sum(W * W, axis=1) for W in self.layers(theta)])
+
+    def forward(self, theta, X):
+        a, cache = X, []
+        for W in self.layers(theta):
+            h = a @ W.T
+            mu = h.mean(axis=0)
+            sd = np.sqrt(((h - mu) ** 2).mean(axis=0))
+            z = (h - mu) / sd
+            cache.append((a, z, sd, W))
+            a = np.maximum(z, 0.0)
+        return a @ self.W_out.T, cache
+
+    @staticmethod
+    def softmax_ce(logits, y):
+        s = logits - logits.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(s).sum(axis=1))
+        return float(np.mean(lse - s[np.arange(len(y)), y])), np.exp(s - lse[:, None])
+
+    def loss(self, theta, X, y):
+        return self.softmax_ce(self.forward(theta, X)[0], y)[0]
+
+    def loss_and_grad(self, theta, X, y):
+        logits, cache = self.forward(theta, X)
+        loss, p = self.softmax_ce(logits, y)
+        p[np.arange(len(y)), y] -= 1.0
+        da = (p / len(y)) @ self.W_out
+        grads = []
+        for a_prev, z, sd, W in reversed(cache):
+            dz = da * (z > 0)
+            dh = (dz - dz.mean(axis=0) - z * (dz * z).mean(axis=0)) / sd
+            grads.append(dh.T @ a_prev)
+            da = dh @ W
+        return loss, np.concatenate([gw.ravel() for gw in reversed(grads)])
+
+    def predict_error(self, theta, X_fit, X, y):
+        a_fit, a = X_fit, X
+        for W in self.layers(theta):
+            hf, h = a_fit @ W.T, a @ W.T
+            mu, sd = hf.mean(axis=0), hf.std(axis=0)
+            a_fit, a = np.maximum((hf - mu) / sd, 0.0), np.maximum((h - mu) / sd, 0.0)
+        return float(np.mean(np.argmax(a @ self.W_out.T, axis=1) != y))
+
+
+def numpy_train(model, data, elr, epochs, batch_size, seed):
+    """The former ``bridge.train``: the same records, per step and per epoch."""
+    Xtr, ytr, Xte, yte = data
+    theta = model.theta0.copy()
+    rho2 = float(theta @ theta)
+    eta = elr * rho2
+    rng = _streams.rng(seed, _streams.BATCH_ORDER)
+    nb = len(ytr) // batch_size
+    losses = []
+    for _ in range(epochs):
+        perm = rng.permutation(len(ytr))
+        s_egn = s_ess = 0.0
+        for b in range(nb):
+            idx = perm[b * batch_size:(b + 1) * batch_size]
+            _, g = model.loss_and_grad(theta, Xtr[idx], ytr[idx])
+            w2 = model.channel_sq_norms(theta)
+            egn_c = np.sqrt(model.channel_sq_norms(g) * w2)
+            s_egn = s_egn + egn_c
+            s_ess = s_ess + (eta / w2) * egn_c
+            new = theta - eta * g
+            new *= np.sqrt(rho2) / np.linalg.norm(new)
+            _ = float(theta @ new) / rho2
+            theta = new
+        losses.append(model.loss(theta, Xtr, ytr))
+        model.predict_error(theta, Xtr, Xte, yte)
+    return np.array(losses)
+
+
+# ------------------------------------------------------------------------ measure
+def _digits_flat(seed):
+    d = nets.load_digits_split(seed)
+    return d.X_train.reshape(len(d.y_train), -1), d.y_train, d.X_test.reshape(len(d.y_test), -1), d.y_test
+
+
+def per_step(epochs: int, repeats: int) -> dict:
+    """Microseconds per step of one run (min over interleaved repeats)."""
+    data = _digits_flat(0)
+    steps = epochs * (len(data[1]) // 32)
+    spec = {m: bridge.BridgeSpec(m, (64, 64), 8, 10.0, epochs, 32, "float32", "cpu", None) for m in ("mlp", "convnet")}
+    times = {"numpy_mlp": [], "torch_mlp_float32": [], "torch_mlp_float64": [], "torch_convnet_float32": []}
+    spec64 = bridge.BridgeSpec("mlp", (64, 64), 8, 10.0, epochs, 32, "float64", "cpu", None)
+    bridge.run_network(spec["mlp"], 0.01, 0)  # warm-up (imports, tracing)
+    for _ in range(repeats):
+        t = time.perf_counter()
+        numpy_train(NumpyMLP((64, 64, 64, 10)), data, 0.01, epochs, 32, 0)
+        times["numpy_mlp"].append(time.perf_counter() - t)
+        for key, sp in (("torch_mlp_float32", spec["mlp"]), ("torch_mlp_float64", spec64),
+                        ("torch_convnet_float32", spec["convnet"])):
+            t = time.perf_counter()
+            bridge.run_network(sp, 0.01, 0)
+            times[key].append(time.perf_counter() - t)
+    return {k: {"us_per_step_min": min(v) / steps * 1e6, "us_per_step_median": float(np.median(v)) / steps * 1e6,
+                "steps_per_s": steps / min(v)} for k, v in times.items()}
+
+
+def full_sweeps() -> dict:
+    """Both default MLP sweeps end to end (21 ELRs x 3 seeds x 60 epochs)."""
+    d = bridge.DEFAULTS
+    elrs = np.geomspace(d["elr_min"], d["elr_max"], d["num"])
+    t = time.perf_counter()
+    for s in range(d["seeds"]):
+        data = _digits_flat(s)
+        for e in elrs:
+            numpy_train(NumpyMLP((64, 64, 64, 10), seed=s), data, e, d["epochs"], d["batch_size"], s)
+    t_np = time.perf_counter() - t
+    t = time.perf_counter()
+    bridge.compute_bridge(workers=bridge.default_workers())
+    t_torch = time.perf_counter() - t
+    t = time.perf_counter()
+    bridge.compute_bridge(workers=1)
+    t_torch1 = time.perf_counter() - t
+    return {"numpy_sequential_s": t_np, "torch_workers_s": t_torch, "workers": bridge.default_workers(),
+            "torch_one_process_s": t_torch1}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--full", action="store_true", help="also time both default MLP sweeps end to end")
+    ap.add_argument("--epochs", type=int, default=4, help="epochs per timed run (default: %(default)s)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", default=None, help="also write the results here")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    res = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
+           "per_step": per_step(args.epochs, args.repeats)}
+    for k, v in res["per_step"].items():
+        print(f"{k:24s} {v['us_per_step_min']:8.0f} us/step (median {v['us_per_step_median']:.0f}), "
+              f"{v['steps_per_s']:.0f} steps/s")
+    if args.full:
+        res["sweeps"] = full_sweeps()
+        s = res["sweeps"]
+        print(f"default MLP sweep: NumPy (one process) {s['numpy_sequential_s']:.1f} s; torch with {s['workers']} "
+              f"worker processes {s['torch_workers_s']:.1f} s; torch in one process {s['torch_one_process_s']:.1f} s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
