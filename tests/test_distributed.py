@@ -157,3 +157,37 @@ def test_ctrl_c_during_a_local_cluster_run_is_one_line_and_exit_130(tmp_path):
     assert code == 130
     # --quiet: nothing but our own line (the runs printed 34-67 lines of worker tracebacks)
     assert err.strip().splitlines() == ["python -m toymodel.phase_diagram: interrupted"], err[-3000:]
+
+
+# ------------------------------------------------------------------------- networks
+BRIDGE = ["--num", "8", "--seeds", "1", "--epochs", "12", "--hidden", "16,16", "--elr-min", "1e-3", "--elr-max", "3",
+          "--no-plot", "--quiet"]
+
+
+def test_bridge_on_a_local_cluster_gives_the_same_csv(tmp_path):
+    pytest.importorskip("torch")
+    from toymodel import bridge
+
+    assert bridge.main(BRIDGE + ["--workers", "1", "--out", str(tmp_path / "local")]) == 0
+    assert bridge.main(BRIDGE + ["--dask-local", "2", "--out", str(tmp_path / "dask")]) == 0
+    assert (tmp_path / "dask" / "bridge.csv").read_bytes() == (tmp_path / "local" / "bridge.csv").read_bytes()
+
+
+@pytest.mark.slow  # ~1 min: a network sweep on a real cluster, one worker killed mid-way
+def test_a_killed_worker_has_its_bridge_runs_retried(cluster, tmp_path):
+    pytest.importorskip("torch")
+    addr, procs = cluster
+    args = [sys.executable, "-m", "toymodel.bridge", *BRIDGE, "--num", "12", "--epochs", "30"]
+    subprocess.run(args + ["--workers", "1", "--out", str(tmp_path / "local")], check=True)
+    out = tmp_path / "remote"
+    run = subprocess.Popen(args + ["--out", str(out), "--scheduler", addr, "--resume"], stderr=subprocess.PIPE,
+                           text=True)
+    cache = out / PD.CACHE_DIRNAME
+    deadline = time.time() + 180
+    while time.time() < deadline and not list(cache.glob("*/run_*.npz")):
+        time.sleep(0.05)
+    done = len(list(cache.glob("*/run_*.npz")))
+    assert 0 < done < 12, "the sweep must be killed mid-way"
+    os.killpg(procs[1].pid, signal.SIGKILL)  # the worker and its nanny: no restart
+    assert run.wait(timeout=300) == 0, run.stderr.read()
+    assert (out / "bridge.csv").read_bytes() == (tmp_path / "local" / "bridge.csv").read_bytes()

@@ -104,6 +104,9 @@ def test_no_module_takes_another_modules_private_name():
                         "toymodel.phase_diagram", "toymodel.figures", "toymodel.bridge"}),
     ("toymodel.theory", {"toymodel.simulate", "toymodel.plots", "toymodel.derivation_checks",
                          "toymodel._records", "toymodel._kernels"}),
+    # the PyTorch library stands on the classification alone: no jobs, plots, kernels or sweeps
+    ("toymodel.nets", {"toymodel.bridge", "toymodel.figures", "toymodel.plots", "toymodel.phase_diagram",
+                       "toymodel.sweep", "toymodel._kernels", "toymodel.simulate", "toymodel.dynamics"}),
 ])
 def test_leaves_do_not_reach_up(leaf, forbidden):
     reached, todo = set(), [leaf]
@@ -115,6 +118,19 @@ def test_leaves_do_not_reach_up(leaf, forbidden):
                 reached.add(t)
                 todo.append(t)
     assert not (reached & forbidden), sorted(reached & forbidden)
+
+
+def test_only_the_network_library_imports_torch_at_module_level():
+    # torch is an optional extra: outside toymodel.nets it may be imported only inside functions
+    users = []
+    for m, p in MODULES.items():
+        tree = ast.parse(p.read_text())
+        for node in tree.body:
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if any(n.split(".")[0] == "torch" for n in names):
+                users.append(m)
+    assert users and all(m.startswith("toymodel.nets") for m in users), users
 
 
 def test_only_plots_imports_matplotlib():
