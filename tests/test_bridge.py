@@ -152,3 +152,20 @@ def test_a_too_short_run_is_flagged_and_bands_stay_over_the_data(tmp_path, capsy
     xs = [x for p in spans for x in (p.get_x(), p.get_x() + p.get_width())]
     # the regime bands cover the data and nothing beyond it (they used to reach 1.25 decades past it)
     assert min(xs) == pytest.approx(1e-4, rel=1e-9) and max(xs) == pytest.approx(10, rel=1e-9)
+
+
+def test_sharpness_columns_and_the_stability_bound(tmp_path):
+    out = tmp_path / "s"
+    assert B.main(["--num", "3", "--elr-min", "1e-3", "--elr-max", "1", "--seeds", "1", "--epochs", "4", "--hidden",
+                   "16,16", "--workers", "1", "--sharpness", "--quiet", "--out", str(out)]) == 0
+    assert (out / "bridge_sharpness.png").exists()
+    rows = list(csv.DictReader(open(out / "bridge.csv")))
+    for r in rows:
+        top, elr = float(r["sharpness_top"]), float(r["elr"])
+        assert top > 0 and float(r["sharpness_trace_se"]) >= 0
+        assert float(r["elr_x_sharpness"]) == pytest.approx(elr * top, rel=1e-12)
+    rec = json.loads((out / "bridge.json").read_text())["sharpness"]
+    assert rec["stability_bound"] == 2.0 and len(rec["top"][0][0]) == 3
+    # the eigenvalues come out largest first
+    assert all(t[0] >= t[1] >= t[2] for row in rec["top"] for t in row)
+    assert rec["converged_within_bound"] is True

@@ -92,7 +92,8 @@ def _fig_sgd_threshold(out, fmt, quiet, where):
 
 def _fig_bridge(out, fmt, quiet, where, model="mlp"):
     t0 = time.perf_counter()
-    bs = bridge.compute_bridge(model=model, progress=not quiet, workers=bridge.default_workers(), **where)
+    bs = bridge.compute_bridge(model=model, progress=not quiet, workers=bridge.default_workers(),
+                               sharpness=(model == "mlp"), **where)
     return bridge.write_bridge_outputs(bs, out, fmt, wall_time_s=time.perf_counter() - t0,
                                        records="bridge" if model == "mlp" else f"bridge_{model}")
 
@@ -147,6 +148,7 @@ FIGURES = {
     "sgd_threshold": "sgd_threshold",
     "bridge_regimes": "bridge",
     "bridge_ess": "bridge",
+    "bridge_sharpness": "bridge",
     "bridge_regimes_convnet": "bridge_convnet",
     "bridge_ess_convnet": "bridge_convnet",
     "conventional_phase": "conventional_phase",

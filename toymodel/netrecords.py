@@ -23,6 +23,9 @@ class TrainResult:
     effective gradient norm and effective step size averaged over the epoch's steps;
     ``harmonic_error`` the largest |sum_i 1/elr_i * elr - 1| over epochs (the channel ELRs'
     harmonic sum is the total ELR while the norm is kept), ``final_norm`` the total norm at the end.
+    With sharpness measured (``toymodel.bridge --sharpness``): ``sharpness_top``, the top eigenvalues
+    of the tangent Hessian at the end (largest first), ``sharpness_trace`` and
+    ``sharpness_trace_se``, its Hutchinson trace and standard error.
     """
 
     elr: float
@@ -38,6 +41,9 @@ class TrainResult:
     channel_ess: np.ndarray
     harmonic_error: float
     final_norm: float
+    sharpness_top: np.ndarray | None = None
+    sharpness_trace: float | None = None
+    sharpness_trace_se: float | None = None
 
     def classify(self, random_guess: float, window: slice | None = None):
         """``(regime, subtype)`` of this run over ``window`` (default: the last quarter of the

@@ -32,6 +32,7 @@ __all__ = [
     "plot_sgd_threshold",
     "plot_bridge_regimes",
     "plot_bridge_ess",
+    "plot_bridge_sharpness",
     "save_figure",
     "plot_phase_diagram",
     "plot_toy_loss",
@@ -597,6 +598,46 @@ def plot_bridge_regimes(bs, axes=None):
     p = bs.params
     fig.suptitle(f"{_bridge_model_name(p)}, trained on the sphere ({p.get('dtype', 'float64')}): "
                  f"{len(elrs)} ELRs × {len(p['seeds'])} seeds × {p['epochs']} epochs", fontsize=10)
+    fig.tight_layout(rect=(0, 0.03, 1, 0.98))
+    return Plot(fig, axes)
+
+
+def plot_bridge_sharpness(bs, bound: float, axes=None):
+    """Sharpness against ELR with the regime bands: the tangent Hessian's top eigenvalue with the
+    stability bound lambda_max = bound / elr (derivation 15), its trace, and elr x lambda_max."""
+    t = bs.table
+    elrs = np.asarray(t["elr"], dtype=float)
+    if axes is None:
+        fig, axes = plt.subplots(3, 1, figsize=(8, 9), sharex=True)
+    else:
+        fig = axes[0].figure
+    _regime_bands(axes, elrs, t["regime"], t["subtype"], label_ax=axes[0])
+    top, s_top = np.asarray(t["sharpness_top"]), np.asarray(t["std_sharpness_top"])
+    axes[0].errorbar(elrs, top, yerr=s_top, fmt="o-", ms=3, lw=1, color="tab:blue", capsize=2,
+                     label=r"top eigenvalue $\lambda_{\max}$ of the tangent Hessian (mean ± std over seeds)")
+    axes[0].plot(elrs, bound / elrs, "--", color="tab:red", lw=1,
+                 label=rf"stability bound $\lambda_{{\max}} = {bound:g}/\tilde\eta$ (derivation 15)")
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel(r"$\lambda_{\max}$")
+    axes[0].set_ylim(max(top.min() / 5, 1e-6), max(top.max(), 1e-6) * 5)
+    tr, s_tr = np.asarray(t["sharpness_trace"]), np.asarray(t["std_sharpness_trace"])
+    axes[1].errorbar(elrs, np.abs(tr), yerr=s_tr, fmt="o-", ms=3, lw=1, color="tab:green", capsize=2,
+                     label="|trace| (Hutchinson; bars: std over seeds)")
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel("trace")
+    ex, s_ex = np.asarray(t["elr_x_sharpness"]), np.asarray(t["std_elr_x_sharpness"])
+    axes[2].errorbar(elrs, ex, yerr=s_ex, fmt="o-", ms=3, lw=1, color="tab:purple", capsize=2,
+                     label=r"$\tilde\eta\,\lambda_{\max}$")
+    axes[2].axhline(bound, color="tab:red", ls="--", lw=1, label=f"bound {bound:g}: a stable minimum lies below")
+    axes[2].set_yscale("log")
+    axes[2].set_ylabel(r"$\tilde\eta\,\lambda_{\max}$")
+    axes[2].set_xscale("log")
+    axes[2].set_xlabel(r"total effective learning rate $\tilde\eta$")
+    for ax in axes:
+        ax.legend(fontsize=7, loc="best", framealpha=0.9)
+    fig.legend(handles=_legend_patches(), loc="lower center", ncol=4, fontsize=7, frameon=False)
+    fig.suptitle(f"{_bridge_model_name(bs.params)}: sharpness at the end of training (float64, tangent space)",
+                 fontsize=10)
     fig.tight_layout(rect=(0, 0.03, 1, 0.98))
     return Plot(fig, axes)
 

@@ -15,6 +15,7 @@ inside the functions that train, so the rest of the package (and reading results
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import functools
 import math
@@ -42,8 +43,8 @@ from ..netrecords import TrainResult
 from ..sweep import SweepStats, check_dask_choice, execute
 
 __all__ = ["TORCH_HINT", "DEFAULTS", "MODELS", "DTYPES", "TrainResult", "BridgeSweep", "BridgeTask", "BridgeRun",
-           "compute_bridge", "bridge_csv_text", "bridge_json_record", "write_bridge_outputs", "default_workers",
-           "main"]
+           "measure_sharpness", "compute_bridge", "bridge_csv_text", "bridge_json_record", "write_bridge_outputs",
+           "default_workers", "main"]
 
 TORCH_HINT = "the networks need the optional extra: pip install 'toymodel[torch]'"
 
@@ -171,6 +172,8 @@ class BridgeSpec:
     dtype: str
     device: str
     data: str | None
+    #: measure the tangent Hessian at the end of every run (top eigenvalues and trace)
+    sharpness: bool = False
 
     def payload(self) -> dict:
         """The JSON-able form (floats as ``repr``) for cache keys and records."""
@@ -178,7 +181,8 @@ class BridgeSpec:
         return {"model": self.model, "hidden": list(self.hidden) if self.model == "mlp" else None,
                 "width": self.width if self.model == "convnet" else None, "out_norm": repr(float(self.out_norm)),
                 "epochs": self.epochs, "batch_size": self.batch_size, "dtype": self.dtype, "device": self.device,
-                "data": _data(0, self.data).source, "torch": torch_version}
+                "data": _data(0, self.data).source, "torch": torch_version,
+                **({"sharpness": [SHARPNESS_EXAMPLES, SHARPNESS_K, SHARPNESS_PROBES]} if self.sharpness else {})}
 
 
 def run_network(spec: BridgeSpec, elr: float, seed: int, threads=None) -> TrainResult:
@@ -192,10 +196,36 @@ def run_network(spec: BridgeSpec, elr: float, seed: int, threads=None) -> TrainR
     torch.use_deterministic_algorithms(True)
     try:
         net = build_model(spec, seed)
-        return nets.train_on_sphere(net, _tensors(seed, spec.data, spec.dtype, spec.device), elr, spec.epochs,
-                                    spec.batch_size, seed=seed, radius=RADIUS)
+        tensors = _tensors(seed, spec.data, spec.dtype, spec.device)
+        res = nets.train_on_sphere(net, tensors, elr, spec.epochs, spec.batch_size, seed=seed, radius=RADIUS)
+        if spec.sharpness:
+            s = measure_sharpness(net, tensors[0], tensors[1], seed)
+            res = dataclasses.replace(res, sharpness_top=s.top, sharpness_trace=s.trace, sharpness_trace_se=s.trace_se)
+        return res
     finally:
         torch.use_deterministic_algorithms(previous)
+
+
+#: sharpness: the first training examples used (a fixed subset, one batch, BN in train mode), the
+#: number of top eigenvalues (Lanczos) and of Hutchinson probes; the standard error of the trace
+#: is reported with it
+SHARPNESS_EXAMPLES = 512
+SHARPNESS_K = 3
+SHARPNESS_PROBES = 32
+
+
+def measure_sharpness(net, X, y, seed: int):
+    """The tangent Hessian's top eigenvalues and trace at the network's current point, in float64
+    on the first ``SHARPNESS_EXAMPLES`` training examples (a copy of the network is used)."""
+    import copy
+
+    torch = import_torch()
+    from ..nets.hessian import sharpness
+
+    m = copy.deepcopy(net).double()
+    params = [p for p in m.parameters() if p.requires_grad]
+    n = min(len(y), SHARPNESS_EXAMPLES)
+    return sharpness(m, params, X[:n].to(torch.float64), y[:n], k=SHARPNESS_K, probes=SHARPNESS_PROBES, seed=seed)
 
 
 def random_guess(spec: BridgeSpec, seed: int, points: int = 64) -> float:
@@ -251,7 +281,7 @@ class BridgeTask:
 
 
 def _validate(elr_min, elr_max, num, seeds, epochs, batch_size, hidden, out_norm, model="mlp", width=8,
-              dtype="float32", device="cpu", data=None, threads=None, workers=None):
+              dtype="float32", device="cpu", data=None, threads=None, workers=None, sharpness=False):
     elr_min, elr_max, num = as_elr_range(elr_min, elr_max, num)
     seeds = as_int(seeds, "seeds", minimum=1)
     epochs = as_int(epochs, "epochs", minimum=2, maximum=MAX_STEPS)
@@ -280,7 +310,7 @@ def _validate(elr_min, elr_max, num, seeds, epochs, batch_size, hidden, out_norm
     # per run and epoch: six scalars and three values per channel (ELR, gradient norm, ESS)
     channels = sum(hidden) if model == "mlp" else 15 * width
     check_memory(num * seeds * epochs * (6 + 3 * channels) * 8, "the sweep's records")
-    spec = BridgeSpec(model, hidden, width, out_norm, epochs, batch_size, dtype, device, data)
+    spec = BridgeSpec(model, hidden, width, out_norm, epochs, batch_size, dtype, device, data, bool(sharpness))
     return elr_min, elr_max, num, seeds, spec, threads, workers
 
 
@@ -325,6 +355,16 @@ def _summarise(runs, rgs, elrs, epochs):
         t[name] = arr.mean(axis=1)
         t[f"std_{name}"] = arr.std(axis=1)
     t["random_guess_loss"] = np.full(K_, float(np.mean(rgs)))
+    if runs[0][0].sharpness_top is not None:
+        top = grid(lambda r: r.sharpness_top[0])
+        tr = grid(lambda r: r.sharpness_trace)
+        se = grid(lambda r: r.sharpness_trace_se)
+        elrs_ = np.asarray(elrs)[:, None]
+        t["sharpness_top"], t["std_sharpness_top"] = top.mean(axis=1), top.std(axis=1)
+        t["sharpness_trace"], t["std_sharpness_trace"] = tr.mean(axis=1), tr.std(axis=1)
+        # the standard error of the seed mean from the probes alone (the seeds' spread is std_)
+        t["sharpness_trace_se"] = np.sqrt((se**2).sum(axis=1)) / S_
+        t["elr_x_sharpness"], t["std_elr_x_sharpness"] = (elrs_ * top).mean(axis=1), (elrs_ * top).std(axis=1)
     return tuple(t), t
 
 
@@ -339,8 +379,8 @@ def compute_bridge(elr_min=DEFAULTS["elr_min"], elr_max=DEFAULTS["elr_max"], num
                    seeds=DEFAULTS["seeds"], epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
                    hidden=DEFAULTS["hidden"], out_norm=DEFAULTS["out_norm"], *, model=DEFAULTS["model"],
                    width=DEFAULTS["width"], dtype=DEFAULTS["dtype"], device=DEFAULTS["device"], data=None,
-                   threads=None, workers=1, scheduler=None, dask_local=None, progress: bool = False,
-                   cache_dir=None) -> BridgeSweep:
+                   threads=None, workers=1, scheduler=None, dask_local=None, sharpness: bool = False,
+                   progress: bool = False, cache_dir=None) -> BridgeSweep:
     """Train the network at ``num`` log-spaced ELRs for ``seeds`` seeds each and classify.
 
     Seed s fixes the data split (digits), the output layer, the initial weights and the batch
@@ -348,11 +388,12 @@ def compute_bridge(elr_min=DEFAULTS["elr_min"], elr_max=DEFAULTS["elr_max"], num
     ``workers`` local processes, or a Dask cluster (``scheduler``/``dask_local``); with
     ``cache_dir`` each finished run is kept there and reused. The results do not depend on any of
     these. Each run uses ``threads`` torch threads (default 1; the same count gives the same
-    numbers everywhere).
+    numbers everywhere). With ``sharpness``, the tangent Hessian's top eigenvalues and trace are
+    measured at the end of every run (:func:`measure_sharpness`) and summarised per ELR.
     """
     elr_min, elr_max, num, seeds, spec, threads, workers = _validate(
         elr_min, elr_max, num, seeds, epochs, batch_size, hidden, out_norm, model, width, dtype, device, data,
-        threads, workers)
+        threads, workers, sharpness)
     check_dask_choice(scheduler, dask_local)
     _check_setup(spec, seeds)
     elrs = np.geomspace(elr_min, elr_max, num)
@@ -360,7 +401,8 @@ def compute_bridge(elr_min=DEFAULTS["elr_min"], elr_max=DEFAULTS["elr_max"], num
                   batch_size=spec.batch_size, hidden=list(spec.hidden), out_norm=spec.out_norm, model=spec.model,
                   width=spec.width, dtype=spec.dtype, device=spec.device, data=spec.data,
                   data_source=_data(0, spec.data).source, n_classes=_data(0, spec.data).n_classes,
-                  input_dim=int(np.prod(_data(0, spec.data).input_shape)), radius=RADIUS)
+                  input_dim=int(np.prod(_data(0, spec.data).input_shape)), radius=RADIUS,
+                  sharpness=spec.sharpness)
     task = BridgeTask(tuple(elrs.tolist()), tuple(range(seeds)), spec, threads or 1)
     stats = SweepStats()
     parts = execute([task], [(0, u) for u in task.units()], progress=progress, desc="bridge",
@@ -407,10 +449,29 @@ def bridge_json_record(bs: BridgeSweep, wall_time_s=None, started=None, outputs=
         "curves": curves,
         "channels_seed0": channels,
         "max_harmonic_error": max(r.harmonic_error for row in bs.runs for r in row),
+        **(_sharpness_record(bs) if bs.params.get("sharpness") else {}),
         "outputs": list(outputs),
         "versions": vers,
         "timing": {"started": started, "wall_time_s": wall_time_s, "runs_reused": bs.reused},
     }
+
+
+def _sharpness_record(bs: BridgeSweep) -> dict:
+    """The sharpness settings, every run's top eigenvalues, and the check of the sphere's stability
+    bound (derivation 15) on the runs that converged."""
+    from .. import theory
+
+    bound = theory.sphere_stability_bound()
+    rg = bs.random_guess
+    conv = [(r.elr, float(r.elr * r.sharpness_top[0] * RADIUS**2)) for row in bs.runs for j, r in enumerate(row)
+            if r.classify(float(rg[j]), bs.window)[0] == "convergence"]
+    return {"sharpness": {
+        "examples": SHARPNESS_EXAMPLES, "top_k": SHARPNESS_K, "probes": SHARPNESS_PROBES, "precision": "float64",
+        "top": [[r.sharpness_top.tolist() for r in row] for row in bs.runs],
+        "stability_bound": bound,
+        "converged_runs": len(conv),
+        "converged_max_elr_x_sharpness": max((v for _, v in conv), default=None),
+        "converged_within_bound": all(v < bound for _, v in conv)}}
 
 
 def write_bridge_outputs(bs: BridgeSweep, out, fmt: str = "png", plot: bool = True, wall_time_s=None, started=None,
@@ -427,6 +488,13 @@ def write_bridge_outputs(bs: BridgeSweep, out, fmt: str = "png", plot: bool = Tr
         fig, _ = plots.plot_bridge_ess(bs)
         plots.save_figure(fig, out / ess_name, fmt)
         names += [regimes_name, ess_name]
+        if bs.params.get("sharpness"):
+            from .. import theory
+
+            sharp_name = regimes_name.replace("bridge_regimes", "bridge_sharpness")
+            fig, _ = plots.plot_bridge_sharpness(bs, theory.sphere_stability_bound())
+            plots.save_figure(fig, out / sharp_name, fmt)
+            names.append(sharp_name)
     atomic_write_text(out / names[1], json_text(bridge_json_record(bs, wall_time_s, started, names), indent=None))
     return [out / n for n in names]
 
@@ -476,6 +544,10 @@ def _main(argv=None) -> int:
                          "(extra toymodel[distributed])")
     ap.add_argument("--dask-local", metavar="N", type=int_arg, default=None,
                     help="run the runs on a local Dask cluster of N worker processes")
+    ap.add_argument("--sharpness", action="store_true",
+                    help=f"at the end of every run, the tangent Hessian's top {SHARPNESS_K} eigenvalues (Lanczos) and "
+                         f"trace (Hutchinson, {SHARPNESS_PROBES} probes) on {SHARPNESS_EXAMPLES} training examples; "
+                         "adds columns and bridge_sharpness.png")
     ap.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s, git-ignored)")
     ap.add_argument("--format", default="png", help="figure format: png, svg or pdf (default: %(default)s)")
     ap.add_argument("--no-plot", action="store_true", help="write CSV and JSON only")
@@ -483,7 +555,8 @@ def _main(argv=None) -> int:
     ap.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     args = ap.parse_args(argv)
     _validate(args.elr_min, args.elr_max, args.num, args.seeds, args.epochs, args.batch_size, args.hidden,
-              args.out_norm, args.model, args.width, args.dtype, args.device, args.data, args.threads, args.workers)
+              args.out_norm, args.model, args.width, args.dtype, args.device, args.data, args.threads, args.workers,
+              args.sharpness)
     fmt = as_format(args.format)
     check_dask_choice(args.scheduler, args.dask_local)
     import_torch()
@@ -494,7 +567,8 @@ def _main(argv=None) -> int:
         bs = compute_bridge(args.elr_min, args.elr_max, args.num, args.seeds, args.epochs, args.batch_size,
                             args.hidden, args.out_norm, model=args.model, width=args.width, dtype=args.dtype,
                             device=args.device, data=args.data, threads=args.threads, workers=workers,
-                            scheduler=args.scheduler, dask_local=args.dask_local, progress=not args.quiet,
+                            scheduler=args.scheduler, dask_local=args.dask_local, sharpness=args.sharpness,
+                            progress=not args.quiet,
                             cache_dir=(out / CACHE_DIRNAME) if args.resume else None)
         if bs.window_too_short:
             w = bs.window

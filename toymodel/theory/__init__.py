@@ -37,6 +37,9 @@ __all__ = [
     "derive_one_step_map",
     "derive_group_elr_dynamics",
     "derive_minimum_stability",
+    "derive_sphere_stability_hessian",
+    "sphere_stability_bound",
+    "tangent_hessian_eigenvalues",
     "derive_equilibrium",
     "derive_equilibrium_limits",
     "derive_random_guess",
@@ -1134,6 +1137,62 @@ def derive_conventional_periodic() -> Derivation:
 
 #: every derivation's key and function, in the order of ``docs/theory.md`` (the keys are known
 #: without running SymPy)
+
+# ----------------------------------------------------------------- derivation 15
+@functools.lru_cache(maxsize=None)
+def derive_sphere_stability_hessian() -> Derivation:
+    r"""The minimum's stability in terms of the tangent Hessian's eigenvalues and the total ELR."""
+    f = _group_loss()
+    hess = sp.hessian(f, (x, y))
+    at_min = {x: 0, y: r}
+    h_min = sp.simplify(hess.subs(at_min))
+    grad_dot_theta = sp.simplify(x * sp.diff(f, x) + y * sp.diff(f, y))
+    lam = h_min[0, 0]  # the tangent direction x of the group (theta = (0, r) is radial)
+    rho, om, eta_lr = sp.symbols(r"rho omega_i eta", positive=True)
+    lam_i = lam.subs(r, rho * sp.sqrt(om))  # r_i^2 = omega_i rho^2
+    mult = 1 - eta_lr * lam_i
+    mult_elr = mult.subs(eta_lr, elr * rho**2)  # eta = elr rho^2 (the ELR of the whole sphere)
+    k_i = elr * alpha / om  # k_i = elr_i alpha_i with elr_i = elr / omega_i (derivation 03)
+    z = sp.Symbol("z", positive=True)  # eta lambda_j = elr rho^2 lambda_j
+    stable = sp.solve_univariate_inequality(sp.Abs(1 - z) < 1, z, relational=False)
+    bound = stable.sup  # = 2
+    steps = (
+        Step("The Euclidean Hessian of one group's loss f = alpha x^2/(x^2 + y^2) at its minimiser (0, r):",
+             r"\nabla^2 f(0, r)", h_min),
+        _identity("The radial derivative of f vanishes identically (scale invariance, derivation 01), so the "
+                  "sphere's curvature term -<grad F, theta>/rho^2 of the Riemannian Hessian is zero:",
+                  grad_dot_theta, sp.Integer(0), show=(r"\langle \nabla f, \theta\rangle", 0)),
+        Step("At a minimum every x_i = 0, so each x_i direction is tangent to the sphere and the projected Hessian "
+             "P H P is diagonal: eigenvalue lambda_i = 2 alpha_i / r_i^2 along x_i, with r_i^2 = omega_i rho^2, "
+             "and 0 along the n - 1 norm-split directions:", r"\lambda_i", lam_i),
+        Step("Projected GD theta' = rho (theta - eta grad F)/||theta - eta grad F|| moves a point delta off the "
+             "minimum to (I - eta H_t) delta + O(delta^2): the gradient is O(delta) and orthogonal to theta, so the "
+             "normalisation is second order. Along eigenvector i the multiplier is", r"1 - \eta\lambda_i", mult),
+        _identity("With eta = elr rho^2 (total ELR elr on the sphere of radius rho) this is derivation 04's "
+                  "multiplier 1 - 2 elr_i alpha_i:", mult_elr, 1 - 2 * k_i),
+        Step("A direction with lambda_j > 0 contracts iff |1 - z| < 1 for z = eta lambda_j = elr rho^2 lambda_j, i.e. "
+             "for z in", r"\tilde\eta\,\rho^2\lambda_j", stable),
+        Step("so the minimum is linearly stable iff the total ELR times the tangent Hessian's top eigenvalue stays "
+             "below the bound (directions with lambda_j = 0 are neutral):",
+             r"\sup\,\tilde\eta\,\rho^2\lambda_{\max}", bound),
+        Step("For the toy, elr rho^2 lambda_max = 2 max_i k_i, so the bound is derivation 04's condition "
+             "max_i elr_i alpha_i < 1; for any scale-invariant network, a run converging at total ELR elr on the "
+             "unit sphere must sit where elr lambda_max(tangent Hessian) <= 2."),
+    )
+    return Derivation(
+        key="15_sphere_stability_hessian",
+        title="The stability of a minimum on the sphere in terms of the tangent Hessian",
+        claim=("At a minimum, projected GD on the sphere of radius rho multiplies each eigendirection of the "
+               "Riemannian (tangent) Hessian by 1 - elr rho^2 lambda_j. A minimum is linearly stable iff "
+               "elr rho^2 lambda_max < 2: for the toy, lambda_i = 2 alpha_i/(rho^2 omega_i) and this is "
+               "elr_i alpha_i < 1 for every group; for a network it bounds the sharpness a converged run can have."),
+        assumptions=("a minimum of a scale-invariant loss (gradient zero, Hessian positive semi-definite on the "
+                     "tangent space)", "plain projected GD (for SGD, the batch Hessians enter; see derivation 10)"),
+        steps=steps,
+        results={"hessian_at_min": h_min, "tangent_eigenvalue": lam_i, "multiplier": mult, "bound": bound,
+                 "radial_derivative": grad_dot_theta},
+    )
+
 DERIVATIONS = (
     ("01_scale_invariance", derive_scale_invariance),
     ("02_one_step_map", derive_one_step_map),
@@ -1149,6 +1208,7 @@ DERIVATIONS = (
     ("12_conventional_ess_law", derive_conventional_ess_law),
     ("13_conventional_equilibrium", derive_conventional_equilibrium),
     ("14_conventional_periodic", derive_conventional_periodic),
+    ("15_sphere_stability_hessian", derive_sphere_stability_hessian),
 )
 
 
@@ -1217,6 +1277,24 @@ def threshold_elr(alphas) -> float:
     r"""The total-ELR boundary of convergence, :math:`1/\sum_i\alpha_i` (derived)."""
     alphas = as_alphas(alphas)
     return float(_numeric("threshold_elr")(alphas.sum()))
+
+
+def sphere_stability_bound() -> float:
+    r"""The bound on :math:`\tilde\eta\rho^2\lambda_{\max}` of the tangent Hessian at a linearly stable
+    minimum: 2 (derivation 15)."""
+    return float(derive_sphere_stability_hessian().results["bound"])
+
+
+def tangent_hessian_eigenvalues(alphas, shares, radius: float = 1.0) -> np.ndarray:
+    r"""The tangent Hessian's eigenvalues :math:`2\alpha_i/(\rho^2\omega_i)` along the groups' angle
+    directions at a minimum with norm shares ``shares`` (derivation 15; the n - 1 norm-split directions
+    have eigenvalue 0)."""
+    alphas = as_alphas(alphas)
+    om = np.asarray(shares, dtype=float)
+    res = derive_sphere_stability_hessian().results
+    rho, om_s = sp.symbols("rho omega_i", positive=True)
+    fn = sp.lambdify((alpha, rho, om_s), res["tangent_eigenvalue"], "numpy")
+    return fn(alphas, float(radius), om)
 
 
 def minimum_multipliers(alphas, group_elrs) -> tuple[np.ndarray, int]:
