@@ -98,6 +98,22 @@ def _fig_bridge(out, fmt, quiet, where, model="mlp"):
                                        records="bridge" if model == "mlp" else f"bridge_{model}")
 
 
+def _fig_bridge_conventional(out, fmt, quiet, where):
+    from .bridge import conventional as bc
+
+    t0 = time.perf_counter()
+    cs = bc.compute_conventional(progress=not quiet, workers=bridge.default_workers(), **where)
+    return bc.write_outputs(cs, out, fmt, bands=Path(out) / "bridge.csv", wall_time_s=time.perf_counter() - t0)
+
+
+def _fig_bridge_finetune(out, fmt, quiet, where):
+    from .bridge import finetune as bf
+
+    t0 = time.perf_counter()
+    res = bf.compute_finetune(progress=not quiet, workers=bridge.default_workers(), **where)
+    return bf.write_outputs(res, out, fmt, wall_time_s=time.perf_counter() - t0)
+
+
 def _fig_bridge_convnet(out, fmt, quiet, where):
     return _fig_bridge(out, fmt, quiet, where, model="convnet")
 
@@ -133,6 +149,8 @@ RECIPES = {
     "sgd_threshold": _fig_sgd_threshold,
     "bridge": _fig_bridge,
     "bridge_convnet": _fig_bridge_convnet,
+    "bridge_conventional": _fig_bridge_conventional,
+    "bridge_finetune": _fig_bridge_finetune,
     "conventional_phase": _fig_conventional_phase,
     "conventional_trajectories": _fig_conventional_trajectories,
 }
@@ -151,6 +169,8 @@ FIGURES = {
     "bridge_sharpness": "bridge",
     "bridge_regimes_convnet": "bridge_convnet",
     "bridge_ess_convnet": "bridge_convnet",
+    "bridge_conventional": "bridge_conventional",
+    "bridge_finetune": "bridge_finetune",
     "conventional_phase": "conventional_phase",
     "conventional_trajectories": "conventional_trajectories",
 }

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import regimes
 
-__all__ = ["TrainResult"]
+__all__ = ["TrainResult", "ConventionalResult"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,8 @@ class TrainResult:
     harmonic sum is the total ELR while the norm is kept), ``final_norm`` the total norm at the end.
     With sharpness measured (``toymodel.bridge --sharpness``): ``sharpness_top``, the top eigenvalues
     of the tangent Hessian at the end (largest first), ``sharpness_trace`` and
-    ``sharpness_trace_se``, its Hutchinson trace and standard error.
+    ``sharpness_trace_se``, its Hutchinson trace and standard error. ``final_weights``: the
+    scale-invariant weights at the end (flat, float64), from which fine-tuning starts.
     """
 
     elr: float
@@ -44,10 +45,46 @@ class TrainResult:
     sharpness_top: np.ndarray | None = None
     sharpness_trace: float | None = None
     sharpness_trace_se: float | None = None
+    final_weights: np.ndarray | None = None
 
     def classify(self, random_guess: float, window: slice | None = None):
         """``(regime, subtype)`` of this run over ``window`` (default: the last quarter of the
         epochs, at least two), by :func:`toymodel.regimes.classify_training`."""
+        w = window if window is not None else regimes.training_window(len(self.train_loss))
+        reg, sub = regimes.classify_training(self.train_loss[w], self.step_cosine[w], random_guess)
+        return str(reg), str(sub)
+
+
+@dataclass(frozen=True)
+class ConventionalResult:
+    """Records of one conventional-training run (learning rate ``lr``, weight decay
+    ``weight_decay``, no projection): per epoch ``E`` the train loss, test error, mean total ELR and
+    mean direction cosine per step, the channels' mean ELR and ESS (E x C); per step the total ELR;
+    per channel the law of derivation 12 (``mean_log1p_ess2``, its ``law_boundary`` term, and the
+    value ``law_theory`` = -2 log(1 - lr weight_decay)); and the final scale-invariant weights
+    (flat, float64) for fine-tuning."""
+
+    lr: float
+    weight_decay: float
+    seed: int
+    train_loss: np.ndarray
+    test_error: np.ndarray
+    total_elr: np.ndarray
+    step_cosine: np.ndarray
+    total_elr_per_step: np.ndarray
+    channel_elr: np.ndarray
+    channel_ess: np.ndarray
+    mean_log1p_ess2: np.ndarray
+    law_boundary: np.ndarray
+    law_theory: float
+    final_weights: np.ndarray
+
+    @property
+    def lr_wd(self) -> float:
+        return self.lr * self.weight_decay
+
+    def classify(self, random_guess: float, window: slice | None = None):
+        """``(regime, subtype)`` over ``window`` (default: the last quarter of the epochs)."""
         w = window if window is not None else regimes.training_window(len(self.train_loss))
         reg, sub = regimes.classify_training(self.train_loss[w], self.step_cosine[w], random_guess)
         return str(reg), str(sub)

@@ -33,6 +33,8 @@ __all__ = [
     "plot_bridge_regimes",
     "plot_bridge_ess",
     "plot_bridge_sharpness",
+    "plot_bridge_conventional",
+    "plot_bridge_finetune",
     "save_figure",
     "plot_phase_diagram",
     "plot_toy_loss",
@@ -639,6 +641,123 @@ def plot_bridge_sharpness(bs, bound: float, axes=None):
     fig.suptitle(f"{_bridge_model_name(bs.params)}: sharpness at the end of training (float64, tangent space)",
                  fontsize=10)
     fig.tight_layout(rect=(0, 0.03, 1, 0.98))
+    return Plot(fig, axes)
+
+
+def plot_bridge_conventional(cs, bands=None, axes=None, show=(0, 3, 5, 8)):
+    """Conventional training of a network: (top) the total ELR over training for a few values of
+    eta*lambda (seed 0), over the fixed-ELR regime bands ``bands = (elrs, regimes, subtypes)`` of
+    a sphere sweep drawn as horizontal bands; (middle) its harmonic mean over the window against
+    eta*lambda with the same bands; (bottom) the per-channel law of derivation 12: every channel's
+    time mean of log(1 + ESS^2) (seed 0) against -2 log(1 - eta lambda)."""
+    if axes is None:
+        fig, axes = plt.subplots(3, 1, figsize=(8, 10.5))
+    else:
+        fig = axes[0].figure
+    t = cs.table
+    lw = np.asarray(t["lr_wd"], dtype=float)
+
+    def hbands(ax):
+        if bands is None:
+            return
+        elrs, reg, sub = bands
+        lg = np.log(elrs)
+        edges = np.exp(np.concatenate([[lg[0]], (lg[1:] + lg[:-1]) / 2, [lg[-1]]]))
+        keys = [r + ("/chaotic" if su == "chaotic" else "") for r, su in zip(reg, sub, strict=True)]
+        for start, stop, key in _segments(keys):
+            ax.axhspan(edges[start], edges[stop], color=REGIME_COLORS.get(key, "#ffffff"), lw=0, zorder=0)
+
+    ax = axes[0]
+    hbands(ax)
+    cmap = plt.get_cmap("viridis")
+    show = [k for k in show if k < len(cs.runs)]
+    for j, k in enumerate(show):
+        r = cs.runs[k][0]
+        ax.plot(np.arange(1, len(r.total_elr) + 1), r.total_elr, "-", lw=1.2, color=cmap(j / max(1, len(show) - 1)),
+                label=rf"$\eta\lambda$ = {r.lr_wd:.3g}")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(r"total ELR $\eta/((1-\eta\lambda)\|\theta\|^2)$ (epoch mean)")
+    ax.legend(fontsize=7, loc="best", framealpha=0.9)
+    ax = axes[1]
+    hbands(ax)
+    ax.errorbar(lw, t["hm_elr"], yerr=t["std_hm_elr"], fmt="o-", ms=3, lw=1, color="k", capsize=2,
+                label="harmonic mean of the total ELR over the window (mean ± std over seeds)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"$\eta\lambda$")
+    ax.set_ylabel("effective ELR")
+    ax.legend(fontsize=7, loc="best", framealpha=0.9)
+    ax = axes[2]
+    for k, row in enumerate(cs.runs):
+        r = row[0]
+        ax.plot(np.full(r.mean_log1p_ess2.size, lw[k]), r.mean_log1p_ess2, ".", ms=2, color="tab:blue", alpha=0.5,
+                label="every channel, measured (seed 0)" if k == 0 else None)
+    xx = np.geomspace(lw.min(), lw.max(), 100)
+    ax.plot(xx, -2 * np.log1p(-xx), "-", color="tab:red", lw=1, label=r"law $-2\log(1-\eta\lambda)$ (derivation 12)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"$\eta\lambda$")
+    ax.set_ylabel(r"time mean of $\log(1+\mathrm{ESS}_i^2)$")
+    err = float(np.max(t["law_error"]))
+    ax.set_title(f"with the boundary term the law holds on every channel to {err:.1e}", fontsize=8)
+    ax.legend(fontsize=7, loc="best", framealpha=0.9)
+    if bands is not None:
+        fig.legend(handles=_legend_patches(), loc="lower center", ncol=4, fontsize=7, frameon=False,
+                   title="bands: the fixed-ELR sweep's regimes at that ELR", title_fontsize=7)
+    fig.suptitle(f"{_bridge_model_name(cs.params)}: conventional training (SGD, weight decay "
+                 f"{cs.params['weight_decay']:g}, no projection)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.05 if bands is not None else 0, 1, 0.98))
+    return Plot(fig, axes)
+
+
+def plot_bridge_finetune(table, pretrain_table, params, axes=None):
+    """Fine-tuning from every pre-training ELR: test error (top) and sharpness (bottom) after
+    fine-tuning against the pre-training ELR (mean ± std over seeds), with the pre-training regime
+    bands, the test error before fine-tuning, and the baselines (from scratch; conventional
+    training fine-tuned) as horizontal lines with their seed spread."""
+    if axes is None:
+        fig, axes = plt.subplots(2, 1, figsize=(8, 8), sharex=True)
+    else:
+        fig = axes[0].figure
+    pe = np.asarray(table["pretrain_elr"], dtype=float)
+    elrs = np.unique(pe)
+    _regime_bands(axes, np.asarray(pretrain_table["elr"], dtype=float), pretrain_table["regime"],
+                  pretrain_table["subtype"], label_ax=axes[0])
+
+    def stat(col):
+        v = np.asarray(table[col], dtype=float)
+        return np.array([v[pe == e].mean() for e in elrs]), np.array([v[pe == e].std() for e in elrs])
+
+    m, s_ = stat("finetuned_test_error")
+    axes[0].errorbar(elrs, m, yerr=s_, fmt="o-", ms=4, lw=1.2, color="tab:blue", capsize=2,
+                     label=f"after fine-tuning ({params['finetune_epochs']} epochs at ELR {params['finetune_elr']:g})")
+    m0, s0 = stat("pretrain_test_error")
+    axes[0].errorbar(elrs, m0, yerr=s0, fmt=".:", ms=3, lw=0.8, color="0.4", capsize=1, label="before fine-tuning")
+    for col, color, label in (("scratch_test_error", "tab:green",
+                               f"from scratch at ELR {params['finetune_elr']:g}, {params['scratch_epochs']} epochs"),
+                              ("conventional_test_error", "tab:red",
+                               f"conventional (eta lambda {params['conventional_lr_wd']:g}) then fine-tuned")):
+        v = np.asarray(table[col], dtype=float)
+        axes[0].axhline(v.mean(), color=color, lw=1.2, label=f"{label}: {v.mean():.4f} ± {v.std():.4f}")
+        axes[0].axhspan(v.mean() - v.std(), v.mean() + v.std(), color=color, alpha=0.12, lw=0)
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("test error")
+    m, s_ = stat("finetuned_sharpness")
+    axes[1].errorbar(elrs, m, yerr=s_, fmt="o-", ms=4, lw=1.2, color="tab:purple", capsize=2,
+                     label=r"$\lambda_{\max}$ of the tangent Hessian after fine-tuning")
+    axes[1].axhline(2 / params["finetune_elr"], color="tab:red", ls="--", lw=1,
+                    label=r"stability bound $2/\tilde\eta$ at the fine-tuning ELR")
+    axes[1].set_yscale("log")
+    axes[1].set_xscale("log")
+    axes[1].set_ylabel(r"$\lambda_{\max}$")
+    axes[1].set_xlabel(r"pre-training ELR $\tilde\eta$")
+    for ax in axes:
+        ax.legend(fontsize=7, loc="best", framealpha=0.9)
+    fig.legend(handles=_legend_patches(), loc="lower center", ncol=4, fontsize=7, frameon=False)
+    fig.suptitle(f"{_bridge_model_name(params)}: fine-tuning from every pre-training regime "
+                 f"({len(params['seeds'])} seeds)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.98))
     return Plot(fig, axes)
 
 

@@ -44,7 +44,8 @@ from ..sweep import SweepStats, check_dask_choice, execute
 
 __all__ = ["TORCH_HINT", "DEFAULTS", "MODELS", "DTYPES", "TrainResult", "BridgeSweep", "BridgeTask", "BridgeRun",
            "measure_sharpness", "compute_bridge", "bridge_csv_text", "bridge_json_record", "write_bridge_outputs",
-           "default_workers", "main"]
+           "default_workers", "add_network_arguments", "validate_network", "check_setup", "tensors_for",
+           "main"]
 
 TORCH_HINT = "the networks need the optional extra: pip install 'toymodel[torch]'"
 
@@ -134,7 +135,7 @@ def _data(seed: int, data):
 
 
 @functools.lru_cache(maxsize=8)
-def _tensors(seed: int, data, dtype: str, device: str):
+def tensors_for(seed: int, data, dtype: str, device: str):
     torch = import_torch()
     from ..nets import as_tensors
 
@@ -185,9 +186,10 @@ class BridgeSpec:
                 **({"sharpness": [SHARPNESS_EXAMPLES, SHARPNESS_K, SHARPNESS_PROBES]} if self.sharpness else {})}
 
 
-def run_network(spec: BridgeSpec, elr: float, seed: int, threads=None) -> TrainResult:
+def run_network(spec: BridgeSpec, elr: float, seed: int, threads=None, start=None, epochs=None) -> TrainResult:
     """Train the network of ``spec`` at total ELR ``elr`` with ``seed`` (deterministic algorithms,
-    ``threads`` torch threads, default 1)."""
+    ``threads`` torch threads, default 1) for ``epochs`` (default: the spec's). ``start``: flat
+    scale-invariant weights to start from (another run's ``final_weights``; fine-tuning)."""
     torch = import_torch()
     from .. import nets
 
@@ -196,8 +198,12 @@ def run_network(spec: BridgeSpec, elr: float, seed: int, threads=None) -> TrainR
     torch.use_deterministic_algorithms(True)
     try:
         net = build_model(spec, seed)
-        tensors = _tensors(seed, spec.data, spec.dtype, spec.device)
-        res = nets.train_on_sphere(net, tensors, elr, spec.epochs, spec.batch_size, seed=seed, radius=RADIUS)
+        tensors = tensors_for(seed, spec.data, spec.dtype, spec.device)
+        if start is not None:
+            named = dict(net.named_parameters())
+            nets.set_flat_weights([named[n] for n in nets.find_scale_invariant(net, tensors[0][:256])], start)
+        res = nets.train_on_sphere(net, tensors, elr, epochs or spec.epochs, spec.batch_size, seed=seed,
+                                   radius=RADIUS)
         if spec.sharpness:
             s = measure_sharpness(net, tensors[0], tensors[1], seed)
             res = dataclasses.replace(res, sharpness_top=s.top, sharpness_trace=s.trace, sharpness_trace_se=s.trace_se)
@@ -235,7 +241,7 @@ def random_guess(spec: BridgeSpec, seed: int, points: int = 64) -> float:
     from .. import nets
 
     net = build_model(spec, seed)
-    Xtr, ytr = _tensors(seed, spec.data, spec.dtype, spec.device)[:2]
+    Xtr, ytr = tensors_for(seed, spec.data, spec.dtype, spec.device)[:2]
     names = nets.find_scale_invariant(net, Xtr[:256])
     named = dict(net.named_parameters())
     with torch.no_grad():
@@ -280,7 +286,7 @@ class BridgeTask:
                             "seeds": [int(s) for s in self.seeds], **self.spec.payload()})
 
 
-def _validate(elr_min, elr_max, num, seeds, epochs, batch_size, hidden, out_norm, model="mlp", width=8,
+def validate_network(elr_min, elr_max, num, seeds, epochs, batch_size, hidden, out_norm, model="mlp", width=8,
               dtype="float32", device="cpu", data=None, threads=None, workers=None, sharpness=False):
     elr_min, elr_max, num = as_elr_range(elr_min, elr_max, num)
     seeds = as_int(seeds, "seeds", minimum=1)
@@ -314,7 +320,7 @@ def _validate(elr_min, elr_max, num, seeds, epochs, batch_size, hidden, out_norm
     return elr_min, elr_max, num, seeds, spec, threads, workers
 
 
-def _check_setup(spec: BridgeSpec, seeds: int) -> None:
+def check_setup(spec: BridgeSpec) -> None:
     """What can only be checked with torch and the data: the extra, the device, the data's shape."""
     torch = import_torch()
     if spec.device == "cuda" and not torch.cuda.is_available():
@@ -391,11 +397,11 @@ def compute_bridge(elr_min=DEFAULTS["elr_min"], elr_max=DEFAULTS["elr_max"], num
     numbers everywhere). With ``sharpness``, the tangent Hessian's top eigenvalues and trace are
     measured at the end of every run (:func:`measure_sharpness`) and summarised per ELR.
     """
-    elr_min, elr_max, num, seeds, spec, threads, workers = _validate(
+    elr_min, elr_max, num, seeds, spec, threads, workers = validate_network(
         elr_min, elr_max, num, seeds, epochs, batch_size, hidden, out_norm, model, width, dtype, device, data,
         threads, workers, sharpness)
     check_dask_choice(scheduler, dask_local)
-    _check_setup(spec, seeds)
+    check_setup(spec)
     elrs = np.geomspace(elr_min, elr_max, num)
     params = dict(elr_min=elr_min, elr_max=elr_max, num=num, seeds=list(range(seeds)), epochs=spec.epochs,
                   batch_size=spec.batch_size, hidden=list(spec.hidden), out_norm=spec.out_norm, model=spec.model,
@@ -506,23 +512,20 @@ def figure_names(model: str, fmt: str = "png") -> tuple[str, str]:
     return f"bridge_regimes{suffix}.{fmt}", f"bridge_ess{suffix}.{fmt}"
 
 
-def _main(argv=None) -> int:
-    d = DEFAULTS
-    ap = ArgumentParser(prog="python -m toymodel.bridge",
-                        description="Train a fully scale-invariant network (BN without affine, fixed output layer) "
-                                    "on the sphere at a sweep of fixed total ELRs, classify every ELR into a regime, "
-                                    "and write bridge.csv, bridge.json and two figures.")
+def add_network_arguments(ap, *, out: str, defaults: dict = DEFAULTS, seeds: int | None = None,
+                          epochs: int | None = None) -> None:
+    """The flags every network job shares: model, data, sizes, precision, device, where the runs
+    go, and the output conventions."""
+    d = defaults
     ap.add_argument("--model", default=d["model"],
                     help="mlp (MLPSI) or convnet (ConvNetSI, images only) (default: %(default)s)")
     ap.add_argument("--data", metavar="FILE.npz", default=None,
                     help="X_train, y_train, X_test, y_test (images N x C x H x W or flat N x D); default: "
                          "scikit-learn's digits, split by seed")
-    ap.add_argument("--elr-min", type=float, default=d["elr_min"], help="smallest ELR (default: %(default)g)")
-    ap.add_argument("--elr-max", type=float, default=d["elr_max"], help="largest ELR (default: %(default)g)")
-    ap.add_argument("--num", type=int_arg, default=d["num"], help="number of log-spaced ELRs (default: %(default)s)")
-    ap.add_argument("--seeds", type=int_arg, default=d["seeds"],
-                    help="runs per ELR, seeds 0..N-1 (default: %(default)s)")
-    ap.add_argument("--epochs", type=int_arg, default=d["epochs"], help="epochs per run (default: %(default)s)")
+    ap.add_argument("--seeds", type=int_arg, default=seeds or d["seeds"],
+                    help="runs per setting, seeds 0..N-1 (default: %(default)s)")
+    ap.add_argument("--epochs", type=int_arg, default=epochs or d["epochs"],
+                    help="epochs per run (default: %(default)s)")
     ap.add_argument("--batch-size", type=int_arg, default=d["batch_size"],
                     help="mini-batch size (default: %(default)s)")
     ap.add_argument("--hidden", default=",".join(str(h) for h in d["hidden"]),
@@ -544,17 +547,29 @@ def _main(argv=None) -> int:
                          "(extra toymodel[distributed])")
     ap.add_argument("--dask-local", metavar="N", type=int_arg, default=None,
                     help="run the runs on a local Dask cluster of N worker processes")
-    ap.add_argument("--sharpness", action="store_true",
-                    help=f"at the end of every run, the tangent Hessian's top {SHARPNESS_K} eigenvalues (Lanczos) and "
-                         f"trace (Hutchinson, {SHARPNESS_PROBES} probes) on {SHARPNESS_EXAMPLES} training examples; "
-                         "adds columns and bridge_sharpness.png")
-    ap.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s, git-ignored)")
+    ap.add_argument("--out", default=out, help="output folder (default: %(default)s, git-ignored)")
     ap.add_argument("--format", default="png", help="figure format: png, svg or pdf (default: %(default)s)")
     ap.add_argument("--no-plot", action="store_true", help="write CSV and JSON only")
     ap.add_argument("--resume", action="store_true", help="keep finished runs in OUT/.toymodel-cache and reuse them")
     ap.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+
+
+def _main(argv=None) -> int:
+    d = DEFAULTS
+    ap = ArgumentParser(prog="python -m toymodel.bridge",
+                        description="Train a fully scale-invariant network (BN without affine, fixed output layer) "
+                                    "on the sphere at a sweep of fixed total ELRs, classify every ELR into a regime, "
+                                    "and write bridge.csv, bridge.json and two figures.")
+    ap.add_argument("--elr-min", type=float, default=d["elr_min"], help="smallest ELR (default: %(default)g)")
+    ap.add_argument("--elr-max", type=float, default=d["elr_max"], help="largest ELR (default: %(default)g)")
+    ap.add_argument("--num", type=int_arg, default=d["num"], help="number of log-spaced ELRs (default: %(default)s)")
+    add_network_arguments(ap, out=DEFAULT_OUT)
+    ap.add_argument("--sharpness", action="store_true",
+                    help=f"at the end of every run, the tangent Hessian's top {SHARPNESS_K} eigenvalues (Lanczos) and "
+                         f"trace (Hutchinson, {SHARPNESS_PROBES} probes) on {SHARPNESS_EXAMPLES} training examples; "
+                         "adds columns and bridge_sharpness.png")
     args = ap.parse_args(argv)
-    _validate(args.elr_min, args.elr_max, args.num, args.seeds, args.epochs, args.batch_size, args.hidden,
+    validate_network(args.elr_min, args.elr_max, args.num, args.seeds, args.epochs, args.batch_size, args.hidden,
               args.out_norm, args.model, args.width, args.dtype, args.device, args.data, args.threads, args.workers,
               args.sharpness)
     fmt = as_format(args.format)

@@ -32,10 +32,11 @@ A minimal use::
 from .data import Data, load_data, load_digits_split, load_npz
 from .invariance import InvarianceCheck, channel_sq_norms, find_scale_invariant, scale_invariance_report
 from .models import MLPSI, ConvNetSI
-from .monitor import RegimeMonitor, TrainResult
+from .monitor import ConventionalMonitor, RegimeMonitor, TrainResult
 from .optim import SphereSGD
-from .training import as_tensors, evaluate, random_guess_level, train_on_sphere
+from .training import as_tensors, evaluate, random_guess_level, set_flat_weights, train_conventional, train_on_sphere
 
 __all__ = ["find_scale_invariant", "scale_invariance_report", "InvarianceCheck", "channel_sq_norms", "SphereSGD",
-           "RegimeMonitor", "TrainResult", "MLPSI", "ConvNetSI", "Data", "load_data", "load_digits_split", "load_npz",
-           "as_tensors", "evaluate", "random_guess_level", "train_on_sphere"]
+           "RegimeMonitor", "ConventionalMonitor", "TrainResult", "MLPSI", "ConvNetSI", "Data", "load_data",
+           "load_digits_split", "load_npz", "as_tensors", "evaluate", "random_guess_level", "train_on_sphere",
+           "train_conventional", "set_flat_weights"]

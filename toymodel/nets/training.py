@@ -11,11 +11,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import _streams
+from ..netrecords import ConventionalResult
 from .data import Data
-from .monitor import RegimeMonitor, TrainResult
+from .invariance import find_scale_invariant
+from .monitor import ConventionalMonitor, RegimeMonitor, TrainResult
 from .optim import SphereSGD
 
-__all__ = ["evaluate", "random_guess_level", "train_on_sphere", "EVAL_BATCH"]
+__all__ = ["evaluate", "random_guess_level", "train_on_sphere", "train_conventional", "set_flat_weights",
+           "EVAL_BATCH"]
 
 #: examples per forward pass when evaluating (the digits' training set fits in one)
 EVAL_BATCH = 4096
@@ -103,28 +106,75 @@ def train_on_sphere(model: nn.Module, tensors, elr: float, epochs: int, batch_si
     The scale-invariant parameters are found by :meth:`SphereSGD.for_model` (or checked, when
     ``params`` names them) and put on the sphere of ``radius``; every other parameter is frozen.
     """
-    Xtr, ytr, Xte, yte = tensors
-    n = len(ytr)
+    n = _check_loop(tensors, epochs, batch_size)
+    model.train()
+    opt = SphereSGD.for_model(model, tensors[0][:min(n, 256)], elr, params, radius=radius)
+    mon = RegimeMonitor(opt)
+    try:
+        _loop(model, opt, mon, tensors, epochs, batch_size, seed)
+    finally:
+        mon.close()
+    return mon.result(elr, seed)
+
+
+def train_conventional(model: nn.Module, tensors, lr: float, weight_decay: float, epochs: int, batch_size: int, *,
+                       seed: int = 0, params=None) -> ConventionalResult:
+    """Conventional training: ``torch.optim.SGD`` with learning rate ``lr`` and weight decay
+    ``weight_decay`` (no momentum, no projection) on the model's scale-invariant parameters (found,
+    or named by ``params``; the others frozen), recorded by :class:`ConventionalMonitor`. Batches,
+    evaluation and seeds as in :func:`train_on_sphere`."""
+    n = _check_loop(tensors, epochs, batch_size)
+    if not (lr > 0 and math.isfinite(lr)) or not (weight_decay >= 0 and math.isfinite(weight_decay)):
+        raise ValueError(f"lr must be positive and weight_decay >= 0, both finite, got {lr!r}, {weight_decay!r}")
+    model.train()
+    named = dict(model.named_parameters())
+    names = list(params) if params is not None else find_scale_invariant(model, tensors[0][:min(n, 256)])
+    for nm, p in named.items():
+        p.requires_grad_(nm in names)
+    si = [named[nm] for nm in names]
+    opt = torch.optim.SGD(si, lr=lr, weight_decay=weight_decay, momentum=0.0)
+    mon = ConventionalMonitor(opt, si)
+    try:
+        _loop(model, opt, mon, tensors, epochs, batch_size, seed)
+    finally:
+        mon.close()
+    return mon.result(seed)
+
+
+@torch.no_grad()
+def set_flat_weights(params, flat) -> None:
+    """Copy a flat vector (NumPy or tensor) into ``params`` in order."""
+    params = list(params)
+    flat = torch.as_tensor(np.asarray(flat))
+    sizes = [p.numel() for p in params]
+    if flat.numel() != sum(sizes):
+        raise ValueError(f"the flat vector has {flat.numel()} entries, the parameters {sum(sizes)}")
+    for p, part in zip(params, torch.split(flat, sizes), strict=True):
+        p.copy_(part.view_as(p))
+
+
+def _check_loop(tensors, epochs, batch_size) -> int:
+    n = len(tensors[1])
     if not (isinstance(batch_size, int) and 2 <= batch_size <= n):
         raise ValueError(f"batch_size must be an integer from 2 to the training set size {n}, got {batch_size!r}")
     if not (isinstance(epochs, int) and epochs >= 1):
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    model.train()
-    opt = SphereSGD.for_model(model, Xtr[:min(n, 256)], elr, params, radius=radius)
-    mon = RegimeMonitor(opt)
+    return n
+
+
+def _loop(model, opt, mon, tensors, epochs: int, batch_size: int, seed: int) -> None:
+    """The epochs of mini-batch training shared by both procedures: batches without replacement
+    (order from stream ``BATCH_ORDER`` of ``seed``), evaluation after every epoch."""
+    Xtr, ytr, Xte, yte = tensors
+    n = len(ytr)
     rng = _streams.rng(seed, _streams.BATCH_ORDER)
-    n_batches = n // batch_size
-    try:
-        for _ in range(epochs):
-            perm = torch.from_numpy(rng.permutation(n)).to(Xtr.device)
-            for b in range(n_batches):
-                idx = perm[b * batch_size:(b + 1) * batch_size]
-                opt.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(model(Xtr[idx]), ytr[idx])
-                loss.backward()
-                opt.step()
-            (tr_loss, _), (_, te_err) = evaluate(model, [(Xtr, ytr), (Xte, yte)], Xtr)
-            mon.end_epoch(train_loss=tr_loss if math.isfinite(tr_loss) else math.inf, test_error=te_err)
-    finally:
-        mon.close()
-    return mon.result(elr, seed)
+    for _ in range(epochs):
+        perm = torch.from_numpy(rng.permutation(n)).to(Xtr.device)
+        for b in range(n // batch_size):
+            idx = perm[b * batch_size:(b + 1) * batch_size]
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(Xtr[idx]), ytr[idx])
+            loss.backward()
+            opt.step()
+        (tr_loss, _), (_, te_err) = evaluate(model, [(Xtr, ytr), (Xte, yte)], Xtr)
+        mon.end_epoch(train_loss=tr_loss if math.isfinite(tr_loss) else math.inf, test_error=te_err)
