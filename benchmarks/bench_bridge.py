@@ -155,11 +155,7 @@ def full_sweeps() -> dict:
     t = time.perf_counter()
     bridge.compute_bridge(workers=bridge.default_workers())
     t_torch = time.perf_counter() - t
-    t = time.perf_counter()
-    bridge.compute_bridge(workers=1)
-    t_torch1 = time.perf_counter() - t
-    return {"numpy_sequential_s": t_np, "torch_workers_s": t_torch, "workers": bridge.default_workers(),
-            "torch_one_process_s": t_torch1}
+    return {"numpy_sequential_s": t_np, "torch_workers_s": t_torch, "workers": bridge.default_workers()}
 
 
 def main(argv=None) -> int:
@@ -179,7 +175,7 @@ def main(argv=None) -> int:
         res["sweeps"] = full_sweeps()
         s = res["sweeps"]
         print(f"default MLP sweep: NumPy (one process) {s['numpy_sequential_s']:.1f} s; torch with {s['workers']} "
-              f"worker processes {s['torch_workers_s']:.1f} s; torch in one process {s['torch_one_process_s']:.1f} s")
+              f"worker processes {s['torch_workers_s']:.1f} s")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1)

@@ -87,3 +87,20 @@ def test_generic_core_counts_loss_above_random_guess_as_divergence():
                                 converged=[False, False, False, True], chaotic=[True, True, True, False])
     assert reg.tolist() == ["divergence", "divergence", "chaotic_equilibrium", "convergence"]
     assert sub.tolist() == ["", "", "chaotic", ""]
+
+
+def test_network_runs_are_random_walks_by_their_cosine_alone():
+    from toymodel import regimes as R
+
+    W = 15
+    rng = np.random.default_rng(0)
+    loss = 5.0 + 0.5 * rng.standard_normal((3, W))  # fluctuating, below the random-guess level 6.5
+    cos = np.stack([np.full(W, 0.001), np.full(W, 0.2), np.full(W, -0.04)])
+    reg, sub = R.classify_training(loss, cos, 6.5)
+    assert list(reg) == ["divergence", "chaotic_equilibrium", "divergence"] and sub[1] == "chaotic"
+    # a run whose loss stays below 1% of the level and falls across the window has converged
+    conv = np.geomspace(1e-2, 1e-3, W)[None, :]
+    assert R.classify_training(conv, np.ones((1, W)), 6.5)[0][0] == "convergence"
+    # the same runs under the toy's full criterion (loss within 5% of the level) are not random walks
+    assert R.classify(loss.mean(axis=1), cos.mean(axis=1), 6.5, np.zeros(3, bool), np.ones(3, bool))[0][0] \
+        == "chaotic_equilibrium"
