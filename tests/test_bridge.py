@@ -123,9 +123,11 @@ def test_default_mlp_sweep_shows_the_three_regimes_in_order():
     assert np.median(bs.table["ess_dispersion"][eq]) < 0.3
 
 
-@pytest.mark.slow  # ~2 min: a reduced ConvNet sweep (width 4, 9 ELRs, one seed, 24 epochs)
+@pytest.mark.slow  # ~3 min: the default ConvNet at every other ELR of the default grid, one seed
 def test_convnet_sweep_shows_the_three_regimes_in_order():
-    bs = B.compute_bridge(num=9, seeds=1, epochs=24, model="convnet", width=4, workers=B.default_workers())
+    # (a shorter or narrower ConvNet does not converge at 1e-4 within its epochs, and is then, rightly,
+    # not classified as converged)
+    bs = B.compute_bridge(num=11, seeds=1, model="convnet", workers=B.default_workers())
     assert _in_order(bs), list(bs.table["regime"])
     eq = bs.table["regime"] == "chaotic_equilibrium"
     assert np.median(bs.table["ess_dispersion"][eq]) < 0.3
