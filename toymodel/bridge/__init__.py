@@ -15,6 +15,7 @@ inside the functions that train, so the rest of the package (and reading results
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import functools
@@ -44,8 +45,8 @@ from ..sweep import SweepStats, check_dask_choice, execute
 
 __all__ = ["TORCH_HINT", "DEFAULTS", "MODELS", "DTYPES", "TrainResult", "BridgeSweep", "BridgeTask", "BridgeRun",
            "measure_sharpness", "compute_bridge", "bridge_csv_text", "bridge_json_record", "write_bridge_outputs",
-           "default_workers", "add_network_arguments", "validate_network", "check_setup", "tensors_for",
-           "main"]
+           "default_workers", "add_network_arguments", "torch_settings", "validate_network", "check_setup",
+           "tensors_for", "main"]
 
 TORCH_HINT = "the networks need the optional extra: pip install 'toymodel[torch]'"
 
@@ -186,17 +187,31 @@ class BridgeSpec:
                 **({"sharpness": [SHARPNESS_EXAMPLES, SHARPNESS_K, SHARPNESS_PROBES]} if self.sharpness else {})}
 
 
+@contextlib.contextmanager
+def torch_settings(threads=None):
+    """Every network computation of the jobs runs inside this: ``threads`` torch threads (default 1)
+    and deterministic algorithms, restored afterwards. With several threads torch may sum in
+    another order, so the same count everywhere (worker processes, Dask, this process) keeps the
+    results identical."""
+    torch = import_torch()
+    old_threads = torch.get_num_threads()
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(int(threads) if threads else 1)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield torch
+    finally:
+        torch.use_deterministic_algorithms(previous)
+        torch.set_num_threads(old_threads)
+
+
 def run_network(spec: BridgeSpec, elr: float, seed: int, threads=None, start=None, epochs=None) -> TrainResult:
     """Train the network of ``spec`` at total ELR ``elr`` with ``seed`` (deterministic algorithms,
     ``threads`` torch threads, default 1) for ``epochs`` (default: the spec's). ``start``: flat
     scale-invariant weights to start from (another run's ``final_weights``; fine-tuning)."""
-    torch = import_torch()
     from .. import nets
 
-    torch.set_num_threads(int(threads) if threads else 1)
-    previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
+    with torch_settings(threads):
         net = build_model(spec, seed)
         tensors = tensors_for(seed, spec.data, spec.dtype, spec.device)
         if start is not None:
@@ -208,8 +223,6 @@ def run_network(spec: BridgeSpec, elr: float, seed: int, threads=None, start=Non
             s = measure_sharpness(net, tensors[0], tensors[1], seed)
             res = dataclasses.replace(res, sharpness_top=s.top, sharpness_trace=s.trace, sharpness_trace_se=s.trace_se)
         return res
-    finally:
-        torch.use_deterministic_algorithms(previous)
 
 
 #: sharpness: the first training examples used (a fixed subset, one batch, BN in train mode), the
@@ -234,19 +247,19 @@ def measure_sharpness(net, X, y, seed: int):
     return sharpness(m, params, X[:n].to(torch.float64), y[:n], k=SHARPNESS_K, probes=SHARPNESS_PROBES, seed=seed)
 
 
-def random_guess(spec: BridgeSpec, seed: int, points: int = 64) -> float:
+def random_guess(spec: BridgeSpec, seed: int, points: int = 64, threads=None) -> float:
     """The random-guess level of seed ``seed``'s network and training set
-    (:func:`toymodel.nets.random_guess_level`)."""
-    torch = import_torch()
+    (:func:`toymodel.nets.random_guess_level`), with the runs' torch settings."""
     from .. import nets
 
-    net = build_model(spec, seed)
-    Xtr, ytr = tensors_for(seed, spec.data, spec.dtype, spec.device)[:2]
-    names = nets.find_scale_invariant(net, Xtr[:256])
-    named = dict(net.named_parameters())
-    with torch.no_grad():
-        return nets.random_guess_level(net, [named[n] for n in names], Xtr, ytr, radius=RADIUS, points=points,
-                                       seed=seed)
+    with torch_settings(threads) as torch:
+        net = build_model(spec, seed)
+        Xtr, ytr = tensors_for(seed, spec.data, spec.dtype, spec.device)[:2]
+        names = nets.find_scale_invariant(net, Xtr[:256])
+        named = dict(net.named_parameters())
+        with torch.no_grad():
+            return nets.random_guess_level(net, [named[n] for n in names], Xtr, ytr, radius=RADIUS, points=points,
+                                           seed=seed)
 
 
 @dataclass(frozen=True)
@@ -414,7 +427,7 @@ def compute_bridge(elr_min=DEFAULTS["elr_min"], elr_max=DEFAULTS["elr_max"], num
     parts = execute([task], [(0, u) for u in task.units()], progress=progress, desc="bridge",
                     unit="run", cache_dir=cache_dir, scheduler=scheduler, dask_local=dask_local, workers=workers,
                     stats=stats)[0]
-    rgs = [random_guess(spec, s) for s in task.seeds]
+    rgs = [random_guess(spec, s, threads=task.threads) for s in task.seeds]
     runs = [[None] * seeds for _ in range(num)]
     for u, run in parts:
         runs[u.k][u.seed] = run

@@ -36,6 +36,7 @@ from . import (
     import_torch,
     random_guess,
     tensors_for,
+    torch_settings,
     validate_network,
 )
 
@@ -47,18 +48,12 @@ DEFAULTS = dict(NET_DEFAULTS, lr_wd_min=1e-4, lr_wd_max=0.3, num=9, weight_decay
 
 def run_conventional(spec: BridgeSpec, lr: float, weight_decay: float, seed: int, threads=None) -> ConventionalResult:
     """One conventional run of the network of ``spec`` (deterministic, ``threads`` torch threads)."""
-    torch = import_torch()
     from .. import nets
 
-    torch.set_num_threads(int(threads) if threads else 1)
-    previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
+    with torch_settings(threads):
         net = build_model(spec, seed)
         return nets.train_conventional(net, tensors_for(seed, spec.data, spec.dtype, spec.device), lr, weight_decay,
                                        spec.epochs, spec.batch_size, seed=seed)
-    finally:
-        torch.use_deterministic_algorithms(previous)
 
 
 @dataclass(frozen=True)
@@ -175,7 +170,7 @@ def compute_conventional(lr_wd_min=DEFAULTS["lr_wd_min"], lr_wd_max=DEFAULTS["lr
     parts = execute([task], [(0, u) for u in task.units()], progress=progress, desc="bridge.conventional",
                     unit="run", cache_dir=cache_dir, scheduler=scheduler, dask_local=dask_local, workers=workers,
                     stats=stats)[0]
-    rgs = [random_guess(spec, s) for s in task.seeds]
+    rgs = [random_guess(spec, s, threads=task.threads) for s in task.seeds]
     runs = [[None] * seeds for _ in range(num)]
     for u, run in parts:
         runs[u.k][u.seed] = run
