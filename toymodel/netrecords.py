@@ -21,7 +21,7 @@ class TrainResult:
     effective gradient norm ||g|| ||θ|| of the mini-batch gradients; ``channel_elr`` is each
     channel's ELR at the end of the epoch, ``channel_egn`` and ``channel_ess`` each channel's
     effective gradient norm and effective step size averaged over the epoch's steps;
-    ``harmonic_error`` the largest |sum_i 1/elr_i * elr - 1| over epochs (the channel ELRs'
+    ``harmonic_error`` the largest ``|sum_i 1/elr_i * elr - 1|`` over epochs (the channel ELRs'
     harmonic sum is the total ELR while the norm is kept), ``final_norm`` the total norm at the end.
     With sharpness measured (``toymodel.bridge --sharpness``): ``sharpness_top``, the top eigenvalues
     of the tangent Hessian at the end (largest first), ``sharpness_trace`` and

@@ -241,7 +241,7 @@ def classify_training(train_loss, step_cosine, random_guess):
     ``NETWORK_CONVERGED_LOSS_FRACTION`` of the random-guess level over the whole window and falls
     across it; it is chaotic when its loss fluctuates by more than ``PERIODIC_STD_TOL`` relative.
     A run is random-walk-like (divergence) when consecutive weights are nearly orthogonal,
-    |cos| <= ``RANDOM_WALK_COSINE_TOL``: the cosine half of the toy's criterion only. On the toy's
+    ``|cos| <= RANDOM_WALK_COSINE_TOL``: the cosine half of the toy's criterion only. On the toy's
     equilibrium orbit the two halves are the same condition (cos = 1/c and F = (A/2)(1 - 1/c),
     derivation 05: both tolerances are met from c = 20 on), but a diverging network is not at
     uniform random points of the sphere (its norm split runs away), so its loss need not come
