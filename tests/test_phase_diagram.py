@@ -91,6 +91,9 @@ BAD_FLAGS = [
     (["--seeds", "0"], "--seeds"),
     (["--format", "bmp"], "--format"),
     (["--num", "abc"], "--num"),
+    (["--refine", "0"], "--refine"),
+    (["--refine", "1.5"], "--refine"),
+    (["--refine", "nan"], "--refine"),
 ]
 
 
@@ -123,3 +126,83 @@ def test_help_documents_every_flag():
     for flag in ("--alphas", "--elr-min", "--elr-max", "--num", "--steps", "--burn-in", "--seeds", "--out",
                  "--format", "--no-plot", "--quiet", "--threads"):
         assert flag in proc.stdout
+
+
+# ------------------------------------------------------------------ --refine
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_refine_brackets_the_derived_threshold_for_random_alphas(seed):
+    alphas = tuple(np.round(np.random.default_rng(seed).uniform(0.3, 3, 3), 3))
+    thr = theory.threshold_elr(alphas)
+    tol = 1e-2
+    pd = PD.compute_phase_diagram(alphas, elr_min=0.3 * thr, elr_max=3 * thr, num=10, steps=40_000, burn_in=20_000,
+                                  seeds=4, lyapunov=False, refine_tol=tol)
+    ref = pd.refinement
+    conv = ref["convergence_threshold"]
+    assert conv["below"] == "convergence" and conv["relative_width"] <= tol
+    # the bracket holds the derived threshold c = 1 (a finite run near c = 1 is slow to find the shrinking
+    # stable set, which biases the measured edge low by ~1e-4 at 4e4 steps: far inside tol = 1e-2)
+    assert conv["c_lo"] <= conv["theory_c"] <= conv["c_hi"] and conv["brackets_theory"]
+    assert conv["theory_c"] == pytest.approx(1.0, abs=1e-12)
+    elr = np.asarray(pd.table["elr"])
+    assert np.all(np.diff(elr) > 0)
+    refined = np.asarray(pd.table["refined"])
+    assert refined.sum() == sum(b["points"] for b in ref["boundaries"]) and (~refined).sum() == 10
+    # every boundary ends tighter than tol, its ends carry the verdicts it names
+    verdicts = PD.elr_verdicts(pd.result)
+    for b in ref["boundaries"]:
+        assert b["relative_width"] <= tol
+        assert verdicts[int(np.flatnonzero(elr == b["elr_lo"])[0])] == b["below"]
+        assert verdicts[int(np.flatnonzero(elr == b["elr_hi"])[0])] == b["above"]
+    # far fewer trajectories than a uniform grid of that resolution
+    assert ref["trajectories"]["total"] * 5 <= ref["trajectories"]["uniform_grid_same_resolution"]
+
+
+def test_refined_points_are_plain_runs_with_the_same_seeds():
+    from toymodel import ToyProblem, simulate
+
+    a = (1.0, 2.0, 4.0)
+    pd = PD.compute_phase_diagram(a, elr_min=0.1, elr_max=0.2, num=3, steps=4000, burn_in=2000, seeds=3,
+                                  lyapunov=False, refine_tol=0.05)
+    refined = np.asarray(pd.table["refined"])
+    assert refined.any()
+    elrs = np.asarray(pd.table["elr"])[refined]
+    direct = simulate(ToyProblem(a), elrs, 4000, seeds=3, burn_in=2000)
+    np.testing.assert_array_equal(pd.result.mean_loss[refined], direct.mean_loss)  # bit for bit
+    np.testing.assert_array_equal(pd.result.final_theta[refined], direct.final_theta)
+
+
+def test_refine_follows_a_verdict_hidden_between_two_points():
+    """Two grid points, converging (c = 0.9) and chaotic (c = 2.5): the first midpoint is periodic, so
+    the bracket splits and both boundaries are located."""
+    a = (1.0, 2.0, 4.0)
+    A = sum(a)
+    pd = PD.compute_phase_diagram(a, elr_min=0.9 / A, elr_max=2.5 / A, num=2, steps=40_000, burn_in=20_000, seeds=2,
+                                  refine_tol=1e-3)
+    ref = pd.refinement
+    pairs = [(b["below"], b["above"]) for b in ref["boundaries"]]
+    assert pairs[0] == ("convergence", "chaotic_equilibrium/periodic")
+    assert ("chaotic_equilibrium/periodic", "chaotic_equilibrium/chaotic") in pairs
+    assert ref["chaos_onset"] is not None and ref["chaos_onset"]["relative_width"] <= 1e-3
+    # the periodic orbit is stable below c = sqrt(3) (derivation 07), so chaos cannot start there
+    assert ref["chaos_onset"]["c_hi"] > theory.orbit_instability_c()
+
+
+def _refine_cli(out, *extra):
+    args = ["--alphas", "0.8,1.7,2.6", "--elr-min", "0.05", "--elr-max", "0.8", "--num", "9", "--steps", "6000",
+            "--seeds", "3", "--refine", "2e-3", "--out", str(out), "--quiet", "--no-plot", *extra]
+    assert PD.main(args) == 0
+    rec = json.loads((out / "phase_diagram.json").read_text())
+    return (out / "phase_diagram.csv").read_bytes(), json.dumps(rec["refinement"], sort_keys=True)
+
+
+def test_refine_is_byte_identical_across_threads_and_with_resume(tmp_path):
+    one = _refine_cli(tmp_path / "t1", "--threads", "1")
+    two = _refine_cli(tmp_path / "t2", "--threads", "2")
+    assert one == two
+    first = _refine_cli(tmp_path / "r", "--resume")
+    again = _refine_cli(tmp_path / "r", "--resume")  # every chunk, refinement rounds included, from the cache
+    assert first == again == one
+    rec = json.loads((tmp_path / "r" / "phase_diagram.json").read_text())
+    assert rec["timing"]["chunks"] == rec["timing"]["chunks_reused"] > 1
+    rows = list(csv.DictReader(open(tmp_path / "t1" / "phase_diagram.csv")))
+    assert {r["refined"] for r in rows} == {"True", "False"}

@@ -8,9 +8,10 @@
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from ._validate import (
     as_elr_range,
     as_format,
     as_int,
+    as_positive_float,
     as_sgd,
     as_steps_burn_in,
     as_threads,
@@ -32,10 +34,10 @@ from ._validate import (
 )
 from .model import PAPER_ALPHAS, ToyProblem
 from .simulate import SimulationResult, check_memory, estimate_result_bytes, seed_stats
-from .sweep import ClassifiedSweep, SweepStats, check_dask_choice, run_sweep
+from .sweep import ClassifiedSweep, SweepStats, check_dask_choice, concat_results, run_sweep
 
-__all__ = ["DEFAULTS", "FORMATS", "PhaseDiagram", "compute_phase_diagram", "phase_table", "csv_text", "json_record",
-           "write_outputs", "main"]
+__all__ = ["DEFAULTS", "FORMATS", "PhaseDiagram", "Boundary", "compute_phase_diagram", "refine", "phase_table",
+           "csv_text", "json_record", "write_outputs", "main"]
 
 #: the defaults of the main job; ``burn_in=None`` means BURN_IN_FRACTION of the steps
 DEFAULTS = dict(alphas=PAPER_ALPHAS, elr_min=1e-3, elr_max=1e2, num=300, steps=1_000_000, burn_in=None, seeds=8)
@@ -49,7 +51,13 @@ _STATS = ("mean_loss", "std_loss", "mean_cosine", "mean_angle", "mean_eff_grad_n
 
 @dataclass(frozen=True, repr=False)
 class PhaseDiagram(ClassifiedSweep):
-    """A classified ELR sweep: one row per ELR in ``table`` (columns in ``columns`` order)."""
+    """A classified ELR sweep: one row per ELR in ``table`` (columns in ``columns`` order).
+
+    After ``refine``, ``table`` also holds the bisection points (column ``refined`` True), sorted
+    by ELR with the grid, and ``refinement`` describes the boundaries (:func:`refinement_record`).
+    """
+
+    refinement: dict | None = field(default=None)
 
     def summary_lines(self) -> list:
         reg = list(self.table["regime"])
@@ -121,11 +129,116 @@ def phase_table(result: SimulationResult):
     return tuple(t), t
 
 
+@dataclass
+class Boundary:
+    """A boundary between two per-ELR verdicts (``"regime"`` or ``"regime/subtype"``), bracketed
+    by the ELRs ``lo`` (verdict ``below``) and ``hi`` (verdict ``above``); ``points`` is the number
+    of bisection points it has taken."""
+
+    lo: float
+    hi: float
+    below: str
+    above: str
+    points: int = 0
+
+    @property
+    def relative_width(self) -> float:
+        """hi / lo - 1: the bracket's relative width in ELR, and so in c = ELR * sum(alpha)."""
+        return self.hi / self.lo - 1.0
+
+
+def elr_verdicts(result) -> list:
+    """The verdict of every ELR of ``result``: its regime, with ``/periodic`` or ``/chaotic`` in
+    the equilibrium (majority over seeds, :func:`toymodel.regimes.classify_elrs`)."""
+    reg, sub = regimes.classify_result(result)
+    regime, subtype, _ = regimes.classify_elrs(reg, sub)
+    return [r + ("/" + s if s else "") for r, s in zip(regime, subtype, strict=True)]
+
+
+def refine(result: SimulationResult, tol: float, run):
+    """Bisect every boundary of a classified ELR sweep to relative width ``tol`` in c.
+
+    Neighbouring ELRs of ``result`` whose verdicts (:func:`elr_verdicts`) differ bracket a
+    boundary. Each round evaluates the geometric midpoint of every bracket still wider than ``tol``
+    with ``run(elrs, round_index) -> SimulationResult`` (the same seeds and options as the grid)
+    and keeps the half whose ends still differ; a midpoint with a third verdict splits its bracket
+    in two, so every boundary the grid hid between two points is followed too. Returns ``(joined
+    result sorted by ELR, boundaries sorted by ELR, rounds, whether each ELR of the joined result
+    is a bisection point)``.
+    """
+    tol = as_refine_tol(tol)
+    elrs = np.asarray(result.elrs, dtype=float)
+    if np.any(np.diff(elrs) <= 0):
+        raise ValueError("refine needs a sweep with increasing ELRs")
+    v = elr_verdicts(result)
+    brackets = [Boundary(float(elrs[k]), float(elrs[k + 1]), v[k], v[k + 1]) for k in range(elrs.size - 1)
+                if v[k] != v[k + 1]]
+    parts, rounds = [result], 0
+    while True:
+        # the midpoint of a bracket at the resolution of doubles can equal an end: stop there
+        active = [(b, math.sqrt(b.lo * b.hi)) for b in brackets if b.relative_width > tol]
+        active = [(b, m) for b, m in active if b.lo < m < b.hi]
+        if not active:
+            break
+        res = run(np.array([m for _, m in active]), rounds)
+        for (b, mid), verdict in zip(active, elr_verdicts(res), strict=True):
+            b.points += 1
+            if verdict == b.below:
+                b.lo = mid
+            elif verdict == b.above:
+                b.hi = mid
+            else:
+                brackets.append(Boundary(mid, b.hi, verdict, b.above))
+                b.hi, b.above = mid, verdict
+        brackets.sort(key=lambda b: b.lo)
+        parts.append(res)
+        rounds += 1
+    refined = np.concatenate([np.zeros(elrs.size, bool)] + [np.ones(p.elrs.size, bool) for p in parts[1:]])
+    order = np.argsort(np.concatenate([p.elrs for p in parts]), kind="stable")
+    return concat_results(parts), brackets, rounds, refined[order]
+
+
+def as_refine_tol(tol) -> float:
+    """The relative bracket width of ``refine``: a float in (0, 1)."""
+    tol = as_positive_float(tol, "refine")
+    if not tol < 1.0:
+        raise ValueError(f"refine is a relative width in c and must be below 1, got {tol!r}")
+    return tol
+
+
+def uniform_grid_size(elr_min: float, elr_max: float, tol: float) -> int:
+    """Points of a log grid over [elr_min, elr_max] whose neighbours are ``tol`` apart relative in
+    c: the uniform grid of the resolution ``refine`` reaches."""
+    return int(math.ceil(math.log(elr_max / elr_min) / math.log1p(tol))) + 1
+
+
+def refinement_record(boundaries, rounds: int, tol: float, grid_points: int, refined_points: int, seeds: int,
+                      elr_min: float, elr_max: float, alphas, k_edge: float) -> dict:
+    """What ``refine`` found and what it cost, for the JSON: every boundary with its bracket in ELR
+    and in c, the convergence threshold (beside its derived value) and the onset of chaos (the first
+    periodic -> chaotic boundary above it), and the trajectories against a uniform grid of the same
+    resolution."""
+    A = float(np.sum(alphas))
+    rows = [{"below": b.below, "above": b.above, "elr_lo": b.lo, "elr_hi": b.hi, "c_lo": b.lo * A, "c_hi": b.hi * A,
+             "relative_width": b.relative_width, "points": b.points} for b in boundaries]
+    conv = next((r for r in rows if r["below"] == "convergence"), None)
+    if conv is not None:
+        conv = dict(conv, theory_c=k_edge, brackets_theory=bool(conv["c_lo"] <= k_edge <= conv["c_hi"]))
+    onset = next((r for r in rows if r["below"] == "chaotic_equilibrium/periodic"
+                  and r["above"] == "chaotic_equilibrium/chaotic"), None)
+    uniform = uniform_grid_size(elr_min, elr_max, tol)
+    used = (grid_points + refined_points) * seeds
+    return {"tol": tol, "rounds": rounds, "boundaries": rows, "convergence_threshold": conv, "chaos_onset": onset,
+            "trajectories": {"grid": grid_points * seeds, "refinement": refined_points * seeds, "total": used,
+                             "uniform_grid_same_resolution": uniform * seeds,
+                             "fraction_of_uniform": used / (uniform * seeds)}}
+
+
 def compute_phase_diagram(alphas=DEFAULTS["alphas"], elr_min=DEFAULTS["elr_min"], elr_max=DEFAULTS["elr_max"],
                           num=DEFAULTS["num"], steps=DEFAULTS["steps"], burn_in=DEFAULTS["burn_in"],
                           seeds=DEFAULTS["seeds"], threads=None, progress: bool = False,
                           lyapunov: bool = True, batch_size=None, mask_prob=1.0, cache_dir=None,
-                          scheduler=None, dask_local=None) -> PhaseDiagram:
+                          scheduler=None, dask_local=None, refine_tol=None) -> PhaseDiagram:
     """Sweep ``num`` log-spaced ELRs in [elr_min, elr_max] with seeds 0..seeds-1 and classify.
 
     With ``lyapunov`` (the default) every run also computes its largest Lyapunov exponent,
@@ -133,7 +246,10 @@ def compute_phase_diagram(alphas=DEFAULTS["alphas"], elr_min=DEFAULTS["elr_min"]
     ``mask_prob`` switch to mini-batch SGD (see :func:`toymodel.simulate`); convergence is then
     judged against the SGD stability edge. ``cache_dir`` keeps finished chunks so that an
     interrupted sweep resumes where it stopped (:func:`toymodel.sweep.run_sweeps`);
-    ``scheduler``/``dask_local`` run the chunks on a Dask cluster.
+    ``scheduler``/``dask_local`` run the chunks on a Dask cluster. ``refine_tol`` then bisects every
+    boundary between neighbouring verdicts to that relative width in c (:func:`refine`), with the
+    same seeds, options, chunking, cache and runner; the bisection points join the table (column
+    ``refined``) and ``refinement`` holds the boundaries.
     Raises ValueError for bad parameters (see :mod:`toymodel._validate`).
     """
     burn_in = default_burn_in(steps, burn_in)
@@ -141,17 +257,35 @@ def compute_phase_diagram(alphas=DEFAULTS["alphas"], elr_min=DEFAULTS["elr_min"]
                                                                      seeds, bool(lyapunov))
     threads = as_threads(threads)
     batch_size, mask_prob = as_sgd(batch_size, mask_prob)
+    if refine_tol is not None:
+        refine_tol = as_refine_tol(refine_tol)
     elrs = np.geomspace(elr_min, elr_max, num)
     problem = ToyProblem(alphas)
     sweep_stats = SweepStats()
-    result = run_sweep(problem, elrs, steps, seeds=seeds, burn_in=burn_in, threads=threads, progress=progress,
-                       desc="phase diagram", lyapunov=bool(lyapunov), batch_size=batch_size, mask_prob=mask_prob,
-                       cache_dir=cache_dir, scheduler=scheduler, dask_local=dask_local, stats=sweep_stats)
+
+    def run(grid, desc):
+        st = SweepStats()
+        res = run_sweep(problem, grid, steps, seeds=seeds, burn_in=burn_in, threads=threads, progress=progress,
+                        desc=desc, lyapunov=bool(lyapunov), batch_size=batch_size, mask_prob=mask_prob,
+                        cache_dir=cache_dir, scheduler=scheduler, dask_local=dask_local, stats=st)
+        sweep_stats.chunks += st.chunks
+        sweep_stats.reused += st.reused
+        return res
+
+    result = run(elrs, "phase diagram")
+    refinement = None
+    if refine_tol is not None:
+        coarse = result
+        result, bounds, rounds, refined = refine(coarse, refine_tol, lambda g, r: run(g, f"refining (round {r + 1})"))
+        refinement = refinement_record(bounds, rounds, refine_tol, num, int(refined.sum()), seeds, elr_min, elr_max,
+                                       alphas, regimes.result_stability_edge(coarse))
     columns, table = phase_table(result)
+    if refinement is not None:
+        columns, table["refined"] = columns + ("refined",), refined
     params = dict(alphas=alphas.tolist(), elr_min=elr_min, elr_max=elr_max, num=num, steps=steps, burn_in=burn_in,
                   seeds=result.seeds.tolist(), lyapunov=bool(lyapunov), batch_size=batch_size, mask_prob=mask_prob,
-                  threads=threads)
-    return PhaseDiagram(columns, table, params, result, sweep_stats)
+                  threads=threads, refine=refine_tol)
+    return PhaseDiagram(columns, table, params, result, sweep_stats, refinement)
 
 
 def csv_text(pd: PhaseDiagram) -> str:
@@ -181,6 +315,7 @@ def json_record(pd: PhaseDiagram, wall_time_s: float | None = None, started: str
             "PERIODIC_STD_TOL": regimes.PERIODIC_STD_TOL,
             "CHAOS_LYAPUNOV_TOL": regimes.CHAOS_LYAPUNOV_TOL,
         },
+        "refinement": pd.refinement,
         "nonfinite_runs": int(np.sum(pd.table["nonfinite"])),
         "columns": list(pd.columns),
         "outputs": list(outputs),
@@ -215,6 +350,10 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--elr-max", type=float, default=d["elr_max"], help="largest ELR (default: %(default)g)")
     ap.add_argument("--num", type=int_arg, default=d["num"],
                     help="number of log-spaced ELRs, >= 2 (default: %(default)s)")
+    ap.add_argument("--refine", metavar="TOL", type=float, default=None,
+                    help="after the grid, bisect (in log ELR) between neighbouring ELRs whose regime or subtype "
+                         "differs until every boundary is bracketed to relative width TOL in c, e.g. 1e-3; the "
+                         "points join the CSV (column refined) and the brackets the JSON (default: no refinement)")
     return add_sweep_arguments(ap, steps=d["steps"], seeds=d["seeds"], out=DEFAULT_OUT,
                                burn_in_fraction=BURN_IN_FRACTION)
 
@@ -227,6 +366,8 @@ def _main(argv=None) -> int:
               not args.no_lyapunov)
     as_threads(args.threads)
     as_sgd(args.batch_size, args.mask_prob)
+    if args.refine is not None:
+        as_refine_tol(args.refine)
     check_dask_choice(args.scheduler, args.dask_local)
     fmt = as_format(args.format)
     with output_dir(args.out, "out") as out, quiet_warnings(args.quiet):
@@ -236,7 +377,7 @@ def _main(argv=None) -> int:
                                    args.seeds, threads=args.threads, progress=not args.quiet,
                                    lyapunov=not args.no_lyapunov, batch_size=args.batch_size,
                                    mask_prob=args.mask_prob, cache_dir=(out / CACHE_DIRNAME) if args.resume else None,
-                                   scheduler=args.scheduler, dask_local=args.dask_local)
+                                   scheduler=args.scheduler, dask_local=args.dask_local, refine_tol=args.refine)
         wall = time.perf_counter() - t0
         paths = write_outputs(pd, out, fmt, plot=not args.no_plot, wall_time_s=wall, started=started)
     if not args.quiet:

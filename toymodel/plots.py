@@ -190,6 +190,13 @@ def plot_phase_diagram(pd, axes=None):
     ax_l.axhline(rg, color="tab:red", ls="--", lw=1, label=f"random guess A/2 = {rg:g}")
     ax_l.axhspan(rg * (1 - regimes.RANDOM_WALK_LOSS_TOL), rg * (1 + regimes.RANDOM_WALK_LOSS_TOL), color="tab:red",
                  alpha=0.12, lw=0, label=f"criterion ±{regimes.RANDOM_WALK_LOSS_TOL:.0%}")
+    ref = np.asarray(t["refined"], dtype=bool) if "refined" in t else np.zeros(elrs.size, bool)
+    if ref.any():
+        ax_l.plot(elrs[ref], m[ref], "o", ms=4.5, mfc="none", mec="k", mew=0.8,
+                  label=f"bisection points (--refine {pd.params['refine']:g})")
+        for b in pd.refinement["boundaries"]:
+            for ax in axes:
+                ax.axvspan(b["elr_lo"], b["elr_hi"], color="k", alpha=0.5, lw=0, zorder=2)
     ax_l.set_ylabel(r"time-averaged loss $F(\theta_t)$")
     ax_l.legend(fontsize=7, loc="center left", ncol=1, framealpha=0.9)
 
@@ -219,6 +226,8 @@ def plot_phase_diagram(pd, axes=None):
         lm, ls_ = np.asarray(t["mean_lyapunov"]), np.asarray(t["std_lyapunov"])
         ax_y.fill_between(elrs, lm - ls_, lm + ls_, color="tab:purple", alpha=0.25, lw=0)
         ax_y.plot(elrs, lm, ".", ms=3, color="tab:purple", label="largest exponent (seed mean ± std)")
+        if ref.any():
+            ax_y.plot(elrs[ref], lm[ref], "o", ms=4.5, mfc="none", mec="k", mew=0.8)
         if "mean_lyapunov_angle" in t:
             ax_y.plot(elrs, t["mean_lyapunov_angle"], ".", ms=2, color="0.5", label="angle directions only")
         ax_y.axhline(regimes.CHAOS_LYAPUNOV_TOL, color="tab:red", ls=":", lw=1, label="chaos criterion")

@@ -18,6 +18,7 @@ whatever the chunking, the number of Dask workers or the order in which chunks f
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass, field, fields
 
@@ -38,7 +39,7 @@ from .simulate import (
 )
 
 __all__ = ["Chunk", "SweepTask", "SweepStats", "ClassifiedSweep", "plan_chunks", "run_chunk", "merge_results",
-           "execute", "run_sweep", "run_sweeps", "check_dask_choice", "DEFAULT_CHUNK_TRAJECTORIES"]
+           "concat_results", "execute", "run_sweep", "run_sweeps", "check_dask_choice", "DEFAULT_CHUNK_TRAJECTORIES"]
 
 #: trajectories per chunk: enough blocks (of up to 64) to keep two threads busy, small enough
 #: that progress and resume are fine-grained
@@ -128,6 +129,24 @@ def merge_results(parts, elrs, seeds) -> SimulationResult:
     rest = {f.name: getattr(first, f.name) for f in fields(SimulationResult) if f.name not in values}
     rest.update(elrs=elrs, seeds=seeds, nonfinite=nonfinite)
     return SimulationResult(**rest, **values)
+
+
+def concat_results(results) -> SimulationResult:
+    """Join sweeps of the same problem, options and seeds along the ELR axis, sorted by ELR (the
+    coarse grid and the refinement rounds of :func:`toymodel.phase_diagram.refine`)."""
+    results = list(results)
+    if not results:
+        raise ValueError("no results to join")
+    elrs = np.concatenate([np.asarray(r.elrs, dtype=float) for r in results])
+    parts, start = [], 0
+    for i, res in enumerate(results):
+        parts.append((Chunk(i, start, start + res.elrs.size, 0, res.seeds.size), res))
+        start += res.elrs.size
+    merged = merge_results(parts, elrs, results[0].seeds)
+    order = np.argsort(elrs, kind="stable")
+    per_elr = {f.name: getattr(merged, f.name)[order] for f in fields(SimulationResult)
+               if isinstance(getattr(merged, f.name), np.ndarray) and f.name not in ("alphas", "seeds", "trace_steps")}
+    return dataclasses.replace(merged, **per_elr)
 
 
 @dataclass(frozen=True)
