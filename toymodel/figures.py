@@ -37,7 +37,8 @@ def _fig_toy(out, fmt, quiet, where):
 
 def _fig_phase_diagram(out, fmt, quiet, where):
     t0 = time.perf_counter()
-    pd = phase_diagram.compute_phase_diagram(progress=not quiet, **where)
+    # the main job's defaults, with every boundary bisected to 1e-3 relative in c
+    pd = phase_diagram.compute_phase_diagram(progress=not quiet, refine_tol=1e-3, **where)
     return phase_diagram.write_outputs(pd, out, fmt, wall_time_s=time.perf_counter() - t0)
 
 
