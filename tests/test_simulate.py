@@ -209,3 +209,22 @@ def test_validation_errors(kwargs, match):
 def test_problem_must_be_a_toyproblem():
     with pytest.raises(ValueError, match="problem"):
         simulate([1.0, 2.0], 0.1, 10)
+
+
+def test_kernels_bit_identical_to_the_reference():
+    """Every variant's every output, bit for bit, against fingerprints written by the kernels before
+    their performance rewrites (tests/kernel_reference.py): restructuring loops must not change one
+    bit. The fingerprints cover log() results too (Lyapunov sums), which come from the C library:
+    regenerate them on a platform whose libm differs."""
+    import json
+    import warnings
+
+    import kernel_reference as ref
+
+    want = json.loads(ref.PATH.read_text())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = ref.compute()
+    assert set(got) == set(want)
+    bad = [(name, f) for name in want for f in want[name] if got[name].get(f) != want[name][f]]
+    assert not bad, f"outputs changed: {bad}"

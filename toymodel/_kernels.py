@@ -227,17 +227,18 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, wd, st, ly, rc, cv, r
             if wd:
                 R2[j] += x2 + y2
                 R2G[i, j] = x2 + y2
-                if collect:
-                    # ESS of the direction map: group ELR lr / (DEC r^2) times the group's gradient norm
-                    kd = k / d
-                    e2 = 4.0 * kd * kd * s2 * c2
-                    # sum of log(1 + ESS^2) as a running product, moved into LESS when it grows (a
-                    # log per group-step would cost more than the rest of the step; see _ess_product_check)
-                    PL[i, j] *= 1.0 + e2
-                    # quiet phases of the group: entries into ESS^2 < QUIET_ESS2
-                    qn = 1.0 if e2 < QUIET_ESS2 else 0.0
-                    QN[i, j] += qn * (1.0 - QP[i, j])
-                    QP[i, j] = qn
+                # computed at every step, burn-in included (_start_window resets PL, QN and QP): a
+                # branch on `collect` here kept LLVM from vectorising the loop
+                # ESS of the direction map: group ELR lr / (DEC r^2) times the group's gradient norm
+                kd = k / d
+                e2 = 4.0 * kd * kd * s2 * c2
+                # sum of log(1 + ESS^2) as a running product, moved into LESS when it grows (a
+                # log per group-step would cost more than the rest of the step; see _ess_product_check)
+                PL[i, j] *= 1.0 + e2
+                # quiet phases of the group: entries into ESS^2 < QUIET_ESS2
+                qn = 1.0 if e2 < QUIET_ESS2 else 0.0
+                QN[i, j] += qn * (1.0 - QP[i, j])
+                QP[i, j] = qn
             else:
                 SR2[i, j] += x2 + y2
             if lyap:
