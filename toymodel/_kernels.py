@@ -179,7 +179,7 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, wd, st, ly, rc, cv, r
     X, Y, XE, AW, SINV, SR2, eta, nrm, g2, gb2, loss, ACC, FB = st
     VX, VY, VN, IN, VN2, LV, PA, LA = ly
     record_every, ltr, ctr, etr = rc
-    DEC, R2, R2G, LESS, COS, QN, QP, PL, conv_tol = cv
+    DEC, R2, R2G, LESS, COS, QN, QP, PL, conv_tol, WK, WS, WC = cv
     n = alphas.shape[0]
     # Recording happens in separate loops: stores into output arrays inside the hot loops
     # keep LLVM from vectorising them (measured: 4x slower).
@@ -227,18 +227,11 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, wd, st, ly, rc, cv, r
             if wd:
                 R2[j] += x2 + y2
                 R2G[i, j] = x2 + y2
-                # computed at every step, burn-in included (_start_window resets PL, QN and QP): a
-                # branch on `collect` here kept LLVM from vectorising the loop
-                # ESS of the direction map: group ELR lr / (DEC r^2) times the group's gradient norm
-                kd = k / d
-                e2 = 4.0 * kd * kd * s2 * c2
-                # sum of log(1 + ESS^2) as a running product, moved into LESS when it grows (a
-                # log per group-step would cost more than the rest of the step; see _ess_product_check)
-                PL[i, j] *= 1.0 + e2
-                # quiet phases of the group: entries into ESS^2 < QUIET_ESS2
-                qn = 1.0 if e2 < QUIET_ESS2 else 0.0
-                QN[i, j] += qn * (1.0 - QP[i, j])
-                QP[i, j] = qn
+                # kept for the ESS loop below (a branch on `collect` here, or the ESS work itself,
+                # kept LLVM from vectorising this loop)
+                WK[i, j] = k
+                WS[i, j] = s2
+                WC[i, j] = c2
             else:
                 SR2[i, j] += x2 + y2
             if lyap:
@@ -260,6 +253,21 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, wd, st, ly, rc, cv, r
                 qd = q / d
                 dphi = 1.0 - qd * dcs / (1.0 + qd * qd * s2 * c2)
                 PA[i, j] *= min(max(abs(dphi), _MIN_FACTOR), _MAX_FACTOR)
+    if wd and collect:
+        for i in range(n):
+            for j in range(m):
+                # ESS of the direction map: group ELR lr / (DEC r^2) times the group's gradient norm
+                kd = WK[i, j] / DEC[j]
+                e2 = 4.0 * kd * kd * WS[i, j] * WC[i, j]
+                # sum of log(1 + ESS^2) as a running product, moved into LESS when it grows (a
+                # log per group-step would cost more than the rest of the step; see _ess_product_check)
+                PL[i, j] *= 1.0 + e2
+                # quiet phases of the group: entries into ESS^2 < QUIET_ESS2
+                qn = 1.0 if e2 < QUIET_ESS2 else 0.0
+                QN[i, j] += qn * (1.0 - QP[i, j])
+                QP[i, j] = qn
+                # the group's norm share of the point before the step
+                SR2[i, j] += R2G[i, j] / R2[j]
     for j in range(m):
         if wd:
             # no projection: the point keeps its new norm; cos = <theta, theta'> / (|theta||theta'|)
@@ -308,10 +316,6 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, wd, st, ly, rc, cv, r
             else:
                 ACC[S_MEAN_ANGLE, j] += atan_nonneg(eta[j] * gstep)
                 ACC[S_MEAN_GRAD, j] += gn
-        if wd:
-            for i in range(n):
-                for j in range(m):
-                    SR2[i, j] += R2G[i, j] / R2[j]
     for i in range(n):
         for j in range(m):
             sc = nrm[j]
@@ -527,6 +531,9 @@ def _make_kernel(LYAP: bool, SGD: bool, WD: bool):
             DEC = np.empty(m)
             R2 = np.empty(m)
             R2G = np.empty((nw, m))
+            WK = np.empty((nw, m))  # k, s2, c2 of the step, for the ESS loop
+            WS = np.empty((nw, m))
+            WC = np.empty((nw, m))
             LESS = np.zeros((nw, m))
             PL = np.ones((nw, m))
             COS = np.empty(m)
@@ -545,7 +552,7 @@ def _make_kernel(LYAP: bool, SGD: bool, WD: bool):
             st = (X, Y, XE, AW, SINV, SR2, eta, nrm, g2, gb2, loss, ACC, FB)
             ly = (VX, VY, VN, IN, VN2, LV, PA, LA)
             rc = (record_every, loss_trace, cos_trace, elr_trace)
-            cv = (DEC, R2, R2G, LESS, COS, QN, QP, PL, conv_tol)
+            cv = (DEC, R2, R2G, LESS, COS, QN, QP, PL, conv_tol, WK, WS, WC)
             # one loop, one inlined copy of the step (compile time); the tangent vector warms up
             # during the burn-in and every accumulator restarts at t = burn_in
             for t in range(steps):
