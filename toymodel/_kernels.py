@@ -147,23 +147,29 @@ def uniform_hash(key, counter):
 
 
 @njit(cache=True, inline="always")
-def _batch_weights(alphas, keys, cdf, bp, mlo, mhi, t, j0, m, AW, U, C):
+def _batch_weights(alphas, keys, cdf, bp, mlo, mhi, t, j0, m, AW, U):
     """Per-group weights of this step's mini-batch loss: alpha_i * M_i / (b p) with
     M_i ~ Binomial(b, p), drawn by inverse CDF from one hashed uniform per (trajectory, group).
-    Loops run over the trajectories innermost (``U``, ``C`` are scratch rows), so they vectorise."""
+    The CDF is non-decreasing, so the comparisons ``U >= cdf[q]`` hold for a prefix of q and the
+    last one that holds selects the weight of the count, ``alpha_i * (M / bp)``, computed once
+    per count (the same double as a per-lane division). Loops run over the trajectories innermost
+    (``U`` is a scratch row), so they vectorise."""
     n = alphas.shape[0]
+    # a view, so that the loop's index is a plain j >= 0: with keys[j0 + j] Numba's handling of
+    # negative indices (j0 could be negative, for all LLVM knows) turned the load into a gather
+    kb = keys[j0:j0 + m]
     for i in range(n):
         ctr = np.uint64(t) * np.uint64(n) + np.uint64(i)
+        a = alphas[i]
+        w0 = a * (float(mlo) / bp)
         for j in range(m):
-            U[j] = uniform_hash(keys[j0 + j], ctr)
-            C[j] = float(mlo)
+            U[j] = uniform_hash(kb[j], ctr)
+            AW[i, j] = w0
         for q in range(mlo, mhi):
             cq = cdf[q]
+            wq = a * (float(q + 1) / bp)
             for j in range(m):
-                C[j] += 1.0 if U[j] >= cq else 0.0
-        a = alphas[i]
-        for j in range(m):
-            AW[i, j] = a * (C[j] / bp)
+                AW[i, j] = wq if U[j] >= cq else AW[i, j]
 
 
 @njit(cache=True, inline="always")
@@ -508,7 +514,6 @@ def _make_kernel(LYAP: bool, SGD: bool, WD: bool):
             XE = np.empty((n, m))
             AW = np.empty((n if SGD else 0, m))
             U = np.empty(m if SGD else 0)
-            C = np.empty(m if SGD else 0)
             SINV = np.zeros((n, m))
             SR2 = np.zeros((n, m))
             eta = np.empty(m)
@@ -561,7 +566,7 @@ def _make_kernel(LYAP: bool, SGD: bool, WD: bool):
                 rec = record_every > 0 and t % record_every == 0
                 r = t // record_every if record_every > 0 else 0
                 if SGD:
-                    _batch_weights(alphas, keys, cdf, bp, mlo, mhi, t, j0, m, AW, U, C)
+                    _batch_weights(alphas, keys, cdf, bp, mlo, mhi, t, j0, m, AW, U)
                 _step_block(alphas, m, j0, t >= burn_in, rec, r, LYAP, SGD, WD, st, ly, rc, cv, t)
             _block_loss(alphas, X, Y, XE, m, loss)
             if LYAP:
