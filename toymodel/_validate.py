@@ -23,6 +23,7 @@ __all__ = [
     "as_sgd",
     "as_threads",
     "as_elr_range",
+    "as_refine_tol",
     "as_format",
     "FORMATS",
     "MAX_STEPS",
@@ -189,6 +190,14 @@ def as_threads(threads) -> int | None:
     if threads > limit:
         raise ValueError(f"threads must be <= {limit} (NUMBA_NUM_THREADS), got {threads}")
     return threads
+
+
+def as_refine_tol(tol) -> float:
+    """The relative bracket width of ``phase_diagram --refine``: a float in (0, 1)."""
+    tol = as_positive_float(tol, "refine")
+    if not tol < 1.0:
+        raise ValueError(f"refine is a relative width in c and must be below 1, got {tol!r}")
+    return tol
 
 
 def as_elr_range(elr_min, elr_max, num) -> tuple[float, float, int]:

@@ -26,7 +26,7 @@ from ._validate import (
     as_elr_range,
     as_format,
     as_int,
-    as_positive_float,
+    as_refine_tol,
     as_sgd,
     as_steps_burn_in,
     as_threads,
@@ -193,17 +193,9 @@ def refine(result: SimulationResult, tol: float, run):
         brackets.sort(key=lambda b: b.lo)
         parts.append(res)
         rounds += 1
-    refined = np.concatenate([np.zeros(elrs.size, bool)] + [np.ones(p.elrs.size, bool) for p in parts[1:]])
-    order = np.argsort(np.concatenate([p.elrs for p in parts]), kind="stable")
-    return concat_results(parts), brackets, rounds, refined[order]
-
-
-def as_refine_tol(tol) -> float:
-    """The relative bracket width of ``refine``: a float in (0, 1)."""
-    tol = as_positive_float(tol, "refine")
-    if not tol < 1.0:
-        raise ValueError(f"refine is a relative width in c and must be below 1, got {tol!r}")
-    return tol
+    joined = concat_results(parts)
+    # a midpoint lies strictly inside a bracket of neighbours, so it never equals a grid ELR
+    return joined, brackets, rounds, ~np.isin(joined.elrs, elrs)
 
 
 def uniform_grid_size(elr_min: float, elr_max: float, tol: float) -> int:
