@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import _launch as launch
 import numpy as np
 import pytest
 
@@ -42,13 +43,13 @@ def cluster():
     """A `dask scheduler` and two `dask worker` processes on 127.0.0.1, stopped afterwards."""
     port = _free_port()
     addr = f"tcp://127.0.0.1:{port}"
-    procs = [subprocess.Popen(["dask", "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+    procs = [subprocess.Popen(launch.dask("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
     time.sleep(1.0)
     env = dict(os.environ, NUMBA_NUM_THREADS="1")
     for _ in range(2):
-        procs.append(subprocess.Popen(["dask", "worker", addr, "--nworkers", "1", "--nthreads", "1", "--no-dashboard"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        argv = launch.dask("worker", addr, "--nworkers", "1", "--nthreads", "1", "--no-dashboard")
+        procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                                       start_new_session=True))
     from distributed import Client
 
