@@ -39,8 +39,13 @@ contribution is below ``2**-600 alpha_i``).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import math
+import os
+import tempfile
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -643,6 +648,41 @@ def kernel(lyapunov: bool, sgd: bool, weight_decay: bool = False):
       ``quiet_out`` (M, n), the number of quiet phases of each group (entries into ESS_i^2 < QUIET_ESS2).
     """
     return _VARIANTS[(bool(lyapunov), bool(sgd), bool(weight_decay))]
+
+
+@contextlib.contextmanager
+def _interprocess_lock(name: str):
+    """An exclusive lock shared by every process of this machine and this copy of the package
+    (``fcntl.flock`` on a file in the temporary folder); a no-op where ``fcntl`` is missing."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: processes may compile a variant twice
+        yield
+        return
+    tag = hashlib.sha256(os.path.abspath(__file__).encode()).hexdigest()[:16]
+    path = os.path.join(tempfile.gettempdir(), f"toymodel-{tag}-{name}.lock")
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def compiled(lyapunov: bool, sgd: bool, weight_decay: bool, args):
+    """The variant of :func:`kernel`, compiled for ``args`` (the call's arguments).
+
+    The first compilation of a variant in a process holds an inter-process lock, so processes
+    started together (pytest-xdist workers, a sweep's worker processes, Dask workers on one
+    machine) compile each variant once: the others wait, then load it from Numba's on-disk cache
+    instead of compiling it again. Nothing about the compiled code changes.
+    """
+    disp = kernel(lyapunov, sgd, weight_decay)
+    if not disp.signatures:
+        sig = tuple(numba.typeof(a) for a in args)
+        with _interprocess_lock(f"{int(bool(lyapunov))}{int(bool(sgd))}{int(bool(weight_decay))}"):
+            disp.compile(sig)
+    return disp
 
 
 def needs_compiling(lyapunov: bool, sgd: bool, weight_decay: bool = False) -> bool:

@@ -409,12 +409,11 @@ def _simulate(problem, elrs, steps, *, seeds, burn_in, init, record_every, threa
     quiet = np.zeros((M, n if wd else 0))
     # the loss at which a step counts as "at the minimum" (regimes.CONVERGED_LOSS_TOL * sum(alpha))
     conv_tol = CONVERGED_LOSS_TOL * float(problem.alphas.sum())
-    with _numba_threads(threads):
-        K.kernel(lyapunov, sgd, wd)(
-            np.ascontiguousarray(problem.alphas), traj_elrs, x0, y0, xe0, steps, burn_in, record_every,
+    args = (np.ascontiguousarray(problem.alphas), traj_elrs, x0, y0, xe0, steps, burn_in, record_every,
             K.block_size(n), keys, cdf, bp, mlo, mhi, stats, mean_gelr, mean_share, final_gelr, fx, fy, fxe,
-            ltr, ctr, etr, vx0, vy0, lyap, lyap_angle, first_bad, float(weight_decay or 0.0), conv_tol, less,
-            quiet)
+            ltr, ctr, etr, vx0, vy0, lyap, lyap_angle, first_bad, float(weight_decay or 0.0), conv_tol, less, quiet)
+    with _numba_threads(threads):
+        K.compiled(lyapunov, sgd, wd, args)(*args)
 
     final_theta = np.empty((M, 2 * n))
     final_theta[:, 0::2] = np.ldexp(fx, -K.X_EXPONENT_STEP * fxe.astype(np.int64))
