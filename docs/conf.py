@@ -3,11 +3,23 @@
 Build (from the repository root, warnings are errors, the tutorial notebook is executed):
 
     pip install -e '.[docs]'
-    sphinx-build -W --keep-going -c docs -b html . docs/_build/html
+    sphinx-build -W --keep-going -b html docs docs/_build/html
 
-The source folder is the repository root so that the committed derivations/ and figures/ are
-used as they are; only docs/ and derivations/ are read as pages.
+The site's source is ``docs/``, so its front page (``docs/index.md``) is ``index.html`` at the root
+of the build, where readers and documentation hosts look for it. The derivations are generated
+into the repository's top-level ``derivations/`` folder; ``docs/derivations`` is a symbolic link
+to it, so they are pages of the site as they are. The pages in ``docs/`` link to them, and to the
+committed figures, by their paths in the repository (``../derivations/05_equilibrium.md``,
+``../figures/phase_diagram.png``), which is what GitHub shows; Sphinx copies the figures as they
+are, and :func:`_repository_links` turns the derivation links into links to the site's pages
+when it reads a page.
+
+The site works offline: MathJax is bundled (``sphinx-mathjax-offline`` copies it into ``_static``)
+instead of loaded from a CDN, and the theme (pydata-sphinx-theme, NumPy's and SciPy's) ships its
+own fonts and scripts.
 """
+
+import re
 
 import toymodel
 
@@ -16,9 +28,8 @@ author = "the toymodel developers"
 release = toymodel.__version__
 version = release
 
-root_doc = "docs/index"
-include_patterns = ["docs/**", "derivations/[0-9]*.md"]
-exclude_patterns = ["docs/_build", "docs/_build/**", "**/.ipynb_checkpoints"]
+root_doc = "index"
+exclude_patterns = ["_build", "_build/**", "**/.ipynb_checkpoints", "derivations/README.md"]
 
 extensions = [
     "myst_nb",
@@ -26,6 +37,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",
 ]
 
 # Markdown: $...$ and $$...$$ maths (the derivations use them), heading anchors for links
@@ -44,6 +56,28 @@ numpydoc_class_members_toctree = False
 # plain text here: the site does not link to NumPy's inventory (no network at build time)
 numpydoc_xref_param_type = False
 
-html_theme = "alabaster"
+# pydata-sphinx-theme: the theme of NumPy, SciPy and Matplotlib, so the site reads like the
+# references our users already know (API pages, navigation bar, search, light and dark); it
+# bundles its assets, so nothing is fetched from a network
+html_theme = "pydata_sphinx_theme"
 html_title = f"toymodel {release}"
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+    "secondary_sidebar_items": ["page-toc"],
+}
 suppress_warnings = ["myst.header"]
+
+# a link to a derivation from a page of docs/, written as GitHub reads it ([05](../derivations/05_x.md)),
+# becomes a link to the site's page ({doc}`05 </derivations/05_x>`); MyST would resolve the path
+# through the symbolic link to the folder outside the site's source and find no page there
+_DERIVATION_LINK = re.compile(r"\[([^\]]+)\]\(\.\./derivations/([^)#\s]+)\.md\)")
+
+
+def _repository_links(app, docname, source):
+    if "/" not in docname:  # pages directly in docs/
+        source[0] = _DERIVATION_LINK.sub(r"{doc}`\1 </derivations/\2>`", source[0])
+
+
+def setup(app):
+    app.connect("source-read", _repository_links)
