@@ -125,10 +125,10 @@ def per_step(epochs: int, repeats: int) -> dict:
     """Microseconds per step of one run (min over interleaved repeats)."""
     data = _digits_flat(0)
     steps = epochs * (len(data[1]) // 32)
-    spec = {m: bridge.BridgeSpec(m, (64, 64), 8, 10.0, epochs, 32, "float32", "cpu", None) for m in ("mlp", "convnet")}
+    spec = {m: bridge.BridgeSpec.make(model=m, epochs=epochs) for m in ("mlp", "convnet")}
     times = {"numpy_mlp": [], "torch_mlp_float32": [], "torch_mlp_float64": [], "torch_convnet_float32": []}
-    spec64 = bridge.BridgeSpec("mlp", (64, 64), 8, 10.0, epochs, 32, "float64", "cpu", None)
-    bridge.run_network(spec["mlp"], 0.01, 0)  # warm-up (imports, tracing)
+    spec64 = bridge.BridgeSpec.make(epochs=epochs, dtype="float64")
+    bridge.train(spec["mlp"], bridge.SphereRun(0.01), 0)  # warm-up (imports, tracing)
     for _ in range(repeats):
         t = time.perf_counter()
         numpy_train(NumpyMLP((64, 64, 64, 10)), data, 0.01, epochs, 32, 0)
@@ -136,7 +136,7 @@ def per_step(epochs: int, repeats: int) -> dict:
         for key, sp in (("torch_mlp_float32", spec["mlp"]), ("torch_mlp_float64", spec64),
                         ("torch_convnet_float32", spec["convnet"])):
             t = time.perf_counter()
-            bridge.run_network(sp, 0.01, 0)
+            bridge.train(sp, bridge.SphereRun(0.01), 0)
             times[key].append(time.perf_counter() - t)
     return {k: {"us_per_step_min": min(v) / steps * 1e6, "us_per_step_median": float(np.median(v)) / steps * 1e6,
                 "steps_per_s": steps / min(v)} for k, v in times.items()}
@@ -153,7 +153,7 @@ def full_sweeps() -> dict:
             numpy_train(NumpyMLP((64, 64, 64, 10), seed=s), data, e, d["epochs"], d["batch_size"], s)
     t_np = time.perf_counter() - t
     t = time.perf_counter()
-    bridge.compute_bridge(workers=bridge.default_workers())
+    bridge.compute_bridge(runner=bridge.Runner(workers=bridge.default_workers()))
     t_torch = time.perf_counter() - t
     return {"numpy_sequential_s": t_np, "torch_workers_s": t_torch, "workers": bridge.default_workers()}
 

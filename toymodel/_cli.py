@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as _dt
 import os
 import re
 import signal
 import sys
+import time
 import warnings
 from pathlib import Path
 
-__all__ = ["ArgumentParser", "run_cli", "int_arg", "plural", "output_dir", "note", "quiet_warnings",
+__all__ = ["ArgumentParser", "run_cli", "run_job", "int_arg", "plural", "output_dir", "note", "quiet_warnings",
            "add_sweep_arguments"]
 
 
@@ -200,3 +202,51 @@ def run_cli(main, argv=None, prog: str = "toymodel") -> int:
     finally:
         if old is not None:
             signal.signal(signal.SIGTERM, old)
+
+
+def run_job(argv, *, prog: str, description: str, add_arguments, prepare, compute, write, summary) -> int:
+    """The skeleton of a job: every flag is validated before any work, then the output folder is
+    made, the job computes and writes, and one line of summary follows (all through :func:`run_cli`).
+
+    Parameters
+    ----------
+    argv : list of str or None
+    prog, description : str
+        The command (``python -m toymodel.bridge``) and its ``--help`` text.
+    add_arguments : callable
+        ``add_arguments(parser)`` adds the job's flags; every job has ``--out``, ``--format``,
+        ``--no-plot`` and ``--quiet``.
+    prepare : callable
+        ``prepare(args) -> plan`` validates every other flag (a ValueError names the flag) without
+        doing any work or writing anything; ``--format`` is checked before it.
+    compute : callable
+        ``compute(plan, out) -> result``, ``out`` the output folder (a Path), already created.
+    write : callable
+        ``write(result, out, fmt, plot, wall_time_s, started) -> paths`` writes every file.
+    summary : callable
+        ``summary(result, wall_time_s) -> str``: the final line on stderr (not with ``--quiet``),
+        before "; wrote <files>".
+
+    Returns
+    -------
+    int
+        The exit code (0, 1, 2, 130 or 143; see the module's notes).
+    """
+    from ._validate import as_format
+
+    def main(argv):
+        ap = ArgumentParser(prog=prog, description=description)
+        add_arguments(ap)
+        args = ap.parse_args(argv)
+        fmt = as_format(args.format)
+        plan = prepare(args)
+        with output_dir(args.out, "out") as out:
+            started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            t0 = time.perf_counter()
+            result = compute(plan, out)
+            wall = time.perf_counter() - t0
+            paths = write(result, out, fmt, not args.no_plot, wall, started)
+        note(f"{summary(result, wall)}; wrote " + ", ".join(str(p) for p in paths), args.quiet)
+        return 0
+
+    return run_cli(main, argv, prog=prog)

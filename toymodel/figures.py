@@ -91,10 +91,14 @@ def _fig_sgd_threshold(out, fmt, quiet, where):
     return [plots.save_figure(fig, Path(out) / f"sgd_threshold.{fmt}", fmt)]
 
 
+def _net_runner(quiet, where):
+    return bridge.Runner(workers=bridge.default_workers(), progress=not quiet, **where)
+
+
 def _fig_bridge(out, fmt, quiet, where, model="mlp"):
     t0 = time.perf_counter()
-    bs = bridge.compute_bridge(model=model, progress=not quiet, workers=bridge.default_workers(),
-                               sharpness=(model == "mlp"), **where)
+    spec = bridge.BridgeSpec.make(model=model, sharpness=(model == "mlp"))
+    bs = bridge.compute_bridge(spec=spec, runner=_net_runner(quiet, where))
     return bridge.write_bridge_outputs(bs, out, fmt, wall_time_s=time.perf_counter() - t0,
                                        records="bridge" if model == "mlp" else f"bridge_{model}")
 
@@ -103,7 +107,7 @@ def _fig_bridge_conventional(out, fmt, quiet, where):
     from .bridge import conventional as bc
 
     t0 = time.perf_counter()
-    cs = bc.compute_conventional(progress=not quiet, workers=bridge.default_workers(), **where)
+    cs = bc.compute_conventional(runner=_net_runner(quiet, where))
     return bc.write_outputs(cs, out, fmt, bands=Path(out) / "bridge.csv", wall_time_s=time.perf_counter() - t0)
 
 
@@ -111,7 +115,7 @@ def _fig_bridge_finetune(out, fmt, quiet, where):
     from .bridge import finetune as bf
 
     t0 = time.perf_counter()
-    res = bf.compute_finetune(progress=not quiet, workers=bridge.default_workers(), **where)
+    res = bf.compute_finetune(runner=_net_runner(quiet, where))
     return bf.write_outputs(res, out, fmt, wall_time_s=time.perf_counter() - t0)
 
 

@@ -21,8 +21,9 @@ class TrainResult:
     effective gradient norm ||g|| ||θ|| of the mini-batch gradients; ``channel_elr`` is each
     channel's ELR at the end of the epoch, ``channel_egn`` and ``channel_ess`` each channel's
     effective gradient norm and effective step size averaged over the epoch's steps;
-    ``harmonic_error`` the largest ``|sum_i 1/elr_i * elr - 1|`` over epochs (the channel ELRs'
-    harmonic sum is the total ELR while the norm is kept), ``final_norm`` the total norm at the end.
+    ``norm_drift`` the largest ``| ||θ||²/ρ² - 1 |`` over the epoch ends (how far the weights left
+    the sphere; equivalently the error of the channel ELRs' harmonic sum, ``sum_i 1/elr_i * elr - 1``),
+    ``final_norm`` the total norm at the end.
     With sharpness measured (``toymodel.bridge --sharpness``): ``sharpness_top``, the top eigenvalues
     of the tangent Hessian at the end (largest first), ``sharpness_trace`` and
     ``sharpness_trace_se``, its Hutchinson trace and standard error. ``final_weights``: the
@@ -40,7 +41,7 @@ class TrainResult:
     channel_elr: np.ndarray
     channel_egn: np.ndarray
     channel_ess: np.ndarray
-    harmonic_error: float
+    norm_drift: float
     final_norm: float
     sharpness_top: np.ndarray | None = None
     sharpness_trace: float | None = None
@@ -60,8 +61,9 @@ class ConventionalResult:
     """Records of one conventional-training run (learning rate ``lr``, weight decay
     ``weight_decay``, no projection): per epoch ``E`` the train loss, test error, mean total ELR and
     mean direction cosine per step, the channels' mean ELR and ESS (E x C); per step the total ELR;
-    per channel the law of derivation 12 (``mean_log1p_ess2``, its ``law_boundary`` term, and the
-    value ``law_theory`` = -2 log(1 - lr weight_decay)); and the final scale-invariant weights
+    per channel the law of derivation 12 (``mean_log1p_ess2``, its ``law_boundary`` term
+    (log r_i²(T) - log r_i²(0))/T, and the value ``law_theory`` = -2 log(1 - lr weight_decay), the
+    time mean of its per-step values under a schedule); and the final scale-invariant weights
     (flat, float64) for fine-tuning."""
 
     lr: float

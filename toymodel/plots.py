@@ -592,7 +592,7 @@ def plot_bridge_regimes(bs, axes=None):
     n_cls = int(bs.params.get("n_classes", 10))
     axes[1].axhline(1 - 1 / n_cls, color="tab:red", ls="--", lw=1, label=f"chance ({n_cls} classes)")
     axes[1].set_ylabel("test error")
-    axes[2].plot(elrs, t["mean_eff_grad_norm"], "o-", ms=3, lw=1, color="tab:green",
+    axes[2].plot(elrs, t["median_eff_grad_norm"], "o-", ms=3, lw=1, color="tab:green",
                  label=r"effective gradient norm $\|g\|\,\|\theta\|$ (median over the window, mean over seeds)")
     axes[2].set_yscale("log")
     axes[2].set_ylabel(r"$\tilde g$")
@@ -613,9 +613,10 @@ def plot_bridge_regimes(bs, axes=None):
     return Plot(fig, axes)
 
 
-def plot_bridge_sharpness(bs, bound: float, axes=None):
+def plot_bridge_sharpness(bs, axes=None):
     """Sharpness against ELR with the regime bands: the tangent Hessian's top eigenvalue with the
     stability bound lambda_max = bound / elr (derivation 15), its trace, and elr x lambda_max."""
+    bound = theory.sphere_stability_bound()
     t = bs.table
     elrs = np.asarray(t["elr"], dtype=float)
     if axes is None:

@@ -13,7 +13,9 @@ the package never imports torch):
   with :mod:`toymodel.regimes`;
 * :class:`MLPSI` and :class:`ConvNetSI` are fully scale-invariant models written as ordinary
   ``nn.Module``\\ s; :func:`load_digits_split` and :func:`load_npz` the data;
-  :func:`train_on_sphere` the whole loop, as :mod:`toymodel.bridge` runs it.
+  :func:`train_on_sphere` the whole loop, as :mod:`toymodel.bridge` runs it;
+* :mod:`toymodel.nets.sphere` is the sphere's geometry (flatten, assign, project, retract, random
+  point, and which parameters form the sphere), used by all of the above.
 
 A minimal use::
 
@@ -29,14 +31,16 @@ A minimal use::
         monitor.end_epoch()
 """
 
+from . import sphere
 from .data import Data, load_data, load_digits_split, load_npz
 from .invariance import InvarianceCheck, channel_sq_norms, find_scale_invariant, scale_invariance_report
 from .models import MLPSI, ConvNetSI
-from .monitor import ConventionalMonitor, RegimeMonitor, TrainResult
+from .monitor import ConventionalMonitor, Monitor, RegimeMonitor, TrainResult
 from .optim import SphereSGD
-from .training import as_tensors, evaluate, random_guess_level, set_flat_weights, train_conventional, train_on_sphere
+from .sphere import scale_invariant_parameters
+from .training import as_tensors, evaluate, random_guess_level, train_conventional, train_on_sphere
 
-__all__ = ["find_scale_invariant", "scale_invariance_report", "InvarianceCheck", "channel_sq_norms", "SphereSGD",
-           "RegimeMonitor", "ConventionalMonitor", "TrainResult", "MLPSI", "ConvNetSI", "Data", "load_data",
-           "load_digits_split", "load_npz", "as_tensors", "evaluate", "random_guess_level", "train_on_sphere",
-           "train_conventional", "set_flat_weights"]
+__all__ = ["find_scale_invariant", "scale_invariance_report", "scale_invariant_parameters", "InvarianceCheck",
+           "channel_sq_norms", "sphere", "SphereSGD", "Monitor", "RegimeMonitor", "ConventionalMonitor", "TrainResult",
+           "MLPSI", "ConvNetSI", "Data", "load_data", "load_digits_split", "load_npz", "as_tensors", "evaluate",
+           "random_guess_level", "train_on_sphere", "train_conventional"]

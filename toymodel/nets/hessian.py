@@ -25,6 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import sphere
+
 __all__ = ["TangentHessian", "top_eigenvalues", "hutchinson_trace", "Sharpness", "sharpness"]
 
 
@@ -57,8 +59,8 @@ class TangentHessian:
             for mod, name, buf in saved:
                 setattr(mod, name, buf)
             model.train(was_training)
-        theta = torch.cat([p.detach().reshape(-1) for p in self.params]).double()
-        g = torch.cat([gr.detach().reshape(-1) for gr in self.grads]).double()
+        theta = sphere.flatten(self.params).double()
+        g = sphere.flatten(self.grads).double()
         self.theta = theta.cpu().numpy()
         self.sq_norm = float(theta @ theta)
         self.gradient = g.cpu().numpy()
@@ -68,7 +70,7 @@ class TangentHessian:
 
     def project(self, v: np.ndarray) -> np.ndarray:
         """v minus its component along θ."""
-        return v - (v @ self.theta) / self.sq_norm * self.theta
+        return sphere.project(self.theta, v, self.sq_norm)
 
     def euclidean_hvp(self, v: np.ndarray) -> np.ndarray:
         """∇²F(θ) v by double backpropagation (float64 result)."""
@@ -77,7 +79,7 @@ class TangentHessian:
         parts = [t.view_as(p) for t, p in zip(torch.split(vt, self.sizes), self.params, strict=True)]
         hv = torch.autograd.grad(self.grads, self.params, grad_outputs=parts, retain_graph=True)
         self.n_products += 1
-        return torch.cat([h.reshape(-1) for h in hv]).double().cpu().numpy()
+        return sphere.flatten(hv).double().cpu().numpy()
 
     def matvec(self, v) -> np.ndarray:
         """P Hess F(θ) P v."""

@@ -1,4 +1,10 @@
-"""What the paper measures while training on the sphere, recorded per step and per epoch."""
+"""What the paper measures while training, recorded per step and per epoch by hooks on an optimizer.
+
+:class:`Monitor` holds what every monitor does (the hooks and their removal, the context-manager
+protocol, the loss logged per step and counted per epoch, the export of the records);
+:class:`RegimeMonitor` records training on the sphere (:class:`~toymodel.nets.SphereSGD`),
+:class:`ConventionalMonitor` conventional training (``torch.optim.SGD`` with weight decay).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,10 @@ import numpy as np
 import torch
 
 from ..netrecords import ConventionalResult, TrainResult
+from . import sphere
 from .invariance import channel_sq_norms
 
-__all__ = ["RegimeMonitor", "ConventionalMonitor", "TrainResult"]
+__all__ = ["Monitor", "RegimeMonitor", "ConventionalMonitor", "TrainResult"]
 
 
 def _per_channel(values: torch.Tensor, sizes, shapes) -> torch.Tensor:
@@ -21,42 +28,145 @@ def _per_channel(values: torch.Tensor, sizes, shapes) -> torch.Tensor:
                       for v, shape in zip(torch.split(values, sizes, dim=1), shapes, strict=True)], dim=1)
 
 
-def _flat(params) -> torch.Tensor:
-    return torch.cat([p.detach().reshape(-1) for p in params])
+class Monitor:
+    """The base of the monitors: hooks on an optimizer's ``step``, per-step and per-epoch records.
 
+    Subclasses name their records (``STEP_RECORDS``, ``EPOCH_RECORDS``), register their hooks with
+    :meth:`_hook`, count each recorded step with :meth:`_count_step`, and add their epoch
+    statistics in :meth:`_close_epoch`. The loss of a step is whatever :meth:`log_loss` was given
+    during it; an epoch's default train loss is the mean of the losses logged during that epoch
+    (all steps or some), NaN if none was.
 
-class RegimeMonitor:
-    """Record a :class:`~toymodel.nets.SphereSGD` run, by hooks on the optimizer's ``step``.
-
-    Per step (a hook after the optimizer's ``step``, reading :meth:`SphereSGD.last_step`):
-    cos(θ_t, θ_t+1), the angle turned, the effective gradient norm
-    ||g|| ||θ||, each channel's effective gradient norm ||g_i|| ||θ_i|| and effective step size
-    ESS_i = ELR_i ||g_i|| ||θ_i|| with ELR_i = η/||θ_i||² (η = elr ρ²); and the loss if the caller
-    passes it to :meth:`log_loss`. Per epoch (:meth:`end_epoch`): the train loss and test error
-    if given (otherwise the mean logged loss), the cosine between the weights at consecutive
-    epoch ends, every channel's ELR at the epoch's end, and the epoch means of the per-step
-    values. :meth:`records` exports everything as arrays, :meth:`result` as a
-    :class:`TrainResult`, :meth:`classify` gives the regime. ``group`` selects the optimizer's
-    parameter group (sphere).
+    A monitor is a context manager: ``with RegimeMonitor(opt) as mon: ...`` removes its hooks at
+    the end, as :meth:`close` does.
     """
 
-    def __init__(self, optimizer, group: int = 0):
+    STEP_RECORDS: tuple = ()
+    EPOCH_RECORDS: tuple = ()
+
+    def __init__(self, optimizer):
         self.optimizer = optimizer
+        self._step = {k: [] for k in ("loss", *self.STEP_RECORDS)}
+        self._epochs = {k: [] for k in ("train_loss", "test_error", *self.EPOCH_RECORDS)}
+        self._epoch_losses = []
+        self._epoch_steps = 0
+        self.steps = 0
+        self._handles = []
+
+    def _hook(self, pre=None, post=None) -> None:
+        if pre is not None:
+            self._handles.append(self.optimizer.register_step_pre_hook(pre))
+        if post is not None:
+            self._handles.append(self.optimizer.register_step_post_hook(post))
+
+    def _count_step(self) -> None:
+        self._epoch_steps += 1
+        self.steps += 1
+
+    # ------------------------------------------------------------- user calls
+    def log_loss(self, loss) -> None:
+        """Record the training loss of the current step (a tensor or a float)."""
+        value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+        self._step["loss"].append(value)
+        self._epoch_losses.append(value)
+
+    @torch.no_grad()
+    def end_epoch(self, train_loss=None, test_error=None) -> None:
+        """Close an epoch.
+
+        Parameters
+        ----------
+        train_loss : float, optional
+            Default: the mean of the losses logged during this epoch (NaN if none was).
+        test_error : float, optional
+            Default: NaN.
+
+        Raises
+        ------
+        ValueError
+            If no optimizer step was recorded since the last epoch.
+        """
+        n = self._epoch_steps
+        if n == 0:
+            raise ValueError("end_epoch called before any optimizer step of the epoch")
+        if train_loss is None:
+            train_loss = float(np.mean(self._epoch_losses)) if self._epoch_losses else math.nan
+        self._epochs["train_loss"].append(float(train_loss))
+        self._epochs["test_error"].append(math.nan if test_error is None else float(test_error))
+        self._close_epoch(n)
+        self._epoch_losses = []
+        self._epoch_steps = 0
+
+    def _close_epoch(self, n: int) -> None:  # pragma: no cover - every subclass has its own
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Remove the hooks from the optimizer."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- export
+    def records(self) -> dict:
+        """Every record as NumPy arrays: ``<name>_per_step`` per optimizer step (``loss_per_step``
+        holds only the logged losses), the rest per epoch (``channel_*``: epochs x channels)."""
+        out = {f"{k}_per_step": np.array(v, dtype=float) for k, v in self._step.items()}
+        out.update({k: np.array(v, dtype=float) if v else np.zeros(0) for k, v in self._epochs.items()})
+        return out
+
+
+class RegimeMonitor(Monitor):
+    """Record a :class:`~toymodel.nets.SphereSGD` run, by a hook after the optimizer's ``step``.
+
+    Per step (reading :meth:`SphereSGD.last_step`): cos(θ_t, θ_t+1), the angle turned, the
+    effective gradient norm ||g|| ||θ||, each channel's effective gradient norm ||g_i|| ||θ_i|| and
+    effective step size ESS_i = ELR_i ||g_i|| ||θ_i|| with ELR_i = η/||θ_i||² (η = elr ρ²); the loss
+    if the step had a closure (:class:`SphereSGD` keeps what it returned), or as given to
+    :meth:`log_loss`. Per epoch (:meth:`end_epoch`): the train loss and test error if given, the
+    cosine between the weights at consecutive epoch ends, every channel's ELR at the epoch's end,
+    and the epoch means of the per-step values. :meth:`records` exports everything as arrays,
+    :meth:`result` as a :class:`TrainResult`, :meth:`classify` gives the regime.
+
+    Parameters
+    ----------
+    optimizer : SphereSGD
+    group : int, optional
+        The optimizer's parameter group (sphere) to record (default 0). The group is looked up at
+        every step, so hyper-parameters restored by ``load_state_dict`` are the ones recorded.
+    """
+
+    STEP_RECORDS = ("cosine", "angle", "eff_grad_norm")
+    EPOCH_RECORDS = ("eff_grad_norm", "step_cosine", "step_angle", "epoch_cosine", "channel_elr", "channel_egn",
+                     "channel_ess")
+
+    def __init__(self, optimizer, group: int = 0):
         if not hasattr(optimizer, "last_step"):
             raise ValueError("RegimeMonitor records a SphereSGD optimizer (it reads SphereSGD.last_step)")
+        super().__init__(optimizer)
         self._gi = int(group)
-        self._group = optimizer.param_groups[group]
-        self.params = list(self._group["params"])
-        self._epoch_start = _flat(self.params)
-        self._step = {k: [] for k in ("loss", "cosine", "angle", "eff_grad_norm")}
+        if not 0 <= self._gi < len(optimizer.param_groups):
+            raise ValueError(f"group must index one of the optimizer's {len(optimizer.param_groups)} parameter "
+                             f"groups, got {group!r}")
+        self._epoch_start = sphere.flatten(self.params)
         self._sums = []  # per step of the epoch: (2, channels) squared norms of θ_i and g_i, and lr
-        self._epoch_steps = 0
-        self._epochs = {k: [] for k in ("train_loss", "test_error", "eff_grad_norm", "step_cosine", "step_angle",
-                                        "epoch_cosine", "channel_elr", "channel_egn", "channel_ess")}
-        self._harmonic = 0.0
-        self._handles = [optimizer.register_step_post_hook(self._after)]
+        self._norm_drift = 0.0
+        self._hook(post=self._after)
 
-    # ------------------------------------------------------------------ hooks
+    @property
+    def group(self) -> dict:
+        """The recorded parameter group, as the optimizer has it now."""
+        return self.optimizer.param_groups[self._gi]
+
+    @property
+    def params(self) -> list:
+        return list(self.group["params"])
+
     @torch.no_grad()
     def _after(self, opt, args, kwargs):
         st = opt.last_step(self._gi)
@@ -67,30 +177,17 @@ class RegimeMonitor:
         self._step["eff_grad_norm"].append(math.sqrt(st["grad_sq_norm"] * st["sq_norm"]))
         self._step["angle"].append(st["angle"])
         self._step["cosine"].append(st["cosine"])
-        self._epoch_steps += 1
+        if st.get("loss") is not None:
+            self.log_loss(st["loss"])
+        self._count_step()
 
-    # ------------------------------------------------------------- user calls
-    def log_loss(self, loss) -> None:
-        """Record the training loss of the current step (a tensor or a float)."""
-        self._step["loss"].append(float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss))
-
-    @torch.no_grad()
-    def end_epoch(self, train_loss=None, test_error=None) -> None:
-        """Close an epoch: ``train_loss`` (default: the mean loss logged during the epoch) and
-        ``test_error`` (default: NaN) are recorded with the epoch's statistics."""
-        n = self._epoch_steps
-        if n == 0:
-            raise ValueError("end_epoch called before any optimizer step of the epoch")
-        theta = _flat(self.params)
-        w2 = channel_sq_norms(self.params).double()
-        rho = self._group["radius"]
-        lr = self._group["elr"] * rho * rho
+    def _close_epoch(self, n: int) -> None:
+        params = self.params
+        theta = sphere.flatten(params)
+        w2 = channel_sq_norms(params).double()
+        rho = self.group["radius"]
+        lr = self.group["elr"] * rho * rho
         ep = self._epochs
-        if train_loss is None:
-            logged = self._step["loss"][-n:]
-            train_loss = float(np.mean(logged)) if len(logged) == n else math.nan
-        ep["train_loss"].append(float(train_loss))
-        ep["test_error"].append(math.nan if test_error is None else float(test_error))
         for key, src in (("eff_grad_norm", "eff_grad_norm"), ("step_cosine", "cosine"), ("step_angle", "angle")):
             ep[key].append(float(np.mean(self._step[src][-n:])))
         ep["epoch_cosine"].append(min(1.0, float((self._epoch_start @ theta)
@@ -102,81 +199,105 @@ class RegimeMonitor:
         ess = egn * lrs[:, None] / sums[:, 0]  # ELR_i ||θ_i|| ||g_i|| with ELR_i = lr / ||θ_i||²
         ep["channel_egn"].append(egn.mean(dim=0).cpu().numpy())
         ep["channel_ess"].append(ess.mean(dim=0).cpu().numpy())
-        self._harmonic = max(self._harmonic, abs(float(w2.double().sum()) / (rho * rho) - 1.0))
+        self._norm_drift = max(self._norm_drift, abs(float(w2.double().sum()) / (rho * rho) - 1.0))
         self._sums = []
-        self._epoch_steps = 0
         self._epoch_start = theta
 
-    def close(self) -> None:
-        """Remove the hooks from the optimizer."""
-        for h in self._handles:
-            h.remove()
-        self._handles = []
-
-    # ----------------------------------------------------------------- export
-    def records(self) -> dict:
-        """Every record as NumPy arrays: ``*_per_step`` per optimizer step (``loss_per_step`` only
-        if logged), the rest per epoch (``channel_*`` epochs x channels)."""
-        out = {}
-        for k, v in self._step.items():
-            out[f"{k}_per_step"] = np.array(v, dtype=float)
-        for k, v in self._epochs.items():
-            out[k] = np.array(v, dtype=float) if v else np.zeros(0)
-        return out
-
     def result(self, elr: float | None = None, seed: int = 0) -> TrainResult:
-        """The per-epoch records as a :class:`TrainResult`."""
+        """The per-epoch records as a :class:`TrainResult`.
+
+        Parameters
+        ----------
+        elr : float, optional
+            Default: the group's ELR.
+        seed : int, optional
+            Recorded with the result.
+
+        Raises
+        ------
+        ValueError
+            If no epoch was recorded.
+        """
         r = self.records()
         if not len(r["train_loss"]):
             raise ValueError("no epoch recorded yet: call end_epoch() after each epoch")
-        return TrainResult(float(self._group["elr"] if elr is None else elr), int(seed),
+        flat = sphere.flatten(self.params).double()
+        return TrainResult(float(self.group["elr"] if elr is None else elr), int(seed),
                            train_loss=r["train_loss"], test_error=r["test_error"], eff_grad_norm=r["eff_grad_norm"],
                            step_cosine=r["step_cosine"], step_angle=r["step_angle"], epoch_cosine=r["epoch_cosine"],
                            channel_elr=r["channel_elr"], channel_egn=r["channel_egn"], channel_ess=r["channel_ess"],
-                           harmonic_error=self._harmonic, final_norm=float(_flat(self.params).double().norm()),
-                           final_weights=_flat(self.params).double().cpu().numpy())
+                           norm_drift=self._norm_drift, final_norm=float(flat.norm()),
+                           final_weights=flat.cpu().numpy())
 
     def classify(self, random_guess: float, window: slice | None = None):
         """``(regime, subtype)`` of the run so far; see :meth:`TrainResult.classify`."""
         return self.result().classify(random_guess, window)
 
 
-class ConventionalMonitor:
-    """Record conventional training (plain SGD with learning rate η and weight decay λ, no
-    projection) of scale-invariant tensors, by hooks on any optimizer's ``step``.
+class ConventionalMonitor(Monitor):
+    """Record conventional training of scale-invariant tensors: ``torch.optim.SGD`` with learning rate
+    η and weight decay λ, no projection, by hooks before and after the optimizer's ``step``.
 
     For every output channel i with weights w_i (norm r_i) and gradient g_i, the direction moves as on
     the sphere with the channel ELR η̃_i = η/((1 - ηλ) r_i²) and ESS_i = η̃_i ||g_i|| r_i (derivation
     11); the total ELR is η/((1 - ηλ) ||θ||²). Per step: the total ELR, the direction cosine
     cos(θ_t, θ_t+1), and (if logged) the loss; per epoch: train loss and test error if given, the
     epoch means of the channels' ELR and ESS. For the law of derivation 12 it also keeps, per
-    channel, the sum over steps of log(1 + ESS_i²) and the log channel ELRs at the first step and
-    after the last. ``lr`` and ``weight_decay`` are read from the optimizer's first parameter group.
+    channel, the sum over steps of log(1 + ESS_i²) and of -2 log(1 - η_t λ), and the log squared
+    channel norms at the first step and after the last.
+
+    η and λ are read from the optimizer's parameter group at every step, so a learning-rate
+    scheduler is followed. What this cannot measure is refused with a ValueError: an optimizer
+    other than ``torch.optim.SGD``, momentum, dampening or Nesterov (the formulas above hold for
+    plain SGD only), and ``params`` that are not all in one of the optimizer's groups.
+
+    Parameters
+    ----------
+    optimizer : torch.optim.SGD
+    params : sequence of torch.Tensor
+        The scale-invariant tensors (one parameter group of ``optimizer``, or part of one).
     """
 
+    STEP_RECORDS = ("total_elr", "cosine")
+    EPOCH_RECORDS = ("total_elr", "step_cosine", "channel_elr", "channel_ess")
+
     def __init__(self, optimizer, params):
-        self.optimizer = optimizer
+        if not isinstance(optimizer, torch.optim.SGD):
+            raise ValueError(f"ConventionalMonitor measures torch.optim.SGD; got {type(optimizer).__name__}")
+        super().__init__(optimizer)
         self.params = list(params)
-        group = optimizer.param_groups[0]
-        self.lr = float(group["lr"])
-        self.weight_decay = float(group.get("weight_decay", 0.0))
-        self.decay = 1.0 - self.lr * self.weight_decay
-        if not self.decay > 0:
-            raise ValueError(f"lr * weight_decay must be below 1, got {self.lr * self.weight_decay!r}")
-        self._step = {k: [] for k in ("loss", "total_elr", "cosine")}
-        self._epoch_steps = 0
+        ids = {id(p) for p in self.params}
+        groups = [i for i, g in enumerate(optimizer.param_groups) if ids <= {id(p) for p in g["params"]}]
+        if not self.params or not groups:
+            raise ValueError("ConventionalMonitor: params must all belong to one parameter group of the optimizer")
+        self._gi = groups[0]
+        self.lr, self.weight_decay, self.decay = self._hyper()
         self._chan = []
         self._sum_log1p = None
-        self._log_elr0 = None
+        self._sum_law = 0.0
+        self._constant_decay = True
+        self._log_w2_0 = None
         self._theta = None
-        self.steps = 0
-        self._epochs = {k: [] for k in ("train_loss", "test_error", "total_elr", "step_cosine", "channel_elr",
-                                        "channel_ess")}
-        self._handles = [optimizer.register_step_pre_hook(self._before),
-                         optimizer.register_step_post_hook(self._after)]
+        self._hook(pre=self._before, post=self._after)
+
+    def _hyper(self):
+        g = self.optimizer.param_groups[self._gi]
+        for name, bad in (("momentum", g.get("momentum", 0.0)), ("dampening", g.get("dampening", 0.0)),
+                          ("nesterov", g.get("nesterov", False))):
+            if bad:
+                raise ValueError(f"ConventionalMonitor measures plain SGD with weight decay; the optimizer has "
+                                 f"{name}={bad!r}")
+        lr, wd = float(g["lr"]), float(g.get("weight_decay", 0.0))
+        decay = 1.0 - lr * wd
+        if not decay > 0:
+            raise ValueError(f"lr * weight_decay must be below 1, got {lr * wd!r}")
+        return lr, wd, decay
 
     @torch.no_grad()
     def _before(self, opt, args, kwargs):
+        previous = self.decay
+        self.lr, self.weight_decay, self.decay = self._hyper()
+        self._constant_decay &= self.decay == previous
         ps = self.params
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in ps]
         w2 = channel_sq_norms(ps).double()
@@ -185,72 +306,54 @@ class ConventionalMonitor:
         ess = elr_c * (g2 * w2).sqrt()
         if self._sum_log1p is None:
             self._sum_log1p = torch.zeros_like(ess)
-            self._log_elr0 = elr_c.log()
+            self._log_w2_0 = w2.log()
         self._sum_log1p += torch.log1p(ess * ess)
+        self._sum_law += -2.0 * math.log(self.decay)
         self._chan.append(torch.stack((elr_c, ess)))
-        self._theta = _flat(ps)
+        self._theta = sphere.flatten(ps)
         self._step["total_elr"].append(self.lr / (self.decay * float(w2.sum())))
 
     @torch.no_grad()
     def _after(self, opt, args, kwargs):
-        new = _flat(self.params)
+        new = sphere.flatten(self.params)
         old = self._theta
         self._step["cosine"].append(min(1.0, float((old @ new) / (old.norm() * new.norm()))))
-        self._epoch_steps += 1
-        self.steps += 1
+        self._count_step()
 
-    def log_loss(self, loss) -> None:
-        """Record the training loss of the current step (a tensor or a float)."""
-        self._step["loss"].append(float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss))
-
-    @torch.no_grad()
-    def end_epoch(self, train_loss=None, test_error=None) -> None:
-        """Close an epoch (as :meth:`RegimeMonitor.end_epoch`)."""
-        n = self._epoch_steps
-        if n == 0:
-            raise ValueError("end_epoch called before any optimizer step of the epoch")
+    def _close_epoch(self, n: int) -> None:
         ep = self._epochs
-        if train_loss is None:
-            logged = self._step["loss"][-n:]
-            train_loss = float(np.mean(logged)) if len(logged) == n else math.nan
-        ep["train_loss"].append(float(train_loss))
-        ep["test_error"].append(math.nan if test_error is None else float(test_error))
         ep["total_elr"].append(float(np.mean(self._step["total_elr"][-n:])))
         ep["step_cosine"].append(float(np.mean(self._step["cosine"][-n:])))
         chan = torch.stack(self._chan).mean(dim=0).cpu().numpy()
         ep["channel_elr"].append(chan[0])
         ep["channel_ess"].append(chan[1])
         self._chan = []
-        self._epoch_steps = 0
 
     def law(self) -> dict:
-        """Derivation 12 on every channel: the measured time mean of log(1 + ESS_i²), the law's value
-        -2 log(1 - ηλ), and the boundary term -(log η̃_i(T) - log η̃_i(0))/T; their sum equals the
-        measured mean exactly (up to rounding) in every regime."""
+        """Derivation 12 on every channel.
+
+        Returns
+        -------
+        dict
+            ``mean_log1p_ess2`` (channels,): the measured time mean of log(1 + ESS_i²); ``theory``:
+            the time mean of -2 log(1 - η_t λ) (-2 log(1 - ηλ) at a constant rate); ``boundary``
+            (channels,): (log r_i²(T) - log r_i²(0))/T; ``steps``: T. The measured mean equals
+            theory + boundary exactly (up to rounding) in every regime.
+        """
         if not self.steps:
             raise ValueError("no step recorded yet")
-        w2 = channel_sq_norms(self.params).double()
-        log_elr_t = (self.lr / (self.decay * w2)).log()
-        boundary = -(log_elr_t - self._log_elr0) / self.steps
+        log_w2_t = channel_sq_norms(self.params).double().log()
+        boundary = (log_w2_t - self._log_w2_0) / self.steps
+        # at a constant rate the law's value exactly, not a mean of equal terms
+        theory = -2.0 * math.log(self.decay) if self._constant_decay else self._sum_law / self.steps
         return {"mean_log1p_ess2": (self._sum_log1p / self.steps).cpu().numpy(),
-                "theory": -2.0 * math.log(self.decay), "boundary": boundary.cpu().numpy(), "steps": self.steps}
-
-    def close(self) -> None:
-        """Remove the hooks from the optimizer."""
-        for h in self._handles:
-            h.remove()
-        self._handles = []
+                "theory": theory, "boundary": boundary.cpu().numpy(), "steps": self.steps}
 
     def result(self, seed: int = 0) -> ConventionalResult:
-        """The records as a :class:`ConventionalResult`."""
+        """The records as a :class:`ConventionalResult` (learning rate and weight decay: the last
+        step's)."""
         r, law = self.records(), self.law()
         return ConventionalResult(self.lr, self.weight_decay, int(seed), r["train_loss"], r["test_error"],
                                   r["total_elr"], r["step_cosine"], r["total_elr_per_step"], r["channel_elr"],
                                   r["channel_ess"], law["mean_log1p_ess2"], law["boundary"], law["theory"],
-                                  _flat(self.params).double().cpu().numpy())
-
-    def records(self) -> dict:
-        """Per-step (``*_per_step``) and per-epoch records as arrays."""
-        out = {f"{k}_per_step": np.array(v, dtype=float) for k, v in self._step.items()}
-        out.update({k: np.array(v, dtype=float) for k, v in self._epochs.items()})
-        return out
+                                  sphere.flatten(self.params).double().cpu().numpy())

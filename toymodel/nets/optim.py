@@ -6,9 +6,19 @@ import math
 
 import torch
 
-from .invariance import scale_invariance_report
+from . import sphere
 
 __all__ = ["SphereSGD"]
+
+
+def _momentum(value) -> float:
+    try:
+        m = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"momentum must be in [0, 1), got {value!r}") from None
+    if not (0.0 <= m < 1.0):
+        raise ValueError(f"momentum must be in [0, 1), got {value!r}")
+    return m
 
 
 def _positive(value, name: str) -> float:
@@ -19,10 +29,6 @@ def _positive(value, name: str) -> float:
     if not (math.isfinite(v) and v > 0):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return v
-
-
-def _sq_norm(params) -> torch.Tensor:
-    return sum(p.detach().square().sum() for p in params)
 
 
 class SphereSGD(torch.optim.Optimizer):
@@ -56,66 +62,72 @@ class SphereSGD(torch.optim.Optimizer):
 
     State (the momentum buffers) and every hyper-parameter, ``radius`` included, round-trip
     through ``state_dict``/``load_state_dict``.
+
+    Args:
+        params (iterable): tensors, or dicts defining parameter groups (torch.optim's convention);
+            each group is one sphere.
+        elr (float): total effective learning rate η̃ > 0 (default for every group).
+        radius (float, optional): the sphere's radius ρ > 0. Default: each group's norm when it
+            is added. Given, the group's tensors are rescaled onto it when the group is added.
+        momentum (float, optional): heavy-ball momentum μ in [0, 1) (default: 0).
+        project_gradient (bool, optional): project the gradient onto the tangent space first
+            (default: True; False is the paper's code).
+
+    Per-group options (``elr``, ``radius``, ``momentum``, ``project_gradient``) may be set in a
+    group's dict; :meth:`add_param_group` validates them and puts the group's tensors on its
+    sphere, for the groups given here and for any added later.
     """
 
     def __init__(self, params, elr, *, radius=None, momentum: float = 0.0, project_gradient: bool = True):
         elr = _positive(elr, "elr")
         if radius is not None:
             radius = _positive(radius, "radius")
-        momentum = float(momentum)
-        if not (0.0 <= momentum < 1.0):
-            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-        super().__init__(params, dict(elr=elr, radius=radius, momentum=momentum,
+        super().__init__(params, dict(elr=elr, radius=radius, momentum=_momentum(momentum),
                                       project_gradient=bool(project_gradient)))
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group (one sphere), as ``torch.optim.Optimizer.add_param_group``: its options are
+        validated, a missing ``radius`` becomes the group's current norm, and a given one rescales
+        the group's tensors onto that sphere (so the first step already runs at the group's ELR)."""
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        group["elr"] = _positive(group["elr"], "elr")
+        group["momentum"] = _momentum(group["momentum"])
+        group["project_gradient"] = bool(group["project_gradient"])
         with torch.no_grad():
-            for group in self.param_groups:
-                norm = math.sqrt(float(_sq_norm(group["params"])))
-                if not (math.isfinite(norm) and norm > 0):
-                    raise ValueError(f"SphereSGD needs tensors of positive finite total norm, got {norm!r}")
-                if group["radius"] is None:
-                    group["radius"] = norm
-                else:
-                    group["radius"] = _positive(group["radius"], "radius")
-                    for p in group["params"]:
-                        p.mul_(group["radius"] / norm)
+            norm = math.sqrt(float(sum(p.detach().square().sum() for p in group["params"])))
+            if not (math.isfinite(norm) and norm > 0):
+                raise ValueError(f"SphereSGD needs tensors of positive finite total norm, got {norm!r}")
+            if group["radius"] is None:
+                group["radius"] = norm
+            else:
+                group["radius"] = _positive(group["radius"], "radius")
+                for p in group["params"]:
+                    p.mul_(group["radius"] / norm)
 
     @classmethod
     def for_model(cls, model, example_input, elr, params=None, *, freeze_others: bool = True, **kw) -> SphereSGD:
         """The optimizer for a model's scale-invariant parameters.
 
-        ``params`` (names as in ``named_parameters()``, or the tensors themselves) are checked to be
-        scale-invariant by :func:`~toymodel.nets.scale_invariance_report`; a ``ValueError`` names any
-        that is not. Without ``params``, :func:`~toymodel.nets.find_scale_invariant` finds them.
-        Every other parameter is frozen (``requires_grad_(False)``) unless ``freeze_others=False``,
-        for a caller who trains them with an optimizer of their own. The names are kept in
-        ``optimizer.param_names``.
+        Args:
+            model (torch.nn.Module): the model.
+            example_input (torch.Tensor): a batch on which invariance is checked (train mode).
+            elr (float): the total ELR.
+            params (sequence, optional): the parameters to use (names as in ``named_parameters()``,
+                or the tensors themselves), each checked to be scale-invariant by
+                :func:`~toymodel.nets.scale_invariance_report`; a ``ValueError`` names any that is
+                not. Default: :func:`~toymodel.nets.find_scale_invariant` finds them.
+            freeze_others (bool, optional): freeze every other parameter (``requires_grad_(False)``;
+                default True). False is for a caller who trains them with an optimizer of their own.
+            **kw: ``radius``, ``momentum``, ``project_gradient`` as for the constructor.
+
+        The names are kept in ``optimizer.param_names``.
         """
-        named = dict(model.named_parameters())
-        if params is None:
-            checks = scale_invariance_report(model, example_input)
-            names = [c.name for c in checks if c.invariant]
-            if not names:
-                raise ValueError("the model has no scale-invariant parameters (weights feeding a BatchNorm)")
-        else:
-            ids = {id(p): n for n, p in named.items()}
-            names = []
-            for p in params:
-                if isinstance(p, str):
-                    if p not in named:
-                        raise ValueError(f"{p} is not a parameter of the model")
-                    names.append(p)
-                elif id(p) in ids:
-                    names.append(ids[id(p)])
-                else:
-                    raise ValueError(f"a tensor of shape {tuple(p.shape)} is not a parameter of the model")
-            bad = [c for c in scale_invariance_report(model, example_input, names) if not c.invariant]
-            if bad:
-                raise ValueError("not scale-invariant: " + ", ".join(
-                    f"{c.name} (output changes by {c.deviation:.2g} > {c.tolerance:.2g})" for c in bad))
+        names, tensors = sphere.scale_invariant_parameters(model, example_input, params)
         if freeze_others:
-            for n, p in named.items():
+            for n, p in model.named_parameters():
                 p.requires_grad_(n in names)
-        opt = cls([named[n] for n in names], elr, **kw)
+        opt = cls(tensors, elr, **kw)
         opt.param_names = list(names)
         return opt
 
@@ -125,7 +137,8 @@ class SphereSGD(torch.optim.Optimizer):
         ``pair``, a 2 x N tensor: θ and the raw gradient g, flat over the group's parameters in their
         order, at the point before the step; ``sizes`` and ``shapes`` of the parameters. Python
         floats: ``lr`` (= elr ρ²), ``sq_norm`` ||θ||², ``grad_sq_norm`` ||g||², ``tangent_sq_norm`` ||g_t||², ``cosine``
-        cos(θ_t, θ_t+1) and ``angle``, the angle turned (radians). :class:`~toymodel.nets.RegimeMonitor`
+        cos(θ_t, θ_t+1) and ``angle``, the angle turned (radians); ``loss``: what the step's
+        ``closure`` returned (a float), or None without one. :class:`~toymodel.nets.RegimeMonitor`
         reads it.
         """
         last = getattr(self, "_last", [])
@@ -145,8 +158,8 @@ class SphereSGD(torch.optim.Optimizer):
                 continue
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
             # the group as one flat vector: ||θ||², <g, θ>, ||g||² from one 2 x 2 Gram matrix
-            theta = torch.cat([p.reshape(-1) for p in params])
-            g = torch.cat([v.reshape(-1) for v in grads])
+            theta = sphere.flatten(params)
+            g = sphere.flatten(grads)
             pair = torch.stack((theta, g))
             (sq, gw), (_, g2) = (pair @ pair.T).tolist()
             rho = float(group["radius"])
@@ -169,7 +182,7 @@ class SphereSGD(torch.optim.Optimizer):
             angle = math.atan2(beta * d_perp, math.sqrt(sq) - beta * d_theta / math.sqrt(sq))
             self._last[gi] = dict(pair=pair, sizes=[p.numel() for p in params], shapes=[p.shape for p in params],
                                   lr=lr, sq_norm=sq, grad_sq_norm=g2, tangent_sq_norm=t_sq, cosine=math.cos(angle),
-                                  angle=angle)
+                                  angle=angle, loss=None if loss is None else float(loss))
         return loss
 
     def _momentum_direction(self, group, params, theta, g, sq, coef, lr):
@@ -182,9 +195,9 @@ class SphereSGD(torch.optim.Optimizer):
             if "momentum_buffer" not in st:
                 st["momentum_buffer"] = torch.zeros_like(p)
             bufs.append(st["momentum_buffer"])
-        b = torch.cat([v.reshape(-1) for v in bufs])
+        b = sphere.flatten(bufs)
         if group["project_gradient"]:
-            b -= (float(b @ theta) / sq) * theta
+            b = sphere.project(theta, b, sq)
         b = b.mul_(group["momentum"]).add_(g).sub_(coef * theta)
         for v, part in zip(bufs, torch.split(b, sizes), strict=True):
             v.copy_(part.view_as(v))

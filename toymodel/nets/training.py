@@ -12,13 +12,12 @@ from torch import nn
 
 from .. import _streams
 from ..netrecords import ConventionalResult
+from . import sphere
 from .data import Data
-from .invariance import find_scale_invariant
 from .monitor import ConventionalMonitor, RegimeMonitor, TrainResult
 from .optim import SphereSGD
 
-__all__ = ["evaluate", "random_guess_level", "train_on_sphere", "train_conventional", "set_flat_weights",
-           "EVAL_BATCH"]
+__all__ = ["evaluate", "random_guess_level", "train_on_sphere", "train_conventional", "as_tensors", "EVAL_BATCH"]
 
 #: examples per forward pass when evaluating (the digits' training set fits in one)
 EVAL_BATCH = 4096
@@ -72,14 +71,11 @@ def random_guess_level(model: nn.Module, params, X, y, radius: float = 1.0, poin
     params = list(params)
     saved = [p.detach().clone() for p in params]
     rng = _streams.rng(seed, _streams.RANDOM_GUESS)
-    sizes = [p.numel() for p in params]
+    dim = sum(p.numel() for p in params)
     vals = []
     try:
         for _ in range(int(points)):
-            v = rng.standard_normal(sum(sizes))
-            v *= radius / np.linalg.norm(v)
-            for p, part in zip(params, np.split(v, np.cumsum(sizes)[:-1]), strict=True):
-                p.copy_(torch.from_numpy(part).reshape(p.shape))
+            sphere.assign(params, sphere.random_point(dim, radius, rng))
             vals.append(evaluate(model, [(X, y)], X)[0][0])
     finally:
         for p, s in zip(params, saved, strict=True):
@@ -99,58 +95,76 @@ def train_on_sphere(model: nn.Module, tensors, elr: float, epochs: int, batch_si
                     radius: float = 1.0, params=None) -> TrainResult:
     """Mini-batch SGD on the sphere of the model's scale-invariant parameters at a fixed total ELR.
 
-    ``tensors`` is ``(X_train, y_train, X_test, y_test)`` (see :func:`as_tensors`), already on the
-    model's device and dtype. Batches are drawn without replacement each epoch (order from stream
-    ``BATCH_ORDER`` of ``seed``); BatchNorm uses the batch's statistics. After each epoch the
-    train loss and test error are measured by :func:`evaluate` with the training set's statistics.
-    The scale-invariant parameters are found by :meth:`SphereSGD.for_model` (or checked, when
-    ``params`` names them) and put on the sphere of ``radius``; every other parameter is frozen.
+    Batches are drawn without replacement each epoch (order from stream ``BATCH_ORDER`` of
+    ``seed``); BatchNorm uses the batch's statistics. After each epoch the train loss and test
+    error are measured by :func:`evaluate` with the training set's statistics. The scale-invariant
+    parameters are found by :meth:`SphereSGD.for_model` (or checked, when ``params`` names them)
+    and put on the sphere of ``radius``; every other parameter is frozen.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    tensors : tuple of torch.Tensor
+        ``(X_train, y_train, X_test, y_test)`` (see :func:`as_tensors`), already on the model's
+        device and dtype.
+    elr : float
+        The total effective learning rate.
+    epochs, batch_size : int
+    seed : int, optional
+        The batch order (stream ``BATCH_ORDER``).
+    radius : float, optional
+        The sphere's radius (default 1).
+    params : sequence of str or torch.Tensor, optional
+        The scale-invariant parameters (checked); default: found.
+
+    Returns
+    -------
+    TrainResult
     """
     n = _check_loop(tensors, epochs, batch_size)
     model.train()
     opt = SphereSGD.for_model(model, tensors[0][:min(n, 256)], elr, params, radius=radius)
-    mon = RegimeMonitor(opt)
-    try:
+    with RegimeMonitor(opt) as mon:
         _loop(model, opt, mon, tensors, epochs, batch_size, seed)
-    finally:
-        mon.close()
     return mon.result(elr, seed)
 
 
 def train_conventional(model: nn.Module, tensors, lr: float, weight_decay: float, epochs: int, batch_size: int, *,
                        seed: int = 0, params=None) -> ConventionalResult:
     """Conventional training: ``torch.optim.SGD`` with learning rate ``lr`` and weight decay
-    ``weight_decay`` (no momentum, no projection) on the model's scale-invariant parameters (found,
-    or named by ``params``; the others frozen), recorded by :class:`ConventionalMonitor`. Batches,
-    evaluation and seeds as in :func:`train_on_sphere`."""
+    ``weight_decay`` (no momentum, no projection) on the model's scale-invariant parameters,
+    recorded by :class:`ConventionalMonitor`. Batches, evaluation and seeds as in
+    :func:`train_on_sphere`.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    tensors : tuple of torch.Tensor
+        ``(X_train, y_train, X_test, y_test)`` on the model's device and dtype (:func:`as_tensors`).
+    lr, weight_decay : float
+        Learning rate η > 0 and weight decay λ >= 0, with ηλ < 1.
+    epochs, batch_size : int
+    seed : int, optional
+        The batch order (stream ``BATCH_ORDER``).
+    params : sequence of str or torch.Tensor, optional
+        The scale-invariant parameters, each checked as in :meth:`SphereSGD.for_model`; default:
+        found by :func:`~toymodel.nets.find_scale_invariant`. Every other parameter is frozen.
+
+    Returns
+    -------
+    ConventionalResult
+    """
     n = _check_loop(tensors, epochs, batch_size)
     if not (lr > 0 and math.isfinite(lr)) or not (weight_decay >= 0 and math.isfinite(weight_decay)):
         raise ValueError(f"lr must be positive and weight_decay >= 0, both finite, got {lr!r}, {weight_decay!r}")
     model.train()
-    named = dict(model.named_parameters())
-    names = list(params) if params is not None else find_scale_invariant(model, tensors[0][:min(n, 256)])
-    for nm, p in named.items():
+    names, si = sphere.scale_invariant_parameters(model, tensors[0][:min(n, 256)], params)
+    for nm, p in model.named_parameters():
         p.requires_grad_(nm in names)
-    si = [named[nm] for nm in names]
     opt = torch.optim.SGD(si, lr=lr, weight_decay=weight_decay, momentum=0.0)
-    mon = ConventionalMonitor(opt, si)
-    try:
+    with ConventionalMonitor(opt, si) as mon:
         _loop(model, opt, mon, tensors, epochs, batch_size, seed)
-    finally:
-        mon.close()
     return mon.result(seed)
-
-
-@torch.no_grad()
-def set_flat_weights(params, flat) -> None:
-    """Copy a flat vector (NumPy or tensor) into ``params`` in order."""
-    params = list(params)
-    flat = torch.as_tensor(np.asarray(flat))
-    sizes = [p.numel() for p in params]
-    if flat.numel() != sum(sizes):
-        raise ValueError(f"the flat vector has {flat.numel()} entries, the parameters {sum(sizes)}")
-    for p, part in zip(params, torch.split(flat, sizes), strict=True):
-        p.copy_(part.view_as(p))
 
 
 def _check_loop(tensors, epochs, batch_size) -> int:
