@@ -52,6 +52,17 @@ class Step:
     ``lhs`` and ``rhs`` are shown as ``lhs = rhs`` (each a SymPy object, or a LaTeX string for
     display only); with ``check`` set, SymPy simplified ``check`` to zero, which proves the step
     (``verified`` records it).
+
+    Parameters
+    ----------
+    text : str
+        The explanation.
+    lhs, rhs : sympy.Basic or str, optional
+        The two sides shown (a str is LaTeX); neither for a step of text alone.
+    check : sympy.Expr, optional
+        The expression SymPy simplified to zero, for a proved identity.
+    verified : bool, optional
+        True once ``check`` was simplified to zero (see :func:`identity`).
     """
 
     text: str
@@ -63,7 +74,23 @@ class Step:
 
 @dataclass(frozen=True)
 class Derivation:
-    """A derived result: claim, assumptions, steps and named SymPy results."""
+    """A derived result: claim, assumptions, steps and named SymPy results.
+
+    Parameters
+    ----------
+    key : str
+        The file stem in ``derivations/``, such as ``"05_equilibrium"``.
+    title : str
+        One line.
+    claim : str
+        What is derived, in words.
+    assumptions : tuple of str
+        Under which conditions it holds.
+    steps : tuple of Step
+        The derivation, in order.
+    results : dict
+        Named SymPy results, for the numeric versions and the checks.
+    """
 
     key: str
     title: str

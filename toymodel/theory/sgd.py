@@ -59,8 +59,8 @@ def sgd_stability_exponent(k, batch_size: int, mask_prob: float):
     Returns
     -------
     float or ndarray
-        h at every k (a float for a scalar ``k``, else of ``k``'s shape); ``-inf`` exactly at the
-        points k = bp/(2m).
+        The growth rate h at every k (a float for a scalar ``k``, else of ``k``'s shape); ``-inf``
+        exactly at the points k = bp/(2m).
     """
     m, pm, Av = _sgd_h_terms(batch_size, mask_prob)
     k = np.asarray(k, dtype=float)
