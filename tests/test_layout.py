@@ -120,6 +120,17 @@ def test_leaves_do_not_reach_up(leaf, forbidden):
     assert not (reached & forbidden), sorted(reached & forbidden)
 
 
+
+def test_importing_the_simulator_does_not_import_sympy():
+    # theory is imported inside the functions that need it (regimes), so a simulation starts without SymPy
+    import subprocess
+    import sys
+
+    code = "import sys, toymodel, toymodel.simulate, toymodel.sweep; print('sympy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
 def test_only_the_network_library_imports_torch_at_module_level():
     # torch is an optional extra: outside toymodel.nets it may be imported only inside functions
     users = []

@@ -62,6 +62,46 @@ def test_numeric_functions_vectorise_and_handle_the_threshold():
         T.equilibrium_loss(a, -1.0)
 
 
+
+def test_the_package_re_exports_every_topic_module_and_defines_nothing_itself():
+    import ast
+
+    from toymodel.theory import catalogue, conventional, core, sgd, sphere, sphere_orbit
+
+    topics = (sphere, sphere_orbit, sgd, conventional, catalogue)
+    assert set(T.__all__) == set().union(*(m.__all__ for m in topics)) | {"Step", "Derivation"}
+    for m in topics + (core,):
+        for name in set(m.__all__) & set(T.__all__):
+            assert getattr(T, name) is getattr(m, name), (m.__name__, name)
+    # only imports and __all__ (the docstring aside): no function, class or table of its own
+    body = ast.parse(Path(T.__file__).read_text()).body[1:]
+    assert all(isinstance(n, ast.ImportFrom) for n in body[:-1]), [type(n).__name__ for n in body]
+    assert isinstance(body[-1], ast.Assign) and body[-1].targets[0].id == "__all__"
+
+
+def test_numeric_functions_lambdify_once_per_process(monkeypatch):
+    a = [1.0, 2.0, 4.0]
+    calls = [
+        lambda: T.threshold_elr(a), lambda: T.minimum_multipliers(a, [0.1, 0.1, 0.1]),
+        lambda: T.tangent_hessian_eigenvalues(a, [0.2, 0.3, 0.5]), lambda: T.equilibrium_point(a, 0.2),
+        lambda: T.equilibrium_group_elrs(a, 0.2), lambda: T.equilibrium_loss(a, 0.2),
+        lambda: T.equilibrium_cosine(a, 0.2), lambda: T.equilibrium_angle(a, 0.2),
+        lambda: T.equilibrium_eff_grad_norm(a, 0.2), lambda: T.random_guess_loss_std(a),
+        lambda: T.one_step_map(0.5, 0.1), lambda: T.group_elr_next(0.5, 0.2, 0.1),
+        lambda: T.cycle_multipliers(a, 0.2), lambda: T.sgd_stability_edge_large_batch(8, 0.5),
+        lambda: T.conventional_equilibrium_c(0.1, 0.1), lambda: T.conventional_equilibrium_loss(a, 0.1, 0.1),
+        lambda: T.conventional_equilibrium_group_elrs(a, 0.1, 0.1), lambda: T.conventional_ess_law(0.1, 0.1),
+        lambda: T.conventional_quiet_steps(0.1, 0.01, 0.3),
+    ]
+    first = [f() for f in calls]
+    built = []
+    real = sp.lambdify
+    monkeypatch.setattr(sp, "lambdify", lambda *args, **kw: built.append(args) or real(*args, **kw))
+    again = [f() for f in calls]
+    assert built == []  # the second round used the functions built in the first
+    assert repr(again) == repr(first)
+
+
 def _separated_alphas(rng, n):
     """Random weights whose ratios are at least 1.3: near-equal weights approach the orbit
     much more slowly (near-degenerate neutral modes), and exactly equal ones for n >= 3 have
