@@ -72,6 +72,7 @@ __all__ = [
     "derive_conventional_equilibrium",
     "derive_conventional_periodic",
     "conventional_equilibrium_c",
+    "conventional_lr_wd_at_c",
     "conventional_equilibrium_loss",
     "conventional_equilibrium_group_elrs",
     "conventional_ess_law",
@@ -1484,6 +1485,26 @@ def conventional_equilibrium_c(lr_value, weight_decay):
     f = sp.lambdify((lr, wdc), derive_conventional_equilibrium().results["c"], "numpy")
     out = np.asarray(f(lrs, wd), dtype=float)
     return float(out[0]) if np.ndim(lr_value) == 0 else out
+
+
+@functools.lru_cache(maxsize=None)
+def _conventional_lr_wd_of_c():
+    lw = sp.Symbol("eta_lambda", positive=True)
+    c_of_lw = derive_conventional_equilibrium().results["c"].subs(lr, lw / wdc)
+    (sol,) = sp.solve(sp.Eq(c, c_of_lw), lw)
+    return sp.lambdify(c, sol, "numpy")
+
+
+def conventional_lr_wd_at_c(c_value):
+    r"""The :math:`\eta\lambda` at which the conventional-training orbit has the given c (> 1): the
+    orbit's :math:`c = 1/(1-\eta\lambda)` (``derive_conventional_equilibrium``) solved for
+    :math:`\eta\lambda`, i.e. :math:`1 - 1/c`; scalar or array."""
+    cv = np.asarray(c_value, dtype=float)
+    if not np.all(cv > 1):  # also refuses NaN
+        raise ValueError(f"c_value must be > 1 (the conventional orbit has c > 1 for every eta lambda), "
+                         f"got {c_value!r}")
+    out = np.asarray(_conventional_lr_wd_of_c()(cv), dtype=float)
+    return float(out) if np.ndim(c_value) == 0 else out
 
 
 def conventional_equilibrium_loss(alphas, lr_value, weight_decay):
