@@ -508,10 +508,8 @@ def write_bridge_outputs(bs: BridgeSweep, out, fmt: str = "png", plot: bool = Tr
         plots.save_figure(fig, out / ess_name, fmt)
         names += [regimes_name, ess_name]
         if bs.params.get("sharpness"):
-            from .. import theory
-
             sharp_name = regimes_name.replace("bridge_regimes", "bridge_sharpness")
-            fig, _ = plots.plot_bridge_sharpness(bs, theory.sphere_stability_bound())
+            fig, _ = plots.plot_bridge_sharpness(bs)
             plots.save_figure(fig, out / sharp_name, fmt)
             names.append(sharp_name)
     atomic_write_text(out / names[1], json_text(bridge_json_record(bs, wall_time_s, started, names), indent=None))

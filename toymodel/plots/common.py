@@ -14,6 +14,7 @@ matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .. import theory  # noqa: E402
 from .._records import atomic_path  # noqa: E402
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "segments",
     "regime_bands",
     "regime_legend_patches",
+    "threshold_c",
 ]
 
 
@@ -114,6 +116,13 @@ REGIME_LABELS = {
     "nonfinite": "non-finite",
 }
 GROUP_COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def threshold_c() -> float:
+    """The c = elr * sum(alpha) of the convergence threshold, the same for every alphas:
+    ``theory.threshold_elr(alphas) * sum(alphas)`` (it is 1)."""
+    one = np.ones(1)
+    return theory.threshold_elr(one) * one.sum()
 
 
 def c_axis(ax, A: float):

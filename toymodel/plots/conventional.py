@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import regimes, theory
-from .common import REGIME_COLORS, Plot, figure_and_axes, format_alphas
+from .common import REGIME_COLORS, Plot, figure_and_axes, format_alphas, threshold_c
 
 __all__ = [
     "plot_conventional_phase",
@@ -15,10 +15,12 @@ __all__ = [
 ]
 
 
-def _fixed_elr_bands(ax, lw_min, lw_max):
-    """The sphere's regimes at the same c, mapped to eta*lambda by c = 1/(1 - eta lambda) (derivation
-    13): equilibrium (orbit attracting) below c = sqrt 3, chaotic to the crossover, then divergence."""
-    bounds = [lw_min, 1 - 1 / theory.orbit_instability_c(), 1 - 1 / regimes.crossover_c(), lw_max]
+def _shade_sphere_regimes_at_the_same_c(ax, lw_min, lw_max):
+    """Shade, over an eta*lambda axis from ``lw_min`` to ``lw_max``, the regimes that training on the
+    sphere has at the c of the conventional orbit, c = 1/(1 - eta lambda) (derivation 13): equilibrium
+    (orbit attracting) below c = sqrt 3, chaotic to the crossover, then divergence."""
+    bounds = [lw_min, theory.conventional_lr_wd_at_c(theory.orbit_instability_c()),
+              theory.conventional_lr_wd_at_c(regimes.crossover_c()), lw_max]
     keys = ["chaotic_equilibrium", "chaotic_equilibrium/chaotic", "divergence"]
     for lo, hi, key in zip(bounds[:-1], bounds[1:], keys, strict=True):
         if hi > lo:
@@ -41,7 +43,7 @@ def plot_conventional_phase(cs, axes=None):
     n_panels = 5 if has_lyap else 4
     fig, axes = figure_and_axes(axes, nrows=n_panels, figsize=(8.5, 2.3 * n_panels + 1.0), sharex=True)
     for ax in axes:
-        _fixed_elr_bands(ax, lw[0], lw[-1])
+        _shade_sphere_regimes_at_the_same_c(ax, lw[0], lw[-1])
         ax.set_xscale("log")
     ax = axes[0]
     m, s = np.asarray(t["mean_loss"]), np.asarray(t["std_loss"])
@@ -56,7 +58,7 @@ def plot_conventional_phase(cs, axes=None):
     ax = axes[1]
     ax.plot(lw, t["hm_c"], "o", ms=3, color="tab:green", label=r"effective $c = A\,\tilde\eta$ (harmonic time mean)")
     ax.plot(lw, t["theory_c"], "k-", lw=1.2, label=r"orbit $c=1/(1-\eta\lambda)$ (theory)")
-    ax.axhline(1.0, color="k", lw=0.8, ls=":", label="sphere threshold c = 1")
+    ax.axhline(threshold_c(), color="k", lw=0.8, ls=":", label="sphere threshold c = 1")
     ax.set_yscale("log")
     ax.set_ylabel("effective c")
     ax.legend(fontsize=7, loc="upper left", framealpha=0.9)
@@ -124,14 +126,16 @@ def plot_conventional_trajectories(result, quiet, axes=None):
         axl.set_ylabel(rf"$\eta\lambda$ = {lr_ * wd:g}" + "\nloss (floor 1e-30)", fontsize=9)
         axk.plot(steps, kk, color=f"C{kq}", lw=0.7, label="c(t) = k(t) (simulated)")
         axk.axhline(theory.conventional_equilibrium_c(lr_, wd), color="k", ls="--", lw=1, label="orbit c (theory)")
-        axk.axhline(1.0, color="k", ls=":", lw=0.8)
+        axk.axhline(threshold_c(), color="k", ls=":", lw=0.8)
         for i, (t0, _t_meas, t_pred) in enumerate(quiet[kq]):
             if t_pred - t0 < 20:  # too short to see
                 continue
-            # derived quiet phase: k grows by (1 - lr wd)^-2 per step from the measured k_a and the burst
-            # comes after the derived length, at the derived k_b
+            # derived quiet phase: at the minimum log k grows by -2 log(1 - lr wd) per step (derivations 12
+            # and 14: the law's value) from the measured k_a, and the burst comes after the derived length,
+            # at the derived k_b
             tt = np.arange(t0, int(np.ceil(t_pred)) + 1)
-            axk.plot(tt, kk[t0] * (1 - lr_ * wd) ** (-2.0 * (tt - t0)), "--", color="tab:red", lw=1.2,
+            growth = theory.conventional_ess_law(lr_, wd)
+            axk.plot(tt, kk[t0] * np.exp(growth * (tt - t0)), "--", color="tab:red", lw=1.2,
                      label="derived quiet phase: k_a (1-ηλ)^(-2t) up to the derived burst" if i == 0 else None)
         axk.set_yscale("log")
         axk.set_ylabel("c(t)")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import regimes, theory
-from .common import Plot, c_axis, figure_and_axes, format_alphas
+from .common import Plot, c_axis, figure_and_axes, format_alphas, threshold_c
 
 __all__ = [
     "REGIME_MAP_COLORS",
@@ -41,7 +41,7 @@ ATTRACTOR_COLORS = {
 def _theory_c_lines(ax, A=None, labels=True, vertical=True):
     """Vertical lines at the derived special values of c (or of elr = c / A if A is given)."""
     scale = 1.0 if A is None else 1.0 / A
-    lines = [(1.0, "k", "-", "threshold c = 1"),
+    lines = [(threshold_c(), "k", "-", "threshold c = 1"),
              (theory.orbit_instability_c(), "tab:red", "--",
               r"orbit loses stability, c = $\sqrt{3}$ (derived for n = 2; confirmed by simulation)")]
     for cval, col, ls, lab in lines:
@@ -192,7 +192,7 @@ def plot_regime_map(maps, axes=None):
         else:
             ye = np.concatenate([[m.rows[0] - 0.5], (m.rows[1:] + m.rows[:-1]) / 2, [m.rows[-1] + 0.5]])
         ax.pcolormesh(xe, ye, code, cmap=cmap, vmin=-0.5, vmax=len(keys) - 0.5, shading="flat", rasterized=True)
-        ax.axvline(1.0, color="k", lw=1.5)
+        ax.axvline(threshold_c(), color="k", lw=1.5)
         ax.axvline(theory.orbit_instability_c(), color="w", ls="--", lw=1.3)
         ax.axvline(regimes.crossover_c(), color="k", ls=":", lw=1.2)
         ax.set_xscale("log")

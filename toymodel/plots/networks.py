@@ -7,7 +7,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .. import regimes
+from .. import regimes, theory
 from .common import Plot, figure_and_axes, regime_bands, regime_legend_patches
 
 __all__ = [
@@ -121,9 +121,11 @@ def plot_bridge_ess(bs, ax=None):
     return Plot(fig, ax)
 
 
-def plot_bridge_sharpness(bs, bound: float, axes=None):
+def plot_bridge_sharpness(bs, axes=None):
     """Sharpness against ELR with the regime bands: the tangent Hessian's top eigenvalue with the
-    stability bound lambda_max = bound / elr (derivation 15), its trace, and elr x lambda_max."""
+    stability bound lambda_max = bound / elr (``theory.sphere_stability_bound``, derivation 15), its
+    trace, and elr x lambda_max."""
+    bound = theory.sphere_stability_bound()
     t = bs.table
     elrs = np.asarray(t["elr"], dtype=float)
     fig, axes = figure_and_axes(axes, nrows=3, figsize=(8, 9), sharex=True)
@@ -199,7 +201,9 @@ def plot_bridge_conventional(cs, bands=None, axes=None, show=(0, 3, 5, 8)):
         ax.plot(np.full(r.mean_log1p_ess2.size, lw[k]), r.mean_log1p_ess2, ".", ms=2, color="tab:blue", alpha=0.5,
                 label="every channel, measured (seed 0)" if k == 0 else None)
     xx = np.geomspace(lw.min(), lw.max(), 100)
-    ax.plot(xx, -2 * np.log1p(-xx), "-", color="tab:red", lw=1, label=r"law $-2\log(1-\eta\lambda)$ (derivation 12)")
+    wd = cs.params["weight_decay"]
+    ax.plot(xx, theory.conventional_ess_law(xx / wd, wd), "-", color="tab:red", lw=1,
+            label=r"law $-2\log(1-\eta\lambda)$ (derivation 12)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(r"$\eta\lambda$")
@@ -248,8 +252,9 @@ def plot_bridge_finetune(table, pretrain_table, params, axes=None):
     m, s_ = stat("finetuned_sharpness")
     axes[1].errorbar(elrs, m, yerr=s_, fmt="o-", ms=4, lw=1.2, color="tab:purple", capsize=2,
                      label=r"$\lambda_{\max}$ of the tangent Hessian after fine-tuning")
-    axes[1].axhline(2 / params["finetune_elr"], color="tab:red", ls="--", lw=1,
-                    label=r"stability bound $2/\tilde\eta$ at the fine-tuning ELR")
+    bound = theory.sphere_stability_bound()
+    axes[1].axhline(bound / params["finetune_elr"], color="tab:red", ls="--", lw=1,
+                    label=rf"stability bound ${bound:g}/\tilde\eta$ at the fine-tuning ELR")
     axes[1].set_yscale("log")
     axes[1].set_xscale("log")
     axes[1].set_ylabel(r"$\lambda_{\max}$")

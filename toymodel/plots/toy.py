@@ -213,7 +213,7 @@ def plot_sgd_threshold(bs, ps, ratio, sim=(), ax=None):
             ax.plot([b for b, _ in pts], [r for _, r in pts], "o", color=col, mfc="white", ms=6, mew=1.5,
                     label=f"simulated boundary, p = {p:g}")
     ax.plot([], [], "k:", lw=1, label="large-b expansion 1 + (1-p)/(bp)")
-    ax.axhline(1.0, color="k", lw=1)
+    ax.axhline(theory.sgd_stability_edge(1, 1.0), color="k", lw=1)  # GD: the full batch, p = 1
     ax.set_xscale("log")
     ax.set_xlabel("batch size b")
     ax.set_ylabel(r"threshold ratio SGD / GD $= k^*(b,p)$")
