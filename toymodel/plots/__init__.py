@@ -6,13 +6,17 @@ values that theory gives are evaluated from :mod:`toymodel.theory`, never retype
 ``ax=None`` (or ``axes=None``) for a new figure. :mod:`toymodel.figures` holds the recipes that
 compute the data of every committed figure and the command that regenerates them.
 
+The library never chooses matplotlib's backend: the command-line jobs call
+:func:`use_file_backend` at the start of their ``main``, and in a notebook a :class:`Plot` that
+ends a cell displays inline, once.
+
 Modules: ``common`` (``Plot``, :func:`figure_and_axes`, saving, colours, regime bands, the c
 axis), ``toy`` (phase diagram, toy loss and group ELRs, SGD threshold), ``dynamics`` (orbit
 diagram, Lyapunov exponents, basins, regime maps), ``conventional`` (conventional training of the
 toy) and ``networks`` (the bridge's networks). This package re-exports their public names.
 """
 
-from .common import REGIME_COLORS, Plot, figure_and_axes, save_figure
+from .common import REGIME_COLORS, Plot, figure_and_axes, save_figure, use_file_backend
 from .conventional import plot_conventional_phase, plot_conventional_trajectories
 from .dynamics import plot_basins, plot_lyapunov, plot_orbit_diagram, plot_regime_map
 from .networks import (
@@ -44,4 +48,5 @@ __all__ = [
     "plot_conventional_phase",
     "plot_conventional_trajectories",
     "figure_and_axes",
+    "use_file_backend",
 ]

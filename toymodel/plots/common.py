@@ -5,21 +5,21 @@ c axis.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import NamedTuple
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")  # files only; no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from .. import theory  # noqa: E402
-from .._records import atomic_path  # noqa: E402
+from .. import theory
+from .._records import atomic_path
 
 __all__ = [
     "Plot",
     "save_figure",
+    "use_file_backend",
     "figure_and_axes",
     "REGIME_COLORS",
     "REGIME_LABELS",
@@ -36,6 +36,11 @@ __all__ = [
 class Plot(NamedTuple):
     """What every plot function returns: the figure and its axes (one Axes or an array of them).
     It unpacks like a tuple: ``fig, ax = plot_toy_loss(result)``.
+
+    In a notebook, a cell that ends in a plot call shows the figure once: the ``Plot`` displays as
+    a PNG (``_repr_png_``) and closes its figure in pyplot, so that the inline backend does not
+    show it a second time at the end of the cell. ``fig, ax = plot_...(...)`` displays nothing
+    itself; the inline backend shows the open figure, once.
     """
 
     fig: object
@@ -44,6 +49,13 @@ class Plot(NamedTuple):
     def save(self, path, fmt: str | None = None, dpi: int = 150) -> Path:
         """Save the figure atomically (see :func:`save_figure`) and close it."""
         return save_figure(self.fig, path, fmt, dpi)
+
+    def _repr_png_(self) -> bytes:
+        """The figure as PNG bytes, for IPython's rich display; closes the figure in pyplot."""
+        buf = io.BytesIO()
+        self.fig.savefig(buf, format="png", bbox_inches="tight")
+        plt.close(self.fig)
+        return buf.getvalue()
 
 
 def save_figure(fig, path, fmt: str | None = None, dpi: int = 150) -> Path:
@@ -56,6 +68,15 @@ def save_figure(fig, path, fmt: str | None = None, dpi: int = 150) -> Path:
         fig.savefig(tmp, format=fmt, dpi=dpi, metadata=meta, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def use_file_backend() -> None:
+    """Draw into files only: matplotlib's Agg backend, for the command-line jobs.
+
+    The library never chooses the backend (importing :mod:`toymodel.plots` leaves a notebook's
+    inline figures alone); each job that plots calls this at the start of its ``main``.
+    """
+    matplotlib.use("Agg")
 
 
 def figure_and_axes(axes=None, nrows: int | None = None, ncols: int | None = None, *, figsize=None,
