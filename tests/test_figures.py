@@ -61,3 +61,14 @@ def test_a_plot_draws_into_given_axes():
     out = plots.plot_toy_group_elrs(res, axes=axes.ravel())
     assert out.fig is fig and out.axes.shape == (2, 2) and axes[1, 1].lines
     plt.close("all")
+
+
+def test_the_package_re_exports_every_plot_of_its_topic_modules():
+    import importlib
+
+    for topic in ("toy", "dynamics", "conventional", "networks"):
+        mod = importlib.import_module(f"toymodel.plots.{topic}")
+        for name in mod.__all__:
+            assert name in plots.__all__ and getattr(plots, name) is getattr(mod, name), (topic, name)
+    for name in plots.__all__:
+        assert getattr(plots, name) is not None

@@ -16,9 +16,16 @@ diagram, Lyapunov exponents, basins, regime maps), ``conventional`` (conventiona
 toy) and ``networks`` (the bridge's networks). This package re-exports their public names.
 """
 
-from .common import REGIME_COLORS, Plot, figure_and_axes, save_figure, use_file_backend
+from .common import GROUP_COLORS, REGIME_COLORS, REGIME_LABELS, Plot, figure_and_axes, save_figure, use_file_backend
 from .conventional import plot_conventional_phase, plot_conventional_trajectories
-from .dynamics import plot_basins, plot_lyapunov, plot_orbit_diagram, plot_regime_map
+from .dynamics import (
+    ATTRACTOR_COLORS,
+    REGIME_MAP_COLORS,
+    plot_basins,
+    plot_lyapunov,
+    plot_orbit_diagram,
+    plot_regime_map,
+)
 from .networks import (
     plot_bridge_conventional,
     plot_bridge_ess,
@@ -49,4 +56,8 @@ __all__ = [
     "plot_conventional_trajectories",
     "figure_and_axes",
     "use_file_backend",
+    "REGIME_LABELS",
+    "GROUP_COLORS",
+    "REGIME_MAP_COLORS",
+    "ATTRACTOR_COLORS",
 ]

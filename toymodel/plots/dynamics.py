@@ -26,8 +26,6 @@ REGIME_MAP_COLORS = {
     "divergence": "#9a9a9a",
     "nonfinite": "#000000",
 }
-
-
 ATTRACTOR_COLORS = {
     "minimum": "#4f8fd0",
     "equilibrium_orbit": "#f5c26b",
@@ -38,7 +36,7 @@ ATTRACTOR_COLORS = {
 }
 
 
-def _theory_c_lines(ax, A=None, labels=True, vertical=True):
+def _theory_c_lines(ax, A=None, labels=True):
     """Vertical lines at the derived special values of c (or of elr = c / A if A is given)."""
     scale = 1.0 if A is None else 1.0 / A
     lines = [(threshold_c(), "k", "-", "threshold c = 1"),
