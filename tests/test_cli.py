@@ -162,3 +162,19 @@ def test_figures_only_takes_file_stems_listed_in_help(tmp_path):
     assert figures.main(["--only", "toy_loss", "--out", str(tmp_path), "--quiet"]) == 0
     assert (tmp_path / "toy_loss.png").exists()
     assert np.all([p.suffix == ".png" for p in tmp_path.iterdir()])
+
+
+@pytest.mark.parametrize("job", ["phase_diagram", "conventional", "figures", "bridge", "bridge.conventional",
+                                 "bridge.finetune"])
+def test_every_job_that_plots_chooses_the_file_backend_first(job, monkeypatch, capsys):
+    # the library never chooses matplotlib's backend; each job's main does, before anything else
+    import importlib
+
+    from toymodel import plots
+
+    calls = []
+    monkeypatch.setattr(plots, "use_file_backend", lambda: calls.append(job))
+    mod = importlib.import_module(f"toymodel.{job}")
+    with pytest.raises(SystemExit) as exc:
+        mod.main(["--help"])
+    assert exc.value.code == 0 and calls == [job]

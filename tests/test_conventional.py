@@ -124,6 +124,17 @@ def test_the_derived_orbit_is_a_period_two_orbit_of_the_kernel():
         assert abs(theory.conventional_orbit_stability_coefficient(c)) < 1e-12
 
 
+def test_the_orbit_c_inverts_to_eta_lambda():
+    # c = 1/(1 - eta lambda) (derivation 13) solved for eta lambda: 1 - 1/c, and back again
+    cs = np.array([1.01, np.sqrt(3), 2.0, 50.0])
+    lw = theory.conventional_lr_wd_at_c(cs)
+    assert np.allclose(lw, 1 - 1 / cs, rtol=1e-14, atol=0)
+    assert np.allclose(theory.conventional_equilibrium_c(lw / 0.1, 0.1), cs, rtol=1e-12)
+    assert theory.conventional_lr_wd_at_c(2.0) == pytest.approx(0.5, rel=1e-15)
+    with pytest.raises(ValueError, match="c_value"):
+        theory.conventional_lr_wd_at_c(1.0)
+
+
 def test_periodic_behaviour_follows_the_derived_quiet_phases_and_scaling():
     p = ToyProblem([1.0])
     wd = 0.01

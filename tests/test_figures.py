@@ -5,6 +5,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np
+import pytest
 
 from toymodel import ToyProblem, figures, plots, simulate
 
@@ -27,3 +28,47 @@ def test_unknown_figure_is_refused(tmp_path, capsys):
     assert figures.main(["--only", "nope", "--out", str(tmp_path / "x")]) == 2
     assert "unknown figure" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_figure_and_axes_makes_or_takes_the_layout():
+    import matplotlib.pyplot as plt
+
+    from toymodel.plots import figure_and_axes
+
+    fig, ax = figure_and_axes(figsize=(2, 2))
+    assert ax.figure is fig and not isinstance(ax, np.ndarray)
+    fig, col = figure_and_axes(nrows=1, figsize=(2, 2))
+    assert col.shape == (1,)
+    fig, row = figure_and_axes(ncols=3, figsize=(3, 2))
+    assert row.shape == (3,)
+    fig, grid = figure_and_axes(nrows=2, ncols=3, figsize=(3, 2))
+    assert grid.shape == (2, 3)
+    assert figure_and_axes(ax) == (ax.figure, ax)  # given axes are returned as they are
+    given = list(row)
+    assert figure_and_axes(given, ncols=3)[1] is given
+    fig2, again = figure_and_axes(list(grid.ravel()), nrows=2, ncols=3)
+    assert fig2 is fig and again.shape == (2, 3) and again[1, 2] is grid[1, 2]
+    with pytest.raises(ValueError, match="axes must hold 4 Axes"):
+        figure_and_axes(given, nrows=4)
+    plt.close("all")
+
+
+def test_a_plot_draws_into_given_axes():
+    import matplotlib.pyplot as plt
+
+    res = simulate(ToyProblem([1.0, 2.0]), [0.1, 0.5], 50, seeds=[0], record_every=1)
+    fig, axes = plt.subplots(2, 2)
+    out = plots.plot_toy_group_elrs(res, axes=axes.ravel())
+    assert out.fig is fig and out.axes.shape == (2, 2) and axes[1, 1].lines
+    plt.close("all")
+
+
+def test_the_package_re_exports_every_plot_of_its_topic_modules():
+    import importlib
+
+    for topic in ("toy", "dynamics", "conventional", "networks"):
+        mod = importlib.import_module(f"toymodel.plots.{topic}")
+        for name in mod.__all__:
+            assert name in plots.__all__ and getattr(plots, name) is getattr(mod, name), (topic, name)
+    for name in plots.__all__:
+        assert getattr(plots, name) is not None

@@ -221,6 +221,7 @@ def _main(argv=None) -> int:
 
 
 def main(argv=None) -> int:
+    plots.use_file_backend()  # a job writes files: no display
     return run_cli(_main, argv, prog="python -m toymodel.figures")
 
 

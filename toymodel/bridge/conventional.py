@@ -225,6 +225,7 @@ def _summary(result, wall: float) -> str:
 
 def main(argv=None) -> int:
     """``python -m toymodel.bridge.conventional``: see the module's notes and ``--help``."""
+    plots.use_file_backend()  # a job writes files: no display
     return run_job(argv, prog="python -m toymodel.bridge.conventional",
                    description="Train the bridge's networks conventionally (SGD with learning rate and weight decay, "
                                "no projection) over a sweep of eta*lambda; test the per-channel log-ESS law; write "

@@ -210,6 +210,7 @@ def _summary(res: FinetuneResult, wall: float) -> str:
 
 def main(argv=None) -> int:
     """``python -m toymodel.bridge.finetune``: see the module's notes and ``--help``."""
+    plots.use_file_backend()  # a job writes files: no display
     return run_job(argv, prog="python -m toymodel.bridge.finetune",
                    description="Pre-train the bridge's network on the sphere at fixed ELRs (every regime), fine-tune "
                                "each end point at a small ELR, and compare with training from scratch and with "

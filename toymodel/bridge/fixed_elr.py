@@ -271,6 +271,7 @@ def _summary(bs: BridgeSweep, wall: float) -> str:
 
 def main(argv=None) -> int:
     """``python -m toymodel.bridge``: see the module's notes and ``--help``."""
+    plots.use_file_backend()  # a job writes files: no display
     return run_job(argv, prog="python -m toymodel.bridge",
                    description="Train a fully scale-invariant network (BN without affine, fixed output layer) on the "
                                "sphere at a sweep of fixed total ELRs, classify every ELR into a regime, and write "

@@ -34,6 +34,7 @@ from .catalogue import DERIVATIONS, derivations
 from .conventional import (  # noqa: F401 (the symbols dec, essg, kg, lr, tsteps, wdc are re-exported too)
     conventional_burst_k,
     conventional_equilibrium_c,
+    conventional_lr_wd_at_c,
     conventional_equilibrium_group_elrs,
     conventional_equilibrium_loss,
     conventional_ess_law,
@@ -136,6 +137,7 @@ __all__ = [
     "derive_conventional_equilibrium",
     "derive_conventional_periodic",
     "conventional_equilibrium_c",
+    "conventional_lr_wd_at_c",
     "conventional_equilibrium_loss",
     "conventional_equilibrium_group_elrs",
     "conventional_ess_law",

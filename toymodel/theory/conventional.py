@@ -42,6 +42,7 @@ __all__ = [
     "derive_conventional_equilibrium",
     "derive_conventional_periodic",
     "conventional_equilibrium_c",
+    "conventional_lr_wd_at_c",
     "conventional_equilibrium_loss",
     "conventional_equilibrium_group_elrs",
     "conventional_ess_law",
@@ -316,6 +317,7 @@ _ALPHA_I = sp.Symbol("alpha_i", positive=True)
 #: every lambdified result of this module, built on first use
 _numeric = lambdified_once({
     "c": lambda: sp.lambdify((lr, wdc), derive_conventional_equilibrium().results["c"], "numpy"),
+    "lr_wd_at_c": lambda: sp.lambdify(c, _lr_wd_of_c(), "numpy"),
     "loss": lambda: sp.lambdify((A, lr, wdc), derive_conventional_equilibrium().results["loss"], "numpy"),
     "group_elr": lambda: sp.lambdify((lr, wdc, _ALPHA_I), derive_conventional_equilibrium().results["group_elr"],
                                      "numpy"),
@@ -344,6 +346,37 @@ def conventional_equilibrium_c(lr_value, weight_decay):
     lrs, wd = as_lr_wd(lr_value, weight_decay)
     out = np.asarray(_numeric("c")(lrs, wd), dtype=float)
     return float(out[0]) if np.ndim(lr_value) == 0 else out
+
+
+def _lr_wd_of_c():
+    """Derivation 13's c = 1/(1 - eta lambda) solved for eta lambda (SymPy)."""
+    lw = sp.Symbol("eta_lambda", positive=True)
+    c_of_lw = derive_conventional_equilibrium().results["c"].subs(lr, lw / wdc)
+    (sol,) = sp.solve(sp.Eq(c, c_of_lw), lw)
+    return sol
+
+
+def conventional_lr_wd_at_c(c_value):
+    r"""The :math:`\eta\lambda` at which the conventional-training orbit has the given c: the
+    orbit's :math:`c = 1/(1-\eta\lambda)` (``derive_conventional_equilibrium``) solved for
+    :math:`\eta\lambda` by SymPy, i.e. :math:`1 - 1/c`.
+
+    Parameters
+    ----------
+    c_value : float or array_like
+        Values of c > 1 (the conventional orbit has c > 1 for every :math:`\eta\lambda`).
+
+    Returns
+    -------
+    float or ndarray
+        A float for a scalar ``c_value``.
+    """
+    cv = np.asarray(c_value, dtype=float)
+    if not np.all(cv > 1):  # also refuses NaN
+        raise ValueError(f"c_value must be > 1 (the conventional orbit has c > 1 for every eta lambda), "
+                         f"got {c_value!r}")
+    out = np.asarray(_numeric("lr_wd_at_c")(cv), dtype=float)
+    return float(out) if np.ndim(c_value) == 0 else out
 
 
 def conventional_equilibrium_loss(alphas, lr_value, weight_decay):
