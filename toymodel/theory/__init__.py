@@ -34,10 +34,10 @@ from .catalogue import DERIVATIONS, derivations
 from .conventional import (  # noqa: F401 (the symbols dec, essg, kg, lr, tsteps, wdc are re-exported too)
     conventional_burst_k,
     conventional_equilibrium_c,
-    conventional_lr_wd_at_c,
     conventional_equilibrium_group_elrs,
     conventional_equilibrium_loss,
     conventional_ess_law,
+    conventional_lr_wd_at_c,
     conventional_orbit_stability_coefficient,
     conventional_quiet_steps,
     dec,
