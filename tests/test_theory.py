@@ -238,7 +238,13 @@ def test_derivations_render_the_same_with_other_blas_kernels_and_thread_counts(t
     Numba thread, and compare with the committed files."""
     import os
 
-    for coretype in ("Haswell", "Zen", "SkylakeX"):
+    # an OpenBLAS kernel the CPU cannot run stops the process (SkylakeX needs AVX-512)
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        flags = ""
+    coretypes = ("Haswell", "Zen") + (("SkylakeX",) if "avx512f" in flags else ())
+    for coretype in coretypes:
         out = tmp_path / coretype
         env = dict(os.environ, OPENBLAS_CORETYPE=coretype, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
         proc = subprocess.run([sys.executable, "-m", "toymodel.theory", "--write", str(out), "--quiet",
