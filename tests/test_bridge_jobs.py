@@ -64,3 +64,75 @@ def test_finetune_cli(tmp_path):
     assert rec["parameters"]["scratch_epochs"] == 5 and len(rec["summary"]["per_pretrain_elr"]) == 2
     assert (out / "bridge_finetune.png").exists()
     assert BF.main(["--finetune-epochs", "1", "--out", str(tmp_path / "bad"), "--quiet"]) == 2
+
+
+# ----------------------------------------------------------------- defects a review found (issue 24)
+TINY_NET = ["--seeds", "1", "--epochs", "3", "--hidden", "16", "--workers", "1", "--quiet"]
+
+
+@pytest.mark.parametrize("job", [BC, BF], ids=["conventional", "finetune"])
+def test_a_bad_format_is_refused_before_any_work(job, tmp_path, capsys):
+    out = tmp_path / "o"
+    # (it used to fail after the whole sweep, with the CSV written and the JSON not)
+    assert job.main(["--num", "2", *TINY_NET, "--format", "bmp", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--format" in err, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("job", [BC, BF], ids=["conventional", "finetune"])
+def test_the_memory_check_counts_every_run(job, tmp_path, capsys, monkeypatch):
+    from toymodel import _validate
+
+    # records of one run: 3 epochs x (6 + 3 x 16 channels) x 8 bytes = 1296 bytes; room for 4 runs
+    monkeypatch.setattr(_validate, "available_memory", lambda: 4 * 1296 + 100)
+    out = tmp_path / "o"
+    # 9 settings do not fit (the check used to count 2, so the sweep started)
+    assert job.main(["--num", "9", *TINY_NET, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "the sweep's records would need" in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_network_units_are_hashable_and_compare_equal():
+    from toymodel import bridge
+
+    spec = bridge.BridgeSpec.make(hidden=(16,), epochs=3)
+    task = bridge.NetTask("x", spec, (bridge.SphereRun(1e-3), bridge.SphereRun(1e-3, 2, "scratch")), (0, 1),
+                          starts={(0, 0): np.zeros(3)})
+    units = task.units()
+    # fine-tuning's units held their start weights (an ndarray), so hash and == raised
+    assert len({*units, *task.units()}) == 4 and units == task.units()
+    with pytest.raises(ValueError, match="one kind"):
+        bridge.NetTask("x", spec, (bridge.SphereRun(1e-3), bridge.ConventionalRun(0.1, 0.01)), (0,))
+
+
+def test_fine_tuning_measures_sharpness_after_fine_tuning_only(tmp_path):
+    from toymodel import bridge
+
+    res = BF.compute_finetune([1e-3, 1e-1], 1, bridge.BridgeSpec.make(hidden=(16,), epochs=3), finetune_epochs=2)
+    # pre-training used to measure a sharpness that nothing read
+    assert res.pretrain.params["sharpness"] is False
+    assert all(r.sharpness_top is None for row in res.pretrain.runs for r in row)
+    assert np.all(res.table["finetuned_sharpness"] > 0)
+    # every fine-tuning setting says where it starts (the unit's index used to be -1 or -2 for that)
+    assert [r[0].elr for r in res.runs] == [3e-4] * 4
+    assert len(res.runs) == 4 and res.params["scratch_epochs"] == 5
+
+
+def test_reading_the_regime_bands_closes_its_file(tmp_path, monkeypatch):
+    path = tmp_path / "bridge.csv"
+    path.write_text("elr,regime,subtype\n0.001,convergence,periodic\n0.1,divergence,none\n")
+    opened = []
+
+    def tracking_open(*args, **kwargs):
+        fh = open(*args, **kwargs)
+        opened.append(fh)
+        return fh
+
+    monkeypatch.setattr(BC, "open", tracking_open, raising=False)
+    elrs, reg, sub = BC.read_regime_bands(path)
+    assert list(elrs) == [0.001, 0.1] and list(reg) == ["convergence", "divergence"]
+    # the file was opened and closed (csv.DictReader(open(path)) left it to the garbage collector)
+    assert opened and all(fh.closed for fh in opened)
+    assert BC.read_regime_bands(tmp_path / "missing.csv") is None

@@ -180,3 +180,38 @@ def test_the_checker_sees_a_circle_and_a_private_import(tmp_path, monkeypatch):
     tree_mod = "toymodel.figures"
     names = [n for _, n, _ in _imports(tree_mod) if n]
     assert all(not n.startswith("_") for n in names)
+
+
+def _imports_by_scope(tree):
+    """{scope node: [import nodes whose nearest enclosing function, class or module is that scope]}."""
+    out = {}
+
+    def visit(node, scope):
+        for ch in ast.iter_child_nodes(node):
+            if isinstance(ch, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+                visit(ch, ch)
+                continue
+            if isinstance(ch, (ast.Import, ast.ImportFrom)):
+                out.setdefault(scope, []).append(ch)
+            visit(ch, scope)
+
+    visit(tree, tree)
+    return out
+
+
+def test_no_scope_imports_the_same_name_twice():
+    # a name imported twice in one function (once in a try, once after it) hid a dead line in _distributed
+    dup = []
+    for m, p in MODULES.items():
+        for scope, imps in _imports_by_scope(ast.parse(p.read_text())).items():
+            seen = set()
+            for node in imps:
+                for a in node.names:
+                    key = (getattr(node, "module", None), a.name, a.asname)
+                    if key in seen:
+                        dup.append(f"{m}:{node.lineno} {getattr(scope, 'name', '<module>')} imports {a.name} again")
+                    seen.add(key)
+    assert not dup, dup
+    # the check can fail
+    probe = ast.parse("def f():\n    try:\n        import x\n    except ImportError:\n        pass\n    import x\n")
+    assert [len(v) for v in _imports_by_scope(probe).values()] == [2]

@@ -278,3 +278,142 @@ def test_the_npz_loader(tmp_path):
         nets.load_npz(tmp_path / "junk.npz")
     with pytest.raises(ValueError, match="not found"):
         nets.load_npz(tmp_path / "missing.npz")
+
+
+# ----------------------------------------------------------------- defects a review found (issue 24)
+def _mlp(seed=0, dtype=torch.float64):
+    torch.manual_seed(seed)
+    return nets.MLPSI((64, 16, 12, 10)).to(dtype)
+
+
+def _steps(model, opt, d, n, mon=None, log_every=1):
+    X, y = _x(d, n=256), torch.as_tensor(d.y_train[:256])
+    for t in range(n):
+        idx = slice(32 * (t % 8), 32 * (t % 8) + 32)
+        opt.zero_grad()
+        loss = F.cross_entropy(model(X[idx]), y[idx])
+        loss.backward()
+        opt.step()
+        if mon is not None and t % log_every == 0:
+            mon.log_loss(loss)
+
+
+def test_a_group_added_later_gets_its_radius_and_is_put_on_its_sphere(digits):
+    m = _mlp()
+    w0, w1 = m.body[0].weight, m.body[3].weight
+    opt = nets.SphereSGD([w0], 0.05)
+    # without a radius (here or as the optimizer's default), the added group's sphere is its current norm
+    # (it used to be None: the step failed)
+    n1 = float(w1.detach().norm())
+    opt.add_param_group({"params": [w1]})
+    assert opt.param_groups[1]["radius"] == pytest.approx(n1, rel=1e-15)
+    _steps(m, opt, digits, 3)
+    assert float(w1.detach().norm()) == pytest.approx(n1, rel=1e-12)
+    # with a radius (given, or the optimizer's default as in torch.optim), the added tensors are rescaled
+    # onto it at once (they used to keep their norm, so the first step ran at another ELR)
+    m2 = _mlp(1)
+    opt2 = nets.SphereSGD([m2.body[0].weight], 0.05, radius=1.0)
+    opt2.add_param_group({"params": [m2.body[3].weight], "radius": 2.5, "elr": 0.01})
+    assert float(m2.body[3].weight.detach().norm()) == pytest.approx(2.5, rel=1e-14)
+    opt2.add_param_group({"params": [m2.body[0].weight.new_ones(3, requires_grad=True)]})
+    assert opt2.param_groups[2]["radius"] == 1.0  # the default radius of opt2
+    with pytest.raises(ValueError, match="elr"):
+        opt2.add_param_group({"params": [m2.head.weight], "elr": -1.0})
+
+
+@pytest.mark.parametrize("kind", ["sphere", "conventional"])
+def test_an_epochs_train_loss_is_the_mean_of_the_losses_logged_in_that_epoch(kind, digits):
+    m = _mlp()
+    si = [m.body[0].weight, m.body[3].weight]
+    if kind == "sphere":
+        opt = nets.SphereSGD(si, 0.05, radius=1.0)
+        mon = nets.RegimeMonitor(opt)
+    else:
+        opt = torch.optim.SGD(si, lr=0.5, weight_decay=0.01)
+        mon = nets.ConventionalMonitor(opt, si)
+    with mon:
+        _steps(m, opt, digits, 6, mon)  # epoch 1: every step logged
+        mon.end_epoch()
+        first = list(mon.records()["loss_per_step"])
+        _steps(m, opt, digits, 6, mon, log_every=3)  # epoch 2: steps 0 and 3 only
+        mon.end_epoch()
+        _steps(m, opt, digits, 2)  # epoch 3: nothing logged
+        mon.end_epoch()
+    losses = mon.records()["loss_per_step"]
+    ep = mon.records()["train_loss"]
+    assert ep[0] == pytest.approx(np.mean(first), rel=1e-15)
+    # the mean of epoch 2's own two losses, not of the last six logged (four of them from epoch 1)
+    assert ep[1] == pytest.approx(np.mean(losses[6:]), rel=1e-15) and len(losses) == 8
+    assert math.isnan(ep[2])
+    assert not mon._handles  # the context manager removed the hooks
+
+
+def test_the_regime_monitor_records_the_group_that_load_state_dict_restored(digits):
+    m = _mlp()
+    opt = nets.SphereSGD([m.body[0].weight, m.body[3].weight], 0.05, radius=1.0)
+    mon = nets.RegimeMonitor(opt)
+    state = opt.state_dict()
+    state["param_groups"][0]["elr"] = 0.2
+    opt.load_state_dict(state)  # replaces the group dicts
+    _steps(m, opt, digits, 4, mon)
+    mon.end_epoch()
+    w2 = nets.channel_sq_norms(opt.param_groups[0]["params"]).double().numpy()
+    # channel ELR = elr * rho^2 / ||w_i||^2 with the restored elr 0.2 (it used to use the old dict's 0.05)
+    assert np.allclose(mon.records()["channel_elr"][0], 0.2 / w2, rtol=1e-12)
+    assert mon.result().elr == 0.2
+
+
+def test_the_conventional_monitor_follows_a_scheduler_and_refuses_what_it_cannot_measure(digits):
+    m = _mlp()
+    si = [m.body[0].weight, m.body[3].weight]
+    with pytest.raises(ValueError, match="Adam"):
+        nets.ConventionalMonitor(torch.optim.Adam(si, lr=1e-3), si)
+    with pytest.raises(ValueError, match="momentum"):
+        nets.ConventionalMonitor(torch.optim.SGD(si, lr=0.1, momentum=0.9, weight_decay=0.01), si)
+    with pytest.raises(ValueError, match="one parameter group"):
+        nets.ConventionalMonitor(torch.optim.SGD(si[:1], lr=0.1), si)
+    opt = torch.optim.SGD(si, lr=0.5, weight_decay=0.01)
+    mon = nets.ConventionalMonitor(opt, si)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)
+    w2s = []
+    X, y = _x(digits, n=256), torch.as_tensor(digits.y_train[:256])
+    for t in range(6):
+        w2s.append(float(nets.channel_sq_norms(si).double().sum()))
+        opt.zero_grad()
+        F.cross_entropy(m(X[32 * t:32 * t + 32]), y[32 * t:32 * t + 32]).backward()
+        opt.step()
+        sched.step()
+    elr = mon.records()["total_elr_per_step"]
+    lrs = np.array([0.5] * 3 + [0.25] * 3)
+    # the total ELR of each step with that step's learning rate (it used to keep the first one)
+    assert np.allclose(elr, lrs / ((1 - lrs * 0.01) * np.array(w2s)), rtol=1e-12)
+    law = mon.law()
+    # the law's value under a schedule: the mean of -2 log(1 - eta_t lambda); still exact with the boundary
+    assert law["theory"] == pytest.approx(np.mean(-2 * np.log1p(-lrs * 0.01)), rel=1e-14)
+    assert np.max(np.abs(law["mean_log1p_ess2"] - law["theory"] - law["boundary"])) < 1e-12
+
+
+def test_train_conventional_checks_the_parameters_it_is_given(digits):
+    m = _mlp()
+    tensors = nets.as_tensors(digits, torch.float64)
+    # the head is a parameter but not scale-invariant: refused (it used to be trained without a check)
+    with pytest.raises(ValueError, match="not scale-invariant: head.weight"):
+        nets.train_conventional(m, tensors, 0.5, 0.01, 2, 32, params=["body.0.weight", "head.weight"])
+
+
+def test_the_sphere_module_projects_retracts_and_draws_uniform_points():
+    rng = np.random.default_rng(3)
+    th, v = rng.normal(size=50), rng.normal(size=50)
+    p = nets.sphere.project(th, v)
+    assert abs(p @ th) < 1e-13 * np.linalg.norm(v) * np.linalg.norm(th)  # tangent, to rounding
+    assert np.linalg.norm(nets.sphere.retract(p + th, 2.0)) == pytest.approx(2.0, rel=1e-15)
+    pts = np.array([nets.sphere.random_point(3, 1.0, rng) for _ in range(4000)])
+    assert np.allclose(np.linalg.norm(pts, axis=1), 1.0, rtol=1e-15)
+    # uniform on the sphere: each coordinate has mean 0 and variance 1/3 (4000 points: standard
+    # errors 0.009 and 0.005, bounds at about 5 of them)
+    assert np.all(np.abs(pts.mean(axis=0)) < 0.05) and np.all(np.abs(pts.var(axis=0) - 1 / 3) < 0.025)
+    t = [torch.zeros(2, 3), torch.zeros(4)]
+    nets.sphere.assign(t, np.arange(10.0))
+    assert torch.equal(nets.sphere.flatten(t), torch.arange(10.0))
+    with pytest.raises(ValueError, match="11 entries, the parameters 10"):
+        nets.sphere.assign(t, np.arange(11.0))

@@ -228,3 +228,11 @@ def test_kernels_bit_identical_to_the_reference():
     assert set(got) == set(want)
     bad = [(name, f) for name in want for f in want[name] if got[name].get(f) != want[name][f]]
     assert not bad, f"outputs changed: {bad}"
+
+
+def test_the_kernel_factory_documents_its_three_flags():
+    # its docstring once said "(lyapunov, sgd)" after the weight-decay flag was added
+    from toymodel import _kernels
+
+    first = _kernels.kernel.__doc__.splitlines()[0]
+    assert all(flag in first for flag in ("lyapunov", "sgd", "weight_decay")), first

@@ -23,11 +23,9 @@ EXTRA_HINT = "distributed runs need the optional extra: pip install 'toymodel[di
 def import_distributed():
     """The ``distributed`` module, or a ValueError naming the optional extra."""
     try:
-        import distributed  # noqa: F401
+        import distributed
     except ImportError:
         raise ValueError(EXTRA_HINT) from None
-    import distributed
-
     return distributed
 
 

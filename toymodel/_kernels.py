@@ -621,7 +621,7 @@ _VARIANTS = {(ly, sg, wd): _make_kernel(ly, sg, wd) for ly in (False, True) for 
 
 
 def kernel(lyapunov: bool, sgd: bool, weight_decay: bool = False):
-    """The compiled variant for (lyapunov, sgd).
+    """The compiled variant for (lyapunov, sgd, weight_decay).
 
     Signature ``run(alphas, elrs, x0, y0, xe0, steps, burn_in, record_every, block, keys, cdf,
     bp, mlo, mhi, <outputs>, vx0, vy0, lyap_out, lyap_angle_out)``:
