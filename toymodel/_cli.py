@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as _dt
 import os
 import re
@@ -23,7 +24,7 @@ import time
 import warnings
 from pathlib import Path
 
-__all__ = ["ArgumentParser", "run_cli", "run_job", "int_arg", "plural", "output_dir", "note", "quiet_warnings",
+__all__ = ["ArgumentParser", "run_cli", "Job", "int_arg", "plural", "output_dir", "note", "quiet_warnings",
            "add_sweep_arguments"]
 
 
@@ -204,13 +205,13 @@ def run_cli(main, argv=None, prog: str = "toymodel") -> int:
             signal.signal(signal.SIGTERM, old)
 
 
-def run_job(argv, *, prog: str, description: str, add_arguments, prepare, compute, write, summary) -> int:
-    """The skeleton of a job: every flag is validated before any work, then the output folder is
-    made, the job computes and writes, and one line of summary follows (all through :func:`run_cli`).
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """A command-line job in one skeleton: every flag is validated before any work, then the output
+    folder is made, the job computes and writes, and one line of summary follows (:meth:`run`).
 
-    Parameters
+    Attributes
     ----------
-    argv : list of str or None
     prog, description : str
         The command (``python -m toymodel.bridge``) and its ``--help`` text.
     add_arguments : callable
@@ -226,27 +227,39 @@ def run_job(argv, *, prog: str, description: str, add_arguments, prepare, comput
     summary : callable
         ``summary(result, wall_time_s) -> str``: the final line on stderr (not with ``--quiet``),
         before "; wrote <files>".
-
-    Returns
-    -------
-    int
-        The exit code (0, 1, 2, 130 or 143; see the module's notes).
+    setup : callable, optional
+        Called first, without arguments (the jobs that draw choose matplotlib's file backend).
     """
-    from ._validate import as_format
 
-    def main(argv):
-        ap = ArgumentParser(prog=prog, description=description)
-        add_arguments(ap)
+    prog: str
+    description: str
+    add_arguments: object
+    prepare: object
+    compute: object
+    write: object
+    summary: object
+    setup: object = None
+
+    def run(self, argv=None) -> int:
+        """Run the job on ``argv`` through :func:`run_cli`; returns the exit code (0, 1, 2, 130 or
+        143; see the module's notes)."""
+        if self.setup is not None:
+            self.setup()
+        return run_cli(self._main, argv, prog=self.prog)
+
+    def _main(self, argv) -> int:
+        from ._validate import as_format
+
+        ap = ArgumentParser(prog=self.prog, description=self.description)
+        self.add_arguments(ap)
         args = ap.parse_args(argv)
         fmt = as_format(args.format)
-        plan = prepare(args)
+        plan = self.prepare(args)
         with output_dir(args.out, "out") as out:
             started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
             t0 = time.perf_counter()
-            result = compute(plan, out)
+            result = self.compute(plan, out)
             wall = time.perf_counter() - t0
-            paths = write(result, out, fmt, not args.no_plot, wall, started)
-        note(f"{summary(result, wall)}; wrote " + ", ".join(str(p) for p in paths), args.quiet)
+            paths = self.write(result, out, fmt, not args.no_plot, wall, started)
+        note(f"{self.summary(result, wall)}; wrote " + ", ".join(str(p) for p in paths), args.quiet)
         return 0
-
-    return run_cli(main, argv, prog=prog)

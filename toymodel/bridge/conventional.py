@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import plots, regimes
-from .._cli import int_arg, plural, run_job
+from .._cli import Job, int_arg, plural
 from .._records import atomic_write_text, json_text
 from .._validate import as_elr_range, as_elrs, as_int, as_positive_float
 from ._runner import (
@@ -223,14 +223,14 @@ def _summary(result, wall: float) -> str:
             f"{wall:.1f} s")
 
 
-def main(argv=None) -> int:
-    """``python -m toymodel.bridge.conventional``: see the module's notes and ``--help``."""
-    plots.use_file_backend()  # a job writes files: no display
-    return run_job(argv, prog="python -m toymodel.bridge.conventional",
-                   description="Train the bridge's networks conventionally (SGD with learning rate and weight decay, "
-                               "no projection) over a sweep of eta*lambda; test the per-channel log-ESS law; write "
-                               "bridge_conventional.csv, .json and a figure.",
-                   add_arguments=_add_arguments, prepare=_prepare, compute=_compute, write=_write, summary=_summary)
+DESCRIPTION = ("Train the bridge's networks conventionally (SGD with learning rate and weight decay, no "
+               "projection) over a sweep of eta*lambda; test the per-channel log-ESS law; write "
+               "bridge_conventional.csv, .json and a figure.")
+#: ``python -m toymodel.bridge.conventional``; ``main(argv)`` runs it and returns the exit code
+JOB = Job(prog="python -m toymodel.bridge.conventional", description=DESCRIPTION, add_arguments=_add_arguments,
+          prepare=_prepare, compute=_compute, write=_write, summary=_summary,
+          setup=lambda: plots.use_file_backend())
+main = JOB.run
 
 
 if __name__ == "__main__":  # not when a worker process re-imports this module

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import plots
-from .._cli import int_arg, plural, run_job
+from .._cli import Job, int_arg, plural
 from .._records import atomic_write_text, content_key, json_text
 from .._validate import as_int, as_positive_float
 from ._runner import (
@@ -208,15 +208,14 @@ def _summary(res: FinetuneResult, wall: float) -> str:
             f"{wall:.1f} s")
 
 
-def main(argv=None) -> int:
-    """``python -m toymodel.bridge.finetune``: see the module's notes and ``--help``."""
-    plots.use_file_backend()  # a job writes files: no display
-    return run_job(argv, prog="python -m toymodel.bridge.finetune",
-                   description="Pre-train the bridge's network on the sphere at fixed ELRs (every regime), fine-tune "
-                               "each end point at a small ELR, and compare with training from scratch and with "
-                               "fine-tuned conventional training.",
-                   add_arguments=_add_arguments, prepare=_prepare, compute=_compute, write=write_outputs,
-                   summary=_summary)
+DESCRIPTION = ("Pre-train the bridge's network on the sphere at fixed ELRs (every regime), fine-tune each end "
+               "point at a small ELR, and compare with training from scratch and with fine-tuned conventional "
+               "training.")
+#: ``python -m toymodel.bridge.finetune``; ``main(argv)`` runs it and returns the exit code
+JOB = Job(prog="python -m toymodel.bridge.finetune", description=DESCRIPTION, add_arguments=_add_arguments,
+          prepare=_prepare, compute=_compute, write=write_outputs, summary=_summary,
+          setup=lambda: plots.use_file_backend())
+main = JOB.run
 
 
 if __name__ == "__main__":  # not when a worker process re-imports this module

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import plots, regimes
-from .._cli import int_arg, note, plural, run_job
+from .._cli import Job, int_arg, note, plural
 from .._records import atomic_write_text, json_text
 from .._validate import as_elr_range, as_elrs, as_int
 from ._runner import (
@@ -269,12 +269,11 @@ def _summary(bs: BridgeSweep, wall: float) -> str:
             f"{plural(p['epochs'], 'epoch')} in {wall:.1f} s")
 
 
-def main(argv=None) -> int:
-    """``python -m toymodel.bridge``: see the module's notes and ``--help``."""
-    plots.use_file_backend()  # a job writes files: no display
-    return run_job(argv, prog="python -m toymodel.bridge",
-                   description="Train a fully scale-invariant network (BN without affine, fixed output layer) on the "
-                               "sphere at a sweep of fixed total ELRs, classify every ELR into a regime, and write "
-                               "bridge.csv, bridge.json and two figures.",
-                   add_arguments=_add_arguments, prepare=_prepare, compute=_compute, write=write_bridge_outputs,
-                   summary=_summary)
+DESCRIPTION = ("Train a fully scale-invariant network (BN without affine, fixed output layer) on the sphere at a "
+               "sweep of fixed total ELRs, classify every ELR into a regime, and write bridge.csv, bridge.json "
+               "and two figures.")
+#: ``python -m toymodel.bridge``; ``main(argv)`` runs it and returns the exit code
+JOB = Job(prog="python -m toymodel.bridge", description=DESCRIPTION, add_arguments=_add_arguments,
+          prepare=_prepare, compute=_compute, write=write_bridge_outputs, summary=_summary,
+          setup=lambda: plots.use_file_backend())
+main = JOB.run
