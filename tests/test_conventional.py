@@ -209,3 +209,65 @@ def test_cli_with_lyapunov_exponents(tmp_path):
     assert CV.main(["--num", "4", "--steps", "4000", "--seeds", "2", "--out", str(out), "--quiet", "--no-plot"]) == 0
     header = (out / "conventional.csv").read_text().splitlines()[0].split(",")
     assert "mean_lyapunov" in header
+
+
+# ------------------------------------------------------------------------- the landing rule (16)
+def test_the_landing_rule_on_the_toy_is_derivation_13s_orbit():
+    lw = np.array([0.001, 0.05, 0.3, 0.9])
+    # exact algebra: the same rational function, evaluated twice (1e-12)
+    assert np.allclose(theory.conventional_landing_c(lw), theory.conventional_equilibrium_c(lw / 0.1, 0.1),
+                       rtol=1e-12)
+    assert np.allclose(theory.conventional_landing_target(lw), theory.conventional_ess_law(lw / 0.1, 0.1), rtol=1e-12)
+    # the root solves the landing equation with the orbit's mean 2 log c (rounding of two logarithms: 1e-12)
+    assert np.allclose(2 * np.log(theory.conventional_landing_c(lw)), theory.conventional_landing_target(lw),
+                       rtol=1e-12)
+    # and it moves like 1 + eta lambda at small eta lambda: finite difference at 0 (slope 1; O(h) error)
+    h = 1e-6
+    assert (theory.conventional_landing_c(h) - 1) / h == pytest.approx(1.0, abs=1e-5)
+    for bad in (0.0, 1.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="lr_wd"):
+            theory.conventional_landing_c(bad)
+
+
+def test_landing_interpolates_a_measured_curve():
+    from toymodel import regimes
+
+    elrs = np.geomspace(1e-3, 1, 7)
+    m = 2 * np.log(elrs / 1e-3)  # linear in log ELR: interpolation is exact
+    target = 2 * np.log(0.0457 / 1e-3)
+    elr, (k0, k1) = regimes.landing(elrs, m, target)
+    assert elr == pytest.approx(0.0457, rel=1e-12) and elrs[k0] <= elr <= elrs[k1] and k1 == k0 + 1
+    # non-finite points are skipped; the first crossing from below is taken
+    m2 = m.copy()
+    m2[3] = np.nan  # the target lies between points 3 and 4: now bracketed by 2 and 4, still on the line
+    elr2, br = regimes.landing(elrs, m2, target)
+    assert br == (2, 4) and elr2 == pytest.approx(0.0457, rel=1e-12)
+    bumpy = np.array([0.0, 1.0, 0.5, 2.0, 3.0, 4.0, 5.0])  # crosses 0.75 once going up (0-1) and again later
+    assert regimes.landing(elrs, bumpy, 0.75)[1] == (0, 1)
+    with pytest.raises(ValueError, match="below the sweep's range"):
+        regimes.landing(elrs, m + 1, 0.5)
+    with pytest.raises(ValueError, match="above the sweep's range"):
+        regimes.landing(elrs, m, 100.0)
+    with pytest.raises(ValueError, match="same length"):
+        regimes.landing(elrs, m[:3], 1.0)
+
+
+def test_the_landing_rule_on_a_toy_sweep_predicts_where_conventional_training_sits():
+    from toymodel import PAPER_ALPHAS, regimes, simulate
+
+    p = ToyProblem(PAPER_ALPHAS)
+    A = float(np.sum(PAPER_ALPHAS))
+    cs = np.geomspace(0.98, 3.0, 40)
+    sweep = simulate(p, cs / A, 10_000, seeds=2, record_every=1)
+    M = np.mean(-2 * np.log(sweep.cosine_trace[:, :, 5_000:]), axis=(1, 2))
+    for lw, tol in ((0.05, 0.04), (0.2, 0.02)):
+        c_rule, _ = regimes.landing(cs, M, theory.conventional_landing_target(lw))
+        # below c = sqrt 3 the sweep sits on the orbit, so the rule gives derivation 16's c* (interpolating
+        # 2 log c linearly in log c is exact; what the runs have not yet forgotten of their start after
+        # 5*10^3 steps, t^(-1/2) from the neutral split, leaves 1.1e-3 here)
+        assert c_rule == pytest.approx(theory.conventional_landing_c(lw), rel=3e-3)
+        res = simulate_conventional(p, [0.5], lw / 0.5, 200_000, seeds=2, burn_in=100_000)
+        c_sim = float(np.mean(res.hm_elr[0])) * A
+        # conventional training sits 2.2% (0.05) and 0.5% (0.2) above the rule (derivation 16's table: its
+        # orbit is neutral, so runs circle it at a slightly larger harmonic-mean c; bursts at small eta lambda)
+        assert c_rule < c_sim < c_rule * (1 + tol)

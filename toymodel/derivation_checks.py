@@ -491,6 +491,34 @@ def _check_sphere_stability_hessian():
                      "|angle ratio| per step (kernel)", "|1 - z|", "perturbation"], rows)
     return lines
 
+def _check_conventional_landing():
+    lines = ["The rule as a procedure on the toy, alpha = (1, 2, 4): a fixed-ELR sweep on the sphere (64 values of c "
+             "from 0.98 to 12, 4 seeds, 2*10^4 steps; statistics over the second half) measures M(c), the time mean "
+             "of log(1 + ESS^2) = -2 log cos(theta_t, theta_t+1), and `regimes.landing` solves "
+             "M(c) = -2 log(1 - eta lambda) by interpolation between the sweep's points. Against it: the derived "
+             "c* = 1/(1 - eta lambda) (`theory.conventional_landing_c`), and where conventional training sits "
+             "(`simulate_conventional`, eta = 0.5, 4 seeds, 4*10^5 steps, second half: the harmonic time mean of A "
+             "times the total ELR of the direction map). Where the sweep is chaotic M(c) is not the orbit's "
+             "2 log c, and the rule follows the measured curve.", ""]
+    a = np.array(PAPER_ALPHAS)
+    p = ToyProblem(a)
+    A = float(a.sum())
+    cs = np.geomspace(0.98, 12.0, 64)
+    T_ = 20_000
+    sweep = simulate(p, cs / A, T_, seeds=4, record_every=1)
+    M = np.mean(-2.0 * np.log(sweep.cosine_trace[:, :, T_ // 2:]), axis=(1, 2))
+    rows = []
+    for lw in (0.01, 0.05, 0.2, 0.5):
+        c_star = T.conventional_landing_c(lw)
+        c_rule, (k0, k1) = regimes.landing(cs, M, T.conventional_landing_target(lw))
+        conv = simulate_conventional(p, [0.5], lw / 0.5, 400_000, seeds=4, burn_in=200_000)
+        c_sim = float(np.mean(conv.hm_elr[0])) * A
+        rows.append((_g(lw), _g(c_star, 5), f"{_g(c_rule, 4)} ({_g(cs[k0], 3)}-{_g(cs[k1], 3)})", _g(c_sim, 4),
+                     _g(abs(c_rule / c_star - 1), 2), _g(abs(c_sim / c_rule - 1), 2)))
+    return lines + _table(["eta lambda", "c* (derived)", "rule on the sweep (bracket)", "conventional (sim.)",
+                           "rule vs c*", "sim. vs rule"], rows)
+
+
 _CHECKS = {
     "01_scale_invariance": _check_scale_invariance,
     "02_one_step_map": _check_one_step,
@@ -507,6 +535,7 @@ _CHECKS = {
     "13_conventional_equilibrium": _check_conventional_equilibrium,
     "14_conventional_periodic": _check_conventional_periodic,
     "15_sphere_stability_hessian": _check_sphere_stability_hessian,
+    "16_conventional_landing": _check_conventional_landing,
 }
 
 

@@ -56,6 +56,7 @@ __all__ = [
     "training_window",
     "crossover_c",
     "theory_regime",
+    "landing",
 ]
 
 REGIMES = ("convergence", "chaotic_equilibrium", "divergence")
@@ -258,3 +259,55 @@ def classify_training(train_loss, step_cosine, random_guess):
         converged = (loss.max(axis=-1) <= NETWORK_CONVERGED_LOSS_FRACTION * rg) & (loss[..., -1] < loss[..., 0])
         chaotic = loss.std(axis=-1) > PERIODIC_STD_TOL * mean_loss
     return classify(mean_loss, cos.mean(axis=-1), rg, converged, chaotic, loss_criterion=False)
+
+
+def landing(elrs, mean_log1p_ess2, target):
+    """Where a fixed-ELR sweep reaches the landing rule's target (derivation 16).
+
+    The first crossing of ``target`` from below by the measured time mean of log(1 + ESS^2),
+    interpolated linearly in log ELR between the two neighbouring sweep points that bracket it.
+
+    Parameters
+    ----------
+    elrs : array_like, shape (K,)
+        The sweep's ELRs, increasing.
+    mean_log1p_ess2 : array_like, shape (K,)
+        The sweep's time mean of log(1 + ESS^2) at each ELR (non-finite entries are skipped).
+    target : float
+        The value to reach, e.g. -2 log(1 - eta lambda) for plain SGD with weight decay.
+
+    Returns
+    -------
+    elr : float
+        The interpolated landing ELR.
+    bracket : tuple of int
+        ``(k, k + 1)``: the sweep points (indices into ``elrs``) between which it lies; equal
+        indices when the target is met at a sweep point.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ, fewer than two points are finite, or the target lies outside the
+        measured range (below the first finite value, or never reached).
+    """
+    e = np.asarray(elrs, dtype=float)
+    m = np.asarray(mean_log1p_ess2, dtype=float)
+    if e.ndim != 1 or e.shape != m.shape:
+        raise ValueError(f"elrs and mean_log1p_ess2 must be 1-D of the same length, got {e.shape} and {m.shape}")
+    idx = np.flatnonzero(np.isfinite(m) & np.isfinite(e) & (e > 0))
+    if idx.size < 2:
+        raise ValueError("the sweep needs at least two ELRs with a finite mean log(1 + ESS^2)")
+    t = float(target)
+    if not np.isfinite(t):
+        raise ValueError(f"target must be finite, got {target!r}")
+    if t < m[idx[0]]:
+        raise ValueError(f"the target {t:.4g} is below the sweep's range (its smallest ELR {e[idx[0]]:.4g} already "
+                         f"has {m[idx[0]]:.4g}): extend the sweep to smaller ELRs")
+    for a, b in zip(idx[:-1], idx[1:], strict=True):
+        if m[a] <= t <= m[b]:
+            if m[b] == m[a]:
+                return float(e[a]), (int(a), int(a))
+            f = (t - m[a]) / (m[b] - m[a])
+            return float(np.exp(np.log(e[a]) + f * (np.log(e[b]) - np.log(e[a])))), (int(a), int(b))
+    raise ValueError(f"the target {t:.4g} is above the sweep's range (largest mean {np.max(m[idx]):.4g}): extend "
+                     "the sweep to larger ELRs")

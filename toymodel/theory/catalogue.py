@@ -8,6 +8,7 @@ from __future__ import annotations
 from .conventional import (
     derive_conventional_equilibrium,
     derive_conventional_ess_law,
+    derive_conventional_landing,
     derive_conventional_periodic,
     derive_conventional_reduction,
 )
@@ -45,6 +46,7 @@ DERIVATIONS = (
     ("13_conventional_equilibrium", derive_conventional_equilibrium),
     ("14_conventional_periodic", derive_conventional_periodic),
     ("15_sphere_stability_hessian", derive_sphere_stability_hessian),
+    ("16_conventional_landing", derive_conventional_landing),
 )
 
 

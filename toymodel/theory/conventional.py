@@ -49,6 +49,9 @@ __all__ = [
     "conventional_burst_k",
     "conventional_quiet_steps",
     "conventional_orbit_stability_coefficient",
+    "derive_conventional_landing",
+    "conventional_landing_target",
+    "conventional_landing_c",
 ]
 
 # ----------------------------------------------------------------------------- symbols
@@ -58,6 +61,7 @@ dec = sp.Symbol("d", positive=True)  # the decay factor 1 - eta * lambda
 kg = sp.Symbol("k_i", positive=True)  # a group's ELR of the direction map times its weight
 essg = sp.Symbol(r"\mathrm{ESS}_i", positive=True)
 tsteps = sp.Symbol("T", positive=True, integer=True)
+lrwd = sp.Symbol(r"\eta\lambda", positive=True)  # the product of learning rate and weight decay
 
 
 # ------------------------------------------------------------------ derivation 11
@@ -310,6 +314,66 @@ def derive_conventional_periodic() -> Derivation:
     )
 
 
+# ------------------------------------------------------------------ derivation 16
+@functools.lru_cache(maxsize=None)
+def derive_conventional_landing() -> Derivation:
+    r"""Where conventional training lands: the landing rule, and its value on the toy.
+
+    Returns
+    -------
+    Derivation
+        Key ``16_conventional_landing``; results ``target`` (the mean log(1 + ESS^2) that conventional
+        training must reach, in ``eta lambda``), ``orbit_mean`` (that mean on the sphere's orbit at c)
+        and ``landing_c`` (the toy's landing c, in ``eta lambda``).
+    """
+    target = sp.simplify(derive_conventional_ess_law().results["law"].subs(lr, lrwd / wdc))
+    ess = derive_equilibrium().results["ess"]
+    orbit_mean = sp.expand_log(sp.simplify(sp.log(1 + ess**2)), force=True)
+    # the root that is positive for 0 < eta lambda < 1 (checked at eta lambda = 1/2)
+    sols = [s_ for s_ in sp.solve(sp.Eq(orbit_mean, target), c) if s_.subs(lrwd, sp.Rational(1, 2)).is_positive]
+    if len(sols) != 1:  # pragma: no cover - the derivation's own check
+        raise AssertionError(f"the landing equation on the toy has {len(sols)} positive roots")
+    landing_c = 1 / sp.simplify(1 / sols[0])
+    orbit_c = derive_conventional_equilibrium().results["c"].subs(lr, lrwd / wdc)
+    small = sp.series(landing_c, lrwd, 0, 3).removeO()
+    steps = (
+        Step("Conventional training moves each group's direction as the sphere does at the group ELR "
+             "eta/((1 - eta lambda) r_i^2) (derivation 11): its state is a point of the fixed-ELR sphere's phase "
+             "space at the total ELR eta/((1 - eta lambda) |theta|^2), which drifts on the norms' slow time scale "
+             "(about 1/(2 eta lambda) steps)."),
+        Step("Stationary norms need every group's time mean of log(1 + ESS_i^2) to equal the law of derivation "
+             "12, which depends on eta lambda alone:", r"\langle\log(1+\mathrm{ESS}^2)\rangle_{\mathrm{target}}",
+             target),
+        Step("A fixed-ELR sweep on the sphere measures the same time mean, M(elr), at every ELR. The landing "
+             "rule: conventional training settles at the ELR where the sphere's mean equals the target, "
+             "M(elr*) = -2 log(1 - eta lambda), and in the regime the sweep finds there. It assumes that the "
+             "sphere's statistics at a slowly drifting ELR are those of the fixed ELR (adiabatic), and it needs "
+             "no model of F: the sweep measures M, on a toy or on a network."),
+        Step("On the toy's orbit every group has ESS^2 = c^2 - 1 (derivation 05), so the sphere's mean is",
+             r"M(c)", orbit_mean),
+        Step("and the landing equation M(c) = -2 log(1 - eta lambda) has the one positive root", r"c^*", landing_c),
+        identity("which is derivation 13's orbit of conventional training:", landing_c - orbit_c, sp.Integer(0),
+                 show=(r"c^* - c_{13}", 0)),
+        Step("For small eta lambda conventional training lands just above the sphere's threshold c = 1, in the "
+             "equilibrium (on the toy, periodic up to c = sqrt 3, i.e. eta lambda < 1 - 1/sqrt 3):", r"c^*",
+             small),
+    )
+    return Derivation(
+        key="16_conventional_landing",
+        title="Where conventional training lands: the landing rule",
+        claim=("Plain (S)GD with weight decay settles at the total ELR where a fixed-ELR sweep's time mean of "
+               "log(1 + ESS^2) equals -2 log(1 - eta lambda), in the regime the sweep has there. On the toy the "
+               "sweep's mean on the orbit is 2 log c, so conventional training lands at c = 1/(1 - eta lambda), "
+               "derivation 13's orbit."),
+        assumptions=("plain SGD with weight decay (no momentum), 0 < eta lambda < 1",
+                     "stationary norms (derivation 12)",
+                     "the sphere's statistics at the slowly drifting total ELR are those of a fixed-ELR run "
+                     "(adiabatic); on the toy, the orbit's mean 2 log c"),
+        steps=steps,
+        results={"target": target, "orbit_mean": orbit_mean, "landing_c": landing_c},
+    )
+
+
 # ================================================================ numeric versions
 _K_A, _K_B = sp.symbols("k_a k_b", positive=True)  # k where a quiet phase starts and where it ends
 _ALPHA_I = sp.Symbol("alpha_i", positive=True)
@@ -324,6 +388,8 @@ _numeric = lambdified_once({
     "law": lambda: sp.lambdify((lr, wdc), derive_conventional_ess_law().results["law"], "numpy"),
     "burst": lambda: sp.lambdify((_K_A, _K_B), derive_conventional_periodic().results["total"], "mpmath"),
     "quiet": lambda: sp.lambdify((_K_A, _K_B, dec), derive_conventional_periodic().results["quiet"], "numpy"),
+    "landing_target": lambda: sp.lambdify(lrwd, derive_conventional_landing().results["target"], "numpy"),
+    "landing_c": lambda: sp.lambdify(lrwd, derive_conventional_landing().results["landing_c"], "numpy"),
 })
 
 
@@ -444,6 +510,51 @@ def conventional_ess_law(lr_value, weight_decay):
     lrs, wd = as_lr_wd(lr_value, weight_decay)
     out = np.asarray(_numeric("law")(lrs, wd), dtype=float) * np.ones_like(lrs)
     return float(out[0]) if np.ndim(lr_value) == 0 else out
+
+
+def _as_lr_wd_product(lr_wd) -> np.ndarray:
+    v = np.asarray(lr_wd, dtype=float)
+    if not np.all((v > 0) & (v < 1)):  # also refuses NaN
+        raise ValueError(f"lr_wd must be in (0, 1) (eta * lambda, with a positive decay factor), got {lr_wd!r}")
+    return v
+
+
+def conventional_landing_target(lr_wd):
+    r"""The time mean of :math:`\log(1+\mathrm{ESS}^2)` that conventional training must reach,
+    :math:`-2\log(1-\eta\lambda)` (derivation 16, from derivation 12).
+
+    Parameters
+    ----------
+    lr_wd : float or array_like
+        The product :math:`\eta\lambda` of learning rate and weight decay, in (0, 1).
+
+    Returns
+    -------
+    float or ndarray
+        A float for a scalar ``lr_wd``.
+    """
+    v = _as_lr_wd_product(lr_wd)
+    out = np.asarray(_numeric("landing_target")(v), dtype=float)
+    return float(out) if np.ndim(lr_wd) == 0 else out
+
+
+def conventional_landing_c(lr_wd):
+    r"""Where conventional training lands on the toy, :math:`c^* = 1/(1-\eta\lambda)`: the root of the
+    landing rule with the sphere's orbit mean :math:`2\log c` (derivation 16).
+
+    Parameters
+    ----------
+    lr_wd : float or array_like
+        The product :math:`\eta\lambda`, in (0, 1).
+
+    Returns
+    -------
+    float or ndarray
+        A float for a scalar ``lr_wd``.
+    """
+    v = _as_lr_wd_product(lr_wd)
+    out = np.asarray(_numeric("landing_c")(v), dtype=float)
+    return float(out) if np.ndim(lr_wd) == 0 else out
 
 
 def conventional_burst_k(k_after: float) -> float:
