@@ -271,3 +271,78 @@ def test_the_landing_rule_on_a_toy_sweep_predicts_where_conventional_training_si
         # conventional training sits 2.2% (0.05) and 0.5% (0.2) above the rule (derivation 16's table: its
         # orbit is neutral, so runs circle it at a slightly larger harmonic-mean c; bursts at small eta lambda)
         assert c_rule < c_sim < c_rule * (1 + tol)
+
+
+# --------------------------------------------------------------------------------- momentum
+def _numpy_momentum(problem, theta, lr, wd, mu, steps):
+    """PyTorch's SGD with momentum on the toy, as plain NumPy: v <- mu v + grad F + wd theta,
+    theta <- theta - lr v (v starts at 0); returns the point before every step and after the last."""
+    a = np.asarray(problem.alphas, dtype=float)
+    th, v = np.array(theta, dtype=float), np.zeros(len(theta))
+    out = [th.copy()]
+    for _ in range(steps):
+        x, y = th[0::2], th[1::2]
+        r2 = x * x + y * y
+        g = np.empty_like(th)
+        g[0::2], g[1::2] = 2 * a * x * y * y / r2**2, -2 * a * x * x * y / r2**2
+        v = mu * v + g + wd * th
+        th = th - lr * v
+        out.append(th.copy())
+    return np.array(out)
+
+
+@pytest.mark.parametrize("lr, wd, mu, steps", [(0.5, 0.02, 0.9, 60), (2.0, 0.05, 0.5, 30)])
+def test_the_momentum_kernel_equals_the_numpy_step(lr, wd, mu, steps):
+    p = ToyProblem([1.0, 2.0, 4.0])
+    theta0 = p.initial_point(3) * 1.7
+    res = simulate_conventional(p, [lr], wd, steps, seeds=[3], init=theta0, record_every=1, momentum=mu)
+    ref = _numpy_momentum(p, theta0, lr, wd, mu, steps)
+    x, y = ref[:-1, 0::2], ref[:-1, 1::2]
+    r2 = x * x + y * y
+    loss = (p.alphas * x * x / r2).sum(axis=1)
+    # the same operations up to association: rounding (1e-16) grows to 8e-14 over these steps (measured; the
+    # second case is chaotic, and its relative difference reaches 1e-11 at step 40 and 4e-10 at step 60)
+    assert np.allclose(res.loss_trace[0, 0], loss, rtol=1e-11, atol=1e-14)
+    assert np.allclose(res.group_elr_trace[0, 0], lr / ((1 - lr * wd) * r2), rtol=1e-11)
+    assert np.allclose(res.final_theta[0, 0], ref[-1], rtol=1e-10, atol=1e-13)
+    # ESS_i: the tangent of the angle between consecutive points of group i; its window mean of log(1 + ESS^2)
+    x1, y1 = ref[1:, 0::2], ref[1:, 1::2]
+    ess2 = ((x * y1 - y * x1) / (x * x1 + y * y1)) ** 2
+    assert np.allclose(res.mean_log1p_ess2[0, 0], np.log1p(ess2).mean(axis=0), rtol=1e-9)
+    cos = (ref[:-1] * ref[1:]).sum(axis=1) / np.linalg.norm(ref[:-1], axis=1) / np.linalg.norm(ref[1:], axis=1)
+    assert np.allclose(res.cosine_trace[0, 0], np.minimum(cos, 1.0), rtol=1e-11)
+
+
+def test_momentum_zero_is_plain_sgd_and_small_momentum_is_close():
+    p = ToyProblem([1.0, 2.0, 4.0])
+    plain = simulate_conventional(p, [0.3, 1.0], 0.05, 3000, seeds=2, burn_in=1000, record_every=7)
+    zero = simulate_conventional(p, [0.3, 1.0], 0.05, 3000, seeds=2, burn_in=1000, record_every=7, momentum=0.0)
+    for f in ("mean_loss", "mean_cosine", "mean_angle", "mean_log1p_ess2", "hm_elr", "loss_trace", "final_theta"):
+        assert np.array_equal(getattr(plain, f), getattr(zero, f)), f
+    assert zero.momentum == 0.0
+    # the momentum kernel at mu = 1e-12 follows the plain one to about 1e-12 relative over the first steps (its
+    # cosine, angle and ESS are computed from the points, not from the gradient: equal in exact arithmetic)
+    tiny = simulate_conventional(p, [0.3], 0.05, 40, seeds=[0], record_every=1, momentum=1e-12)
+    ref = simulate_conventional(p, [0.3], 0.05, 40, seeds=[0], record_every=1)
+    assert np.allclose(tiny.loss_trace, ref.loss_trace, rtol=1e-9)
+    assert np.allclose(tiny.mean_log1p_ess2, ref.mean_log1p_ess2, rtol=1e-7)
+    assert np.allclose(tiny.cosine_trace, ref.cosine_trace, rtol=1e-12)
+
+
+def test_with_momentum_only_lr_times_wd_and_mu_matter():
+    # theta -> s theta with lr -> s^2 lr and wd -> wd / s^2 maps the momentum recursion onto itself (the velocity
+    # times lr scales like theta): the directions and the group ELRs are the same up to rounding
+    p = ToyProblem([1.0, 2.0])
+    theta = p.initial_point(1)
+    a = simulate_conventional(p, [0.1], 0.2, 400, seeds=[1], init=theta, record_every=1, momentum=0.8)
+    b = simulate_conventional(p, [0.4], 0.05, 400, seeds=[1], init=theta * 2.0, record_every=1, momentum=0.8)
+    assert np.allclose(a.group_elr_trace, b.group_elr_trace, rtol=1e-9)
+    assert np.allclose(a.loss_trace, b.loss_trace, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, word", [(dict(momentum=1.0), "momentum"), (dict(momentum=-0.1), "momentum"),
+                                          (dict(momentum="x"), "momentum"),
+                                          (dict(momentum=0.5, lyapunov=True), "lyapunov")])
+def test_bad_momentum_is_refused(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        simulate_conventional(ToyProblem([1.0]), [0.1], 0.1, 10, **kwargs)

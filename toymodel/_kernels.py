@@ -178,16 +178,19 @@ def _batch_weights(alphas, keys, cdf, bp, mlo, mhi, t, j0, m, AW, U):
 
 
 @njit(cache=True, inline="always")
-def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, wd, st, ly, rc, cv, r_t):
+def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, wd, mom, st, ly, rc, cv, mm, r_t):
     """Advance the m trajectories of one block by one step, updating statistics in place.
 
     ``lyap`` and ``sgd`` are compile-time constants of a kernel variant, so a variant contains no
     code for what it does not compute; ``collect`` and ``rec`` only gate loops outside the hot
     group loop. The loss, gradient norm and statistics are those of F (weights ``alphas``); the
     step descends the batch loss (weights ``AW``) in SGD. Arrays come in tuples (state ``st``,
-    tangent ``ly``, records ``rc``) to keep calls short.
+    tangent ``ly``, records ``rc``, momentum ``mm``) to keep calls short. ``mom`` (weight-decay
+    variants only) is heavy-ball momentum in PyTorch's convention: u <- mu u + eta (grad + wd theta),
+    theta <- theta - u, with u = eta v kept per coordinate (x's in the same scaled units as x).
     """
     X, Y, XE, AW, SINV, SR2, eta, nrm, g2, gb2, loss, ACC, FB = st
+    UX, UY, DOT, ANG, mu = mm
     VX, VY, VN, IN, VN2, LV, PA, LA = ly
     record_every, ltr, ctr, etr = rc
     DEC, R2, R2G, LESS, COS, QN, QP, PL, conv_tol, WK, WS, WC = cv
@@ -206,6 +209,8 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, wd, st, ly, rc, cv, r
         loss[j] = 0.0
         if wd:
             R2[j] = 0.0
+        if mom:
+            DOT[j] = 0.0
         if lyap:
             VN2[j] = 0.0
     for i in range(n):
@@ -223,11 +228,27 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, wd, st, ly, rc, cv, r
             k = eta[j] * a * inv
             # weight decay multiplies the point by DEC = 1 - lr * wd before the gradient step
             d = DEC[j] if wd else 1.0
-            fx = d - 2.0 * k * c2
-            yn = y * (d + 2.0 * k * s2)
-            xn = xt * fx
-            X[i, j] = xs * fx
-            Y[i, j] = yn
+            if mom:
+                # the velocity takes lr (grad + wd theta) = (2k c2 + 1 - d) x, (1 - d - 2k s2) y
+                ux = mu * UX[i, j] + (2.0 * k * c2 + (1.0 - d)) * xs
+                uy = mu * UY[i, j] + ((1.0 - d) - 2.0 * k * s2) * y
+                UX[i, j] = ux
+                UY[i, j] = uy
+                xns = xs - ux
+                yn = y - uy
+                xn = xns if XE[i, j] == 0.0 else 0.0
+                X[i, j] = xns
+                Y[i, j] = yn
+                DOT[j] += xt * xn + y * yn
+                # the group's turn: cross and dot of its old and new point (the ESS loop's tan)
+                WK[i, j] = xt * yn - y * xn
+                WS[i, j] = xt * xn + y * yn
+            else:
+                fx = d - 2.0 * k * c2
+                yn = y * (d + 2.0 * k * s2)
+                xn = xt * fx
+                X[i, j] = xs * fx
+                Y[i, j] = yn
             nrm[j] += xn * xn + yn * yn
             loss[j] += al * s2
             g2[j] += 4.0 * al * al * s2 * c2 * inv
@@ -238,11 +259,12 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, wd, st, ly, rc, cv, r
             if wd:
                 R2[j] += x2 + y2
                 R2G[i, j] = x2 + y2
-                # kept for the ESS loop below (a branch on `collect` here, or the ESS work itself,
-                # kept LLVM from vectorising this loop)
-                WK[i, j] = k
-                WS[i, j] = s2
-                WC[i, j] = c2
+                if not mom:
+                    # kept for the ESS loop below (a branch on `collect` here, or the ESS work itself,
+                    # kept LLVM from vectorising this loop)
+                    WK[i, j] = k
+                    WS[i, j] = s2
+                    WC[i, j] = c2
             else:
                 SR2[i, j] += x2 + y2
             if lyap:
@@ -267,9 +289,15 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, wd, st, ly, rc, cv, r
     if wd and collect:
         for i in range(n):
             for j in range(m):
-                # ESS of the direction map: group ELR lr / (DEC r^2) times the group's gradient norm
-                kd = WK[i, j] / DEC[j]
-                e2 = 4.0 * kd * kd * WS[i, j] * WC[i, j]
+                if mom:
+                    # ESS = tan of the group's turn (the step is not orthogonal to the point)
+                    cr = WK[i, j]
+                    dt = WS[i, j]
+                    e2 = (cr * cr) / (dt * dt)
+                else:
+                    # ESS of the direction map: group ELR lr / (DEC r^2) times the group's gradient norm
+                    kd = WK[i, j] / DEC[j]
+                    e2 = 4.0 * kd * kd * WS[i, j] * WC[i, j]
                 # sum of log(1 + ESS^2) as a running product, moved into LESS when it grows (a
                 # log per group-step would cost more than the rest of the step; see _ess_product_check)
                 PL[i, j] *= 1.0 + e2
@@ -284,7 +312,12 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, wd, st, ly, rc, cv, r
             # no projection: the point keeps its new norm; cos = <theta, theta'> / (|theta||theta'|)
             # = DEC |theta| / |theta'| because the gradient is orthogonal to theta
             n2 = nrm[j]
-            COS[j] = min(DEC[j] * math.sqrt(R2[j] / n2), 1.0)
+            if mom:
+                # the step is not orthogonal to theta: the cosine and angle from <theta, theta'>
+                COS[j] = min(DOT[j] / math.sqrt(R2[j] * n2), 1.0)
+                ANG[j] = math.atan2(math.sqrt(max(n2 * R2[j] - DOT[j] * DOT[j], 0.0)), DOT[j])
+            else:
+                COS[j] = min(DEC[j] * math.sqrt(R2[j] / n2), 1.0)
             fine = n2 > 0.0 and n2 < np.inf
             nrm[j] = 1.0
         else:
@@ -319,7 +352,10 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, wd, st, ly, rc, cv, r
                 # the direction step: tangent eta |grad| / (DEC |theta|); effective gradient norm
                 # |grad| |theta|; the total ELR of the direction map eta / (DEC |theta|^2)
                 rn = math.sqrt(R2[j])
-                ACC[S_MEAN_ANGLE, j] += atan_nonneg(eta[j] * gstep / (DEC[j] * rn))
+                if mom:
+                    ACC[S_MEAN_ANGLE, j] += ANG[j]
+                else:
+                    ACC[S_MEAN_ANGLE, j] += atan_nonneg(eta[j] * gstep / (DEC[j] * rn))
                 ACC[S_MEAN_GRAD, j] += gn * rn
                 ACC[S_MEAN_ELR, j] += eta[j] / (DEC[j] * R2[j])
                 ACC[S_MEAN_INV_ELR, j] += DEC[j] * R2[j] / eta[j]
@@ -337,8 +373,11 @@ def _step_block(alphas, m, j0, collect, rec, r, lyap, sgd, wd, st, ly, rc, cv, r
             ay = abs(y)
             down = ax < _TINY_RATIO * ay
             up = (e > 0.0) and (ax > _HUGE_RATIO * ay)
-            X[i, j] = xs * (_BIG if down else (_INV_BIG if up else 1.0))
+            f = _BIG if down else (_INV_BIG if up else 1.0)
+            X[i, j] = xs * f
             XE[i, j] = e + (1.0 if down else (-1.0 if up else 0.0))
+            if mom:
+                UX[i, j] *= f  # x's velocity is kept in x's scaled units
             Y[i, j] = y
             if lyap and not wd:
                 # x' for the tangent projection: the true value (0 while x is rescaled)
@@ -499,14 +538,14 @@ def _start_window(alphas, m, lyap, st, ly, cv):
                 LA[i, j] = 0.0
 
 
-def _make_kernel(LYAP: bool, SGD: bool, WD: bool):
-    """Build one compiled variant; ``LYAP``, ``SGD`` and ``WD`` are frozen closure constants."""
+def _make_kernel(LYAP: bool, SGD: bool, WD: bool, MOM: bool = False):
+    """Build one compiled variant; ``LYAP``, ``SGD``, ``WD`` and ``MOM`` are frozen closure constants."""
 
     @njit(cache=True, parallel=True)
     def run(alphas, elrs, x0, y0, xe0, steps, burn_in, record_every, block, keys, cdf, bp, mlo, mhi,
             stats, mean_group_elrs, mean_group_shares, final_group_elrs, final_x, final_y, final_xe,
             loss_trace, cos_trace, elr_trace, vx0, vy0, lyap_out, lyap_angle_out, first_bad, weight_decay,
-            conv_tol, mean_log1p_ess2, quiet_out):
+            conv_tol, mean_log1p_ess2, quiet_out, momentum):
         n = alphas.shape[0]
         M = elrs.shape[0]
         nblocks = (M + block - 1) // block
@@ -549,6 +588,11 @@ def _make_kernel(LYAP: bool, SGD: bool, WD: bool):
             COS = np.empty(m)
             QN = np.zeros((nw, m))
             QP = np.zeros((nw, m))  # whether the group's previous window step was quiet
+            nm = n if MOM else 0
+            UX = np.zeros((nm, m))  # velocities times lr (momentum), x's in its scaled units
+            UY = np.zeros((nm, m))
+            DOT = np.empty(m if MOM else 0)
+            ANG = np.empty(m if MOM else 0)
             for j in range(m):
                 eta[j] = elrs[j0 + j]
                 DEC[j] = 1.0 - elrs[j0 + j] * weight_decay
@@ -563,6 +607,7 @@ def _make_kernel(LYAP: bool, SGD: bool, WD: bool):
             ly = (VX, VY, VN, IN, VN2, LV, PA, LA)
             rc = (record_every, loss_trace, cos_trace, elr_trace)
             cv = (DEC, R2, R2G, LESS, COS, QN, QP, PL, conv_tol, WK, WS, WC)
+            mm = (UX, UY, DOT, ANG, momentum)
             # one loop, one inlined copy of the step (compile time); the tangent vector warms up
             # during the burn-in and every accumulator restarts at t = burn_in
             for t in range(steps):
@@ -572,7 +617,7 @@ def _make_kernel(LYAP: bool, SGD: bool, WD: bool):
                 r = t // record_every if record_every > 0 else 0
                 if SGD:
                     _batch_weights(alphas, keys, cdf, bp, mlo, mhi, t, j0, m, AW, U)
-                _step_block(alphas, m, j0, t >= burn_in, rec, r, LYAP, SGD, WD, st, ly, rc, cv, t)
+                _step_block(alphas, m, j0, t >= burn_in, rec, r, LYAP, SGD, WD, MOM, st, ly, rc, cv, mm, t)
             _block_loss(alphas, X, Y, XE, m, loss)
             if LYAP:
                 _pending_tangent(X, Y, XE, m, VX, VY, VN, IN, VN2)
@@ -616,12 +661,14 @@ def _make_kernel(LYAP: bool, SGD: bool, WD: bool):
     return run
 
 
-_VARIANTS = {(ly, sg, wd): _make_kernel(ly, sg, wd) for ly in (False, True) for sg in (False, True)
+_VARIANTS = {(ly, sg, wd, False): _make_kernel(ly, sg, wd) for ly in (False, True) for sg in (False, True)
              for wd in (False, True)}
+# heavy-ball momentum: conventional training only, without Lyapunov exponents
+_VARIANTS.update({(False, sg, True, True): _make_kernel(False, sg, True, True) for sg in (False, True)})
 
 
-def kernel(lyapunov: bool, sgd: bool, weight_decay: bool = False):
-    """The compiled variant for (lyapunov, sgd, weight_decay).
+def kernel(lyapunov: bool, sgd: bool, weight_decay: bool = False, momentum: bool = False):
+    """The compiled variant for (lyapunov, sgd, weight_decay, momentum).
 
     Signature ``run(alphas, elrs, x0, y0, xe0, steps, burn_in, record_every, block, keys, cdf,
     bp, mlo, mhi, <outputs>, vx0, vy0, lyap_out, lyap_angle_out)``:
@@ -645,9 +692,17 @@ def kernel(lyapunov: bool, sgd: bool, weight_decay: bool = False):
       ``elrs`` holds the learning rates; the statistics then also hold the time means of the total
       ELR of the direction map and of its inverse and the share of window steps with loss <=
       ``conv_tol``; outputs ``mean_log1p_ess2`` (M, n), the time mean of log(1 + ESS_i^2), and
-      ``quiet_out`` (M, n), the number of quiet phases of each group (entries into ESS_i^2 < QUIET_ESS2).
+      ``quiet_out`` (M, n), the number of quiet phases of each group (entries into ESS_i^2 < QUIET_ESS2);
+    * ``momentum`` (float): the heavy-ball coefficient mu of the momentum variants (PyTorch's SGD:
+      v <- mu v + grad + wd theta, theta <- theta - lr v, no dampening, no Nesterov; v starts at 0);
+      there ESS_i is the tangent of the angle between consecutive points of group i, the cosine
+      and the angle are those of the whole point, and the ELRs are the direction map's
+      lr / ((1 - lr wd) r^2) as without momentum. Ignored by the other variants.
     """
-    return _VARIANTS[(bool(lyapunov), bool(sgd), bool(weight_decay))]
+    key = (bool(lyapunov), bool(sgd), bool(weight_decay), bool(momentum))
+    if key not in _VARIANTS:
+        raise ValueError("momentum goes with weight decay (conventional training) and without Lyapunov exponents")
+    return _VARIANTS[key]
 
 
 @contextlib.contextmanager
@@ -669,7 +724,7 @@ def _interprocess_lock(name: str):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def compiled(lyapunov: bool, sgd: bool, weight_decay: bool, args):
+def compiled(lyapunov: bool, sgd: bool, weight_decay: bool, args, momentum: bool = False):
     """The variant of :func:`kernel`, compiled for ``args`` (the call's arguments).
 
     The first compilation of a variant in a process holds an inter-process lock, so processes
@@ -677,18 +732,19 @@ def compiled(lyapunov: bool, sgd: bool, weight_decay: bool, args):
     machine) compile each variant once: the others wait, then load it from Numba's on-disk cache
     instead of compiling it again. Nothing about the compiled code changes.
     """
-    disp = kernel(lyapunov, sgd, weight_decay)
+    disp = kernel(lyapunov, sgd, weight_decay, momentum)
     if not disp.signatures:
         sig = tuple(numba.typeof(a) for a in args)
-        with _interprocess_lock(f"{int(bool(lyapunov))}{int(bool(sgd))}{int(bool(weight_decay))}"):
+        flags = (lyapunov, sgd, weight_decay, momentum)
+        with _interprocess_lock("".join(str(int(bool(f))) for f in flags)):
             disp.compile(sig)
     return disp
 
 
-def needs_compiling(lyapunov: bool, sgd: bool, weight_decay: bool = False) -> bool:
+def needs_compiling(lyapunov: bool, sgd: bool, weight_decay: bool = False, momentum: bool = False) -> bool:
     """Whether the first call of this variant will compile it (nothing in this process and no
     up-to-date entry in Numba's on-disk cache): about 15 s, so jobs say so before it happens."""
-    disp = kernel(lyapunov, sgd, weight_decay)
+    disp = kernel(lyapunov, sgd, weight_decay, momentum)
     if disp.signatures:
         return False
     try:

@@ -15,6 +15,7 @@ __all__ = [
     "as_alphas",
     "as_elrs",
     "as_positive_float",
+    "as_momentum",
     "as_int",
     "as_steps_burn_in",
     "as_seeds",
@@ -252,6 +253,17 @@ def check_memory(needed: int, what: str, limit: int | None = None) -> None:
     if needed > limit:
         raise ValueError(f"{what} would need about {needed / 2**30:.3g} GiB of memory, more than the "
                          f"{limit / 2**30:.3g} GiB available; use fewer ELRs, seeds or records")
+
+
+def as_momentum(momentum) -> float:
+    """A heavy-ball momentum coefficient in [0, 1)."""
+    try:
+        mu = float(momentum)
+    except (TypeError, ValueError):
+        raise ValueError(f"momentum must be a number in [0, 1), got {_short(momentum)}") from None
+    if not 0.0 <= mu < 1.0:  # also refuses NaN
+        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+    return mu
 
 
 def as_lr_wd(lrs, weight_decay) -> tuple[np.ndarray, float]:

@@ -16,6 +16,7 @@ from ._validate import (
     as_elrs,
     as_int,
     as_lr_wd,
+    as_momentum,
     as_seeds,
     as_sgd,
     as_steps_burn_in,
@@ -90,6 +91,8 @@ class SimulationResult(ResultType):
         None for training on the sphere; for conventional training (:func:`simulate_conventional`)
         the weight decay, and then ``elrs`` holds the learning rates, the group ELRs are those of
         the direction map, ``lr / ((1 - lr wd) r_i^2)``, and these fields are set:
+    momentum : float or None
+        Conventional training only: the heavy-ball coefficient (0: plain SGD).
     mean_elr, hm_elr : (K, S)
         Time mean and harmonic time mean of the total ELR of the direction map,
         ``lr / ((1 - lr wd) |theta|^2)``.
@@ -136,6 +139,7 @@ class SimulationResult(ResultType):
     batch_size: int | None = None
     mask_prob: float = 1.0
     weight_decay: float | None = None
+    momentum: float | None = None
     mean_elr: np.ndarray | None = None
     hm_elr: np.ndarray | None = None
     mean_log1p_ess2: np.ndarray | None = None
@@ -312,12 +316,15 @@ def simulate(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, init=None,
 
 def simulate_conventional(problem: ToyProblem, lrs, weight_decay, steps, *, seeds=1, burn_in=0, init=None,
                           record_every=0, threads=None, lyapunov=False, batch_size=None,
-                          mask_prob=1.0) -> SimulationResult:
+                          mask_prob=1.0, momentum=0.0) -> SimulationResult:
     r"""Simulate conventional training: plain (S)GD with weight decay in the full space, no projection.
 
     One step is :math:`\theta \leftarrow (1-\eta\lambda)\theta - \eta\nabla F(\theta)` (in
     float64, with the faithful tiny-angle representation of the sphere's kernel); with
     ``batch_size`` the gradient is the masked batch gradient and the decay stays deterministic.
+    With ``momentum`` :math:`\mu > 0`, PyTorch's SGD with momentum (no dampening, no Nesterov):
+    :math:`v \leftarrow \mu v + \nabla F + \lambda\theta`, :math:`\theta \leftarrow \theta - \eta v`,
+    with :math:`v_0 = 0`.
 
     Parameters
     ----------
@@ -329,6 +336,9 @@ def simulate_conventional(problem: ToyProblem, lrs, weight_decay, steps, *, seed
     steps, seeds, burn_in, record_every, threads, lyapunov, batch_size, mask_prob
         As for :func:`simulate`. ``init`` is used as given (not projected): its norm is the
         initial norm, which sets the initial ELRs; by default the points of the seeds, of norm 1.
+    momentum : float, optional
+        :math:`\mu` in [0, 1) (default 0: plain SGD, the kernel without momentum). Momentum
+        variants have no Lyapunov exponents.
 
     Returns
     -------
@@ -337,17 +347,24 @@ def simulate_conventional(problem: ToyProblem, lrs, weight_decay, steps, *, seed
         the angle and the effective gradient norm are those of the direction map (derivation 11),
         and ``mean_elr``, ``hm_elr``, ``mean_log1p_ess2``, ``frac_converged``, ``final_norms`` are
         filled. With ``lyapunov``, the exponent is that of the full map (no projection).
+        With momentum, ESS_i (in ``mean_log1p_ess2`` and the quiet phases) is the tangent of the
+        angle between consecutive points of group i, and the cosine and angle those of the whole
+        point (for mu = 0 both are what the plain kernel computes); the ELRs are the direction
+        map's, lr / ((1 - lr wd) r^2), as without momentum; ``momentum`` is recorded.
     """
     if not isinstance(problem, ToyProblem):
         raise ValueError(f"problem must be a ToyProblem, got {type(problem).__name__}")
     lrs, wd = as_lr_wd(lrs, weight_decay)
+    mu = as_momentum(momentum)
+    if mu and lyapunov:
+        raise ValueError("lyapunov exponents are not available with momentum (the kernel has no tangent map for it)")
     return _simulate(problem, lrs, steps, seeds=seeds, burn_in=burn_in, init=init, record_every=record_every,
                      threads=threads, lyapunov=lyapunov, batch_size=batch_size, mask_prob=mask_prob,
-                     weight_decay=wd)
+                     weight_decay=wd, momentum=mu)
 
 
 def _simulate(problem, elrs, steps, *, seeds, burn_in, init, record_every, threads, lyapunov, batch_size,
-              mask_prob, weight_decay) -> SimulationResult:
+              mask_prob, weight_decay, momentum=0.0) -> SimulationResult:
     """The common body of :func:`simulate` and :func:`simulate_conventional`: validate, seed,
     allocate, call the kernel variant, assemble one result."""
     if not isinstance(problem, ToyProblem):
@@ -411,9 +428,10 @@ def _simulate(problem, elrs, steps, *, seeds, burn_in, init, record_every, threa
     conv_tol = CONVERGED_LOSS_TOL * float(problem.alphas.sum())
     args = (np.ascontiguousarray(problem.alphas), traj_elrs, x0, y0, xe0, steps, burn_in, record_every,
             K.block_size(n), keys, cdf, bp, mlo, mhi, stats, mean_gelr, mean_share, final_gelr, fx, fy, fxe,
-            ltr, ctr, etr, vx0, vy0, lyap, lyap_angle, first_bad, float(weight_decay or 0.0), conv_tol, less, quiet)
+            ltr, ctr, etr, vx0, vy0, lyap, lyap_angle, first_bad, float(weight_decay or 0.0), conv_tol, less, quiet,
+            float(momentum))
     with _numba_threads(threads):
-        K.compiled(lyapunov, sgd, wd, args)(*args)
+        K.compiled(lyapunov, sgd, wd, args, momentum=momentum > 0)(*args)
 
     final_theta = np.empty((M, 2 * n))
     final_theta[:, 0::2] = np.ldexp(fx, -K.X_EXPONENT_STEP * fxe.astype(np.int64))
@@ -447,6 +465,7 @@ def _simulate(problem, elrs, steps, *, seeds, burn_in, init, record_every, threa
         fx_true = final_theta[:, 0::2]
         traces.update(
             weight_decay=float(weight_decay),
+            momentum=float(momentum),
             mean_elr=per(K.S_MEAN_ELR),
             hm_elr=1.0 / per(K.S_MEAN_INV_ELR),
             mean_log1p_ess2=less.reshape(K_, S_, n),

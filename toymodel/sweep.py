@@ -184,11 +184,11 @@ class SweepTask:
         return estimate_result_bytes(len(self.elrs) * len(self.seeds), len(self.alphas), opts.get("steps", 1),
                                      opts.get("record_every", 0), opts.get("lyapunov", False))
 
-    def kernel_variant(self) -> tuple[bool, bool, bool]:
-        """``(lyapunov, sgd, weight_decay)``: which compiled kernel the task's chunks call."""
+    def kernel_variant(self) -> tuple[bool, bool, bool, bool]:
+        """``(lyapunov, sgd, weight_decay, momentum)``: which compiled kernel the task's chunks call."""
         opts = dict(self.options)
         return (bool(opts.get("lyapunov", False)), opts.get("batch_size") is not None,
-                opts.get("weight_decay") is not None)
+                opts.get("weight_decay") is not None, bool(opts.get("momentum", 0.0)))
 
     def estimate_unit_bytes(self, chunk: Chunk) -> int:
         """Memory that one chunk's computation needs."""
