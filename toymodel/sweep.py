@@ -48,7 +48,17 @@ DEFAULT_CHUNK_TRAJECTORIES = 256
 
 @dataclass(frozen=True)
 class Chunk:
-    """A rectangle of the sweep grid: ELR indices [elr_start, elr_stop) x seed indices."""
+    """A rectangle of the sweep grid: ELR indices [elr_start, elr_stop) x seed indices.
+
+    Attributes
+    ----------
+    index : int
+        The chunk's position in its plan (:func:`plan_chunks`).
+    elr_start, elr_stop : int
+        The ELR indices ``elr_start <= k < elr_stop``.
+    seed_start, seed_stop : int
+        The seed indices ``seed_start <= s < seed_stop``.
+    """
 
     index: int
     elr_start: int
@@ -58,10 +68,12 @@ class Chunk:
 
     @property
     def n_trajectories(self) -> int:
+        """The number of (ELR, seed) pairs in the chunk."""
         return (self.elr_stop - self.elr_start) * (self.seed_stop - self.seed_start)
 
     @property
     def name(self) -> str:
+        """The file name of the chunk's cached record, ``chunk_<index>_<elrs>x<seeds>``."""
         return (f"chunk_{self.index:06d}_{self.elr_start}-{self.elr_stop}x{self.seed_start}-{self.seed_stop}")
 
 
@@ -70,6 +82,24 @@ def plan_chunks(n_elrs: int, n_seeds: int, chunk_trajectories: int = DEFAULT_CHU
 
     Chunks hold whole rows of seeds when a row fits, otherwise they split the seeds too. The
     plan depends only on its arguments, so a resumed or distributed run sees the same chunks.
+
+    Parameters
+    ----------
+    n_elrs, n_seeds : int
+        The grid's size K x S, each >= 1.
+    chunk_trajectories : int, optional
+        The target number of trajectories per chunk, >= 1 (default
+        :data:`DEFAULT_CHUNK_TRAJECTORIES`).
+
+    Returns
+    -------
+    list of Chunk
+        Indexed 0, 1, ... in plan order (ELR-major); together they cover the grid exactly once.
+
+    Raises
+    ------
+    ValueError
+        If ``n_elrs``, ``n_seeds`` or ``chunk_trajectories`` is not an integer >= 1.
     """
     n_elrs = as_int(n_elrs, "n_elrs", minimum=1)
     n_seeds = as_int(n_seeds, "n_seeds", minimum=1)
@@ -88,9 +118,28 @@ def plan_chunks(n_elrs: int, n_seeds: int, chunk_trajectories: int = DEFAULT_CHU
 
 
 def run_chunk(problem: ToyProblem, elrs, seeds, chunk: Chunk, **simulate_kwargs) -> SimulationResult:
-    """Simulate one chunk of the grid (``simulate_kwargs`` as for :func:`simulate`; with a
-    ``weight_decay`` keyword, conventional training by :func:`simulate_conventional`, ``elrs``
-    then being the learning rates)."""
+    """Simulate one chunk of the grid.
+
+    Parameters
+    ----------
+    problem : ToyProblem
+    elrs : array_like, shape (K,)
+        The whole grid's ELRs; the chunk's slice ``elrs[chunk.elr_start:chunk.elr_stop]`` is
+        simulated.
+    seeds : array_like of int, shape (S,)
+        The whole grid's seeds; the chunk's slice ``seeds[chunk.seed_start:chunk.seed_stop]`` is
+        simulated.
+    chunk : Chunk
+    **simulate_kwargs
+        As for :func:`simulate` (``steps`` at least). With a ``weight_decay`` keyword that is not
+        None, conventional training by :func:`simulate_conventional`, ``elrs`` then being the
+        learning rates.
+
+    Returns
+    -------
+    SimulationResult
+        The chunk's part of the grid, of shape ``(elr_stop - elr_start, seed_stop - seed_start)``.
+    """
     part = np.asarray(elrs)[chunk.elr_start:chunk.elr_stop]
     seeds = np.asarray(seeds)[chunk.seed_start:chunk.seed_stop]
     wd = simulate_kwargs.pop("weight_decay", None)
@@ -100,7 +149,30 @@ def run_chunk(problem: ToyProblem, elrs, seeds, chunk: Chunk, **simulate_kwargs)
 
 
 def merge_results(parts, elrs, seeds) -> SimulationResult:
-    """Assemble chunk results ``[(chunk, result), ...]`` covering the whole grid into one result."""
+    """Assemble chunk results covering the whole grid into one result.
+
+    Parameters
+    ----------
+    parts : iterable of (Chunk, SimulationResult)
+        ``[(chunk, result), ...]``, in any order; together the chunks must cover the grid.
+    elrs : array_like, shape (K,)
+        The whole grid's ELRs, as the chunks were given them.
+    seeds : array_like of int, shape (S,)
+        The whole grid's seeds.
+
+    Returns
+    -------
+    SimulationResult
+        Of shape (K, S): the per-trajectory arrays assembled, ``nonfinite`` summed per ELR, and
+        the fields that do not depend on the chunk (``alphas``, ``steps``, ``trace_steps``, ...)
+        from the first part.
+
+    Raises
+    ------
+    ValueError
+        If ``parts`` is empty, a chunk's ELRs or seeds differ from the grid's at its indices, or
+        the chunks do not cover the grid.
+    """
     parts = list(parts)
     if not parts:
         raise ValueError("no chunks to merge")
@@ -132,8 +204,27 @@ def merge_results(parts, elrs, seeds) -> SimulationResult:
 
 
 def concat_results(results) -> SimulationResult:
-    """Join sweeps of the same problem, options and seeds along the ELR axis, sorted by ELR (the
-    coarse grid and the refinement rounds of :func:`toymodel.phase_diagram.refine`)."""
+    """Join sweeps of the same problem, options and seeds along the ELR axis, sorted by ELR.
+
+    This joins the coarse grid and the refinement rounds of :func:`toymodel.phase_diagram.refine`.
+
+    Parameters
+    ----------
+    results : iterable of SimulationResult
+        Sweeps of shapes (K_i, S), with the same problem, options and seeds (the first one's are
+        kept).
+
+    Returns
+    -------
+    SimulationResult
+        Of shape (sum of K_i, S), its ELRs in increasing order (a stable sort: equal ELRs keep
+        their order).
+
+    Raises
+    ------
+    ValueError
+        If ``results`` is empty or their seeds differ.
+    """
     results = list(results)
     if not results:
         raise ValueError("no results to join")
@@ -153,8 +244,22 @@ def concat_results(results) -> SimulationResult:
 class SweepTask:
     """One ELR x seed grid for one problem (a row of a regime map, or a whole phase diagram).
 
-    ``options`` holds the remaining :func:`simulate` keywords (``steps``, ``burn_in``,
-    ``lyapunov``, ``batch_size``, ...) as a tuple of ``(name, value)`` pairs.
+    Build it with :meth:`make`, which validates the grid.
+
+    Attributes
+    ----------
+    alphas : tuple of float
+        The problem's group weights (n).
+    elrs : tuple of float
+        The grid's ELRs (K); the learning rates when ``options`` has a ``weight_decay``.
+    seeds : tuple of int
+        The grid's seeds (S).
+    options : tuple of (str, object)
+        The remaining :func:`simulate` keywords (``steps``, ``burn_in``, ``lyapunov``,
+        ``batch_size``, ...) as ``(name, value)`` pairs, sorted by name; a ``weight_decay`` makes
+        the task conventional training (:func:`run_chunk`).
+    record_type : type
+        :class:`SimulationResult`, the type of a chunk's record (a class attribute).
     """
 
     alphas: tuple
@@ -165,38 +270,117 @@ class SweepTask:
 
     @classmethod
     def make(cls, alphas, elrs, seeds, **options) -> SweepTask:
+        """A validated task.
+
+        Parameters
+        ----------
+        alphas : array_like, shape (n,), or str
+            Positive, finite group weights, or a comma-separated string such as ``"1,2,4"``.
+        elrs : float or array_like, shape (K,)
+            Positive, finite ELRs (learning rates for conventional training).
+        seeds : int or sequence of int
+            A count S (seeds ``0..S-1``) or explicit non-negative seeds.
+        **options
+            The remaining keywords of :func:`simulate` (``steps`` at least), or ``weight_decay``
+            and those of :func:`simulate_conventional`; checked when a chunk runs.
+
+        Returns
+        -------
+        SweepTask
+
+        Raises
+        ------
+        ValueError
+            If ``alphas``, ``elrs`` or ``seeds`` is not valid.
+        """
         return cls(tuple(as_alphas(alphas).tolist()), tuple(as_elrs(elrs).tolist()), tuple(as_seeds(seeds).tolist()),
                    tuple(sorted(options.items())))
 
     @property
     def problem(self) -> ToyProblem:
+        """The :class:`ToyProblem` of ``alphas``."""
         return ToyProblem(self.alphas)
 
     def chunks(self, chunk_trajectories: int = DEFAULT_CHUNK_TRAJECTORIES) -> list[Chunk]:
+        """The task's units: :func:`plan_chunks` on its K x S grid.
+
+        Parameters
+        ----------
+        chunk_trajectories : int, optional
+            The target number of trajectories per chunk (default
+            :data:`DEFAULT_CHUNK_TRAJECTORIES`).
+
+        Returns
+        -------
+        list of Chunk
+        """
         return plan_chunks(len(self.elrs), len(self.seeds), chunk_trajectories)
 
     def run_unit(self, chunk: Chunk, threads=None) -> SimulationResult:
+        """Simulate one chunk of the task (:func:`run_chunk` with the task's options).
+
+        Parameters
+        ----------
+        chunk : Chunk
+        threads : int, optional
+            Numba threads (default: Numba's setting); the results do not depend on it.
+
+        Returns
+        -------
+        SimulationResult
+            The chunk's part of the grid.
+        """
         return run_chunk(self.problem, self.elrs, self.seeds, chunk, threads=threads, **dict(self.options))
 
     def estimate_bytes(self) -> int:
-        """Memory that the merged result of this task needs (see :func:`estimate_result_bytes`)."""
+        """Memory that the merged result of this task needs (see :func:`estimate_result_bytes`).
+
+        Returns
+        -------
+        int
+            Bytes.
+        """
         opts = dict(self.options)
         return estimate_result_bytes(len(self.elrs) * len(self.seeds), len(self.alphas), opts.get("steps", 1),
                                      opts.get("record_every", 0), opts.get("lyapunov", False))
 
     def kernel_variant(self) -> tuple[bool, bool, bool, bool]:
-        """``(lyapunov, sgd, weight_decay, momentum)``: which compiled kernel the task's chunks call."""
+        """Which compiled kernel the task's chunks call.
+
+        Returns
+        -------
+        tuple of bool
+            ``(lyapunov, sgd, weight_decay, momentum)``: whether the options ask for Lyapunov
+            exponents, mini-batch SGD (a ``batch_size``), conventional training (a ``weight_decay``)
+            and momentum (a nonzero ``momentum``).
+        """
         opts = dict(self.options)
         return (bool(opts.get("lyapunov", False)), opts.get("batch_size") is not None,
                 opts.get("weight_decay") is not None, bool(opts.get("momentum", 0.0)))
 
     def estimate_unit_bytes(self, chunk: Chunk) -> int:
-        """Memory that one chunk's computation needs."""
+        """Memory that one chunk's computation needs.
+
+        Parameters
+        ----------
+        chunk : Chunk
+
+        Returns
+        -------
+        int
+            Bytes: the chunk's share, by trajectories, of :meth:`estimate_bytes`.
+        """
         return self.estimate_bytes() * chunk.n_trajectories // max(1, len(self.elrs) * len(self.seeds))
 
     def key(self) -> str:
         """Hash of everything that changes results (weights, exact ELRs and seeds, options, the
-        package version); a cache is never reused across a change of any of them."""
+        package version); a cache is never reused across a change of any of them.
+
+        Returns
+        -------
+        str
+            The cache key: 24 hexadecimal digits of a SHA-256 hash.
+        """
         return content_key({"alphas": [repr(float(a)) for a in self.alphas],
                             "elrs": [repr(float(e)) for e in self.elrs], "seeds": [int(s) for s in self.seeds],
                             "options": [[k, repr(v)] for k, v in self.options]})
@@ -204,7 +388,15 @@ class SweepTask:
 
 @dataclass
 class SweepStats:
-    """What a sweep did: units in the plan, and how many came from the cache."""
+    """What a sweep did: units in the plan, and how many came from the cache.
+
+    Attributes
+    ----------
+    chunks : int
+        The number of units in the plan (chunks of a toy sweep, runs of a network sweep).
+    reused : int
+        How many of them were loaded from the cache instead of computed.
+    """
 
     chunks: int = 0
     reused: int = 0
@@ -212,9 +404,24 @@ class SweepStats:
 
 @dataclass(frozen=True, repr=False)
 class ClassifiedSweep(ResultType):
-    """A job's classified sweep: one row per grid value in ``table`` (columns in ``columns`` order),
-    the job's parameters, the merged runs in ``result`` and what the sweep did. The phase diagram and
-    conventional training's sweep are both of this shape."""
+    """A job's classified sweep: the table, the job's parameters, the merged runs and what the
+    sweep did.
+
+    The phase diagram and conventional training's sweep are both of this shape.
+
+    Attributes
+    ----------
+    columns : tuple of str
+        The table's column names, in order.
+    table : dict of str to numpy.ndarray
+        One array per column, one entry per grid value (row).
+    params : dict
+        The job's parameters (``alphas`` among them).
+    result : SimulationResult
+        The merged runs, of shape (K, S).
+    sweep : SweepStats
+        What the sweep did (units, and how many came from the cache).
+    """
 
     columns: tuple
     table: dict
@@ -224,32 +431,77 @@ class ClassifiedSweep(ResultType):
 
     @property
     def alphas(self) -> np.ndarray:
+        """The group weights, shape (n,)."""
         return np.asarray(self.params["alphas"], dtype=float)
 
     @property
     def elrs(self) -> np.ndarray:
+        """The runs' ELRs (learning rates for conventional training), shape (K,)."""
         return self.result.elrs
 
     @property
     def seeds(self) -> np.ndarray:
+        """The runs' seeds, shape (S,)."""
         return self.result.seeds
 
 
 def execute(tasks, plan, *, threads=None, progress=False, desc: str = "sweep", unit: str = "chunk",
             cache_dir=None, scheduler=None, dask_local=None, workers: int = 1, stats: SweepStats | None = None):
-    """Run the units ``plan = [(task index, unit), ...]`` of ``tasks``; return, per task, the list
-    of ``(unit, record)`` in plan order.
+    """Run the units of ``plan``; return, per task, the list of ``(unit, record)`` in plan order.
 
     With ``cache_dir`` every finished unit is stored there (:class:`toymodel._records.ResultCache`)
     and units already stored are loaded instead of recomputed: an interrupted sweep, run again,
-    computes only what is missing and returns identical results. ``stats`` (optional) is filled
-    with the number of units and of reused units.
+    computes only what is missing and returns identical results.
 
-    ``scheduler`` (an address such as ``"tcp://127.0.0.1:8786"``) or ``dask_local`` (a number of
-    worker processes for a ``LocalCluster`` on loopback) run the missing units on Dask (extra
-    ``toymodel[distributed]``); results are identical to a local run. ``workers`` > 1 runs them in
-    that many local worker processes instead (no extra needed; for units that cannot use several
-    threads each, such as small networks), again with identical results.
+    The missing units run in this process, on Dask (``scheduler`` or ``dask_local``) or in local
+    worker processes (``workers``); the results are identical wherever they run.
+
+    Parameters
+    ----------
+    tasks : sequence of task
+        Objects with ``key()``, ``run_unit(unit, threads=None)`` and ``record_type`` (see the
+        module's notes); a ``kernel_variant()`` lets a toy task announce kernel compilation.
+    plan : sequence of (int, unit)
+        ``[(task index, unit), ...]``; a unit has an ``index`` (unique within its task) and a
+        ``name`` (its file name in the cache).
+    threads : int, optional
+        Passed to every ``run_unit`` (default None: the task's own default).
+    progress : bool, optional
+        Show a progress bar over the plan's units, and notes on stderr (default False).
+    desc, unit : str, optional
+        The progress bar's label and unit (default ``"sweep"`` and ``"chunk"``).
+    cache_dir : str or path-like, optional
+        Where finished units are kept and reused (default None: no cache).
+    scheduler : str, optional
+        The address of a running Dask scheduler, such as ``"tcp://127.0.0.1:8786"`` (extra
+        ``toymodel[distributed]``).
+    dask_local : int, optional
+        The number of worker processes of a Dask ``LocalCluster`` on loopback (extra
+        ``toymodel[distributed]``). At most one of ``scheduler`` and ``dask_local``.
+    workers : int, optional
+        Without Dask, ``workers > 1`` runs the missing units in that many spawned local processes
+        (no extra needed; for units that cannot use several threads each, such as small
+        networks). Default 1: in this process.
+    stats : SweepStats, optional
+        Filled with the number of units in the plan and of units reused from the cache.
+
+    Returns
+    -------
+    list of list of (unit, record)
+        ``out[i]``: the units of task ``i`` in plan order, each with its record (of the task's
+        ``record_type``).
+
+    Raises
+    ------
+    ValueError
+        If both ``scheduler`` and ``dask_local`` are given, ``dask_local`` or ``workers`` is not an
+        integer >= 1, ``scheduler`` is blank, or Dask is asked for without the extra.
+
+    Warns
+    -----
+    NonFiniteTrajectoryWarning
+        Once, when records count non-finite trajectories and ``progress`` is off (with
+        ``progress``, a note on stderr says the same).
     """
     tasks = list(tasks)
     check_dask_choice(scheduler, dask_local)
@@ -268,6 +520,17 @@ def execute(tasks, plan, *, threads=None, progress=False, desc: str = "sweep", u
             done[(ti, u.index)] = rec
 
     def finished(ti, u, rec):
+        """Keep a finished unit's record, and store it in the cache if there is one.
+
+        Parameters
+        ----------
+        ti : int
+            The task's index in ``tasks``.
+        u : unit
+            The finished unit.
+        rec : record
+            Its record (of ``tasks[ti].record_type``).
+        """
         if cache is not None:
             cache.save(tasks[ti].key(), u.name, rec)
         done[(ti, u.index)] = rec
@@ -350,10 +613,34 @@ def run_sweeps(tasks, *, threads=None, progress=False, chunk_trajectories: int =
     """Run several toy sweep tasks chunk by chunk (one progress bar over all chunks); return one
     merged :class:`SimulationResult` per task, each identical to a single ``simulate`` call.
 
-    Before any work, the memory of the merged results is estimated and the sweep refused (a
-    ValueError giving the estimate) if it exceeds what this machine has
-    (:func:`toymodel.simulate.check_memory`). ``cache_dir``, ``scheduler``, ``dask_local`` and
-    ``stats`` as in :func:`execute`.
+    Before any work, the memory of the merged results is estimated and the sweep refused if it
+    exceeds what this machine has (:func:`toymodel.simulate.check_memory`).
+
+    Parameters
+    ----------
+    tasks : iterable of SweepTask
+    threads : int, optional
+        Numba threads per chunk (default: Numba's setting); the results do not depend on it.
+    progress : bool, optional
+        Show one progress bar over all chunks (default False).
+    chunk_trajectories : int, optional
+        The target number of trajectories per chunk (:func:`plan_chunks`; default
+        :data:`DEFAULT_CHUNK_TRAJECTORIES`); the results do not depend on it.
+    desc : str, optional
+        The progress bar's label.
+    cache_dir, scheduler, dask_local, stats : optional
+        As in :func:`execute`.
+
+    Returns
+    -------
+    list of SimulationResult
+        One per task, of that task's shape (K, S).
+
+    Raises
+    ------
+    ValueError
+        If the merged results would not fit in memory (giving the estimate), or for the reasons
+        of :func:`plan_chunks` and :func:`execute`.
     """
     tasks = list(tasks)
     check_memory(sum(t.estimate_bytes() for t in tasks), "the sweep's results")
@@ -368,8 +655,35 @@ def run_sweep(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, threads=N
               scheduler=None, dask_local=None, stats: SweepStats | None = None, **simulate_kwargs):
     """Run ``simulate`` over the ELR x seed grid chunk by chunk, with a progress bar.
 
-    Returns the same :class:`SimulationResult` as one ``simulate`` call on the whole grid.
-    ``cache_dir``, ``scheduler``, ``dask_local`` and ``stats`` as in :func:`execute`.
+    Parameters
+    ----------
+    problem : ToyProblem
+    elrs : float or sequence of float, shape (K,)
+        Positive, finite ELRs (learning rates with ``weight_decay``).
+    steps : int
+        Steps per trajectory, as for :func:`simulate`.
+    seeds : int or sequence of int, optional
+        A count S (seeds ``0..S-1``; default 1) or explicit non-negative seeds.
+    burn_in : int, optional
+        Steps excluded from the statistics, as for :func:`simulate` (default 0).
+    threads, progress, chunk_trajectories, desc : optional
+        As in :func:`run_sweeps`.
+    cache_dir, scheduler, dask_local, stats : optional
+        As in :func:`execute`.
+    **simulate_kwargs
+        The other keywords of :func:`simulate` (``lyapunov``, ``record_every``, ``batch_size``,
+        ``mask_prob``), or ``weight_decay`` for conventional training by
+        :func:`simulate_conventional`.
+
+    Returns
+    -------
+    SimulationResult
+        Of shape (K, S): the same as one ``simulate`` call on the whole grid.
+
+    Raises
+    ------
+    ValueError
+        If the weights, ELRs or seeds are not valid, or for the reasons of :func:`run_sweeps`.
     """
     task = SweepTask.make(problem.alphas, elrs, seeds, steps=steps, burn_in=burn_in, **simulate_kwargs)
     return run_sweeps([task], threads=threads, progress=progress, chunk_trajectories=chunk_trajectories,
@@ -377,8 +691,22 @@ def run_sweep(problem: ToyProblem, elrs, steps, *, seeds=1, burn_in=0, threads=N
 
 
 def check_dask_choice(scheduler, dask_local) -> None:
-    """Validate the choice of where to run before any work: at most one of the two, a worker
-    count >= 1, and the optional extra installed (else one clear ValueError naming it)."""
+    """Validate the choice of where to run, before any work.
+
+    Parameters
+    ----------
+    scheduler : str or None
+        The address of a running Dask scheduler.
+    dask_local : int or None
+        The number of worker processes of a local Dask cluster.
+
+    Raises
+    ------
+    ValueError
+        If both are given, ``dask_local`` is not an integer >= 1, ``scheduler`` is blank, or
+        either is given without the optional extra ``toymodel[distributed]`` installed (the
+        message names it).
+    """
     if scheduler is None and dask_local is None:
         return
     if scheduler is not None and dask_local is not None:

@@ -58,7 +58,18 @@ SHARPNESS_PROBES = 32
 
 
 def import_torch():
-    """``torch``, or a ValueError naming the optional extra."""
+    """``torch``, or a ValueError naming the optional extra.
+
+    Returns
+    -------
+    module
+        The ``torch`` module.
+
+    Raises
+    ------
+    ValueError
+        If torch is not installed (the message names the extra ``toymodel[torch]``).
+    """
     try:
         import torch
     except ImportError:
@@ -68,7 +79,13 @@ def import_torch():
 
 def default_workers() -> int:
     """Worker processes for a local sweep: the cores this process may use (each run is too small
-    to use more than one thread well)."""
+    to use more than one thread well).
+
+    Returns
+    -------
+    int
+        At least 1.
+    """
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not on Linux
@@ -77,10 +94,27 @@ def default_workers() -> int:
 
 @contextlib.contextmanager
 def torch_settings(threads=None):
-    """Every network computation of the jobs runs inside this: ``threads`` torch threads (default 1)
-    and deterministic algorithms, restored afterwards. With several threads torch may sum in
-    another order, so the same count everywhere (worker processes, Dask, this process) keeps the
-    results identical."""
+    """Every network computation of the jobs runs inside this: a fixed number of torch threads and
+    deterministic algorithms, both restored afterwards.
+
+    With several threads torch may sum in another order, so the same count everywhere (worker
+    processes, Dask, this process) keeps the results identical.
+
+    Parameters
+    ----------
+    threads : int, optional
+        The number of torch threads (default None: 1).
+
+    Yields
+    ------
+    module
+        The ``torch`` module.
+
+    Raises
+    ------
+    ValueError
+        If torch is not installed.
+    """
     torch = import_torch()
     old_threads = torch.get_num_threads()
     previous = torch.are_deterministic_algorithms_enabled()
@@ -101,6 +135,7 @@ def dataset(seed: int, data):
     Parameters
     ----------
     seed : int
+        Splits the digits (the same file for every seed).
     data : str or None
         What ``--data`` names (see :func:`toymodel.nets.load_data`).
 
@@ -115,7 +150,25 @@ def dataset(seed: int, data):
 
 @functools.lru_cache(maxsize=8)
 def tensors_for(seed: int, data, dtype: str, device: str):
-    """``(X_train, y_train, X_test, y_test)`` of :func:`dataset` as tensors of ``dtype`` on ``device``."""
+    """``(X_train, y_train, X_test, y_test)`` of :func:`dataset` as tensors of ``dtype`` on ``device``.
+
+    Cached per process, as :func:`dataset` is.
+
+    Parameters
+    ----------
+    seed : int
+        Splits the digits (as in :func:`dataset`).
+    data : str or None
+        A resolved ``.npz`` path, or None for the digits.
+    dtype : {"float32", "float64"}
+        The inputs' dtype, by name (labels are int64).
+    device : {"cpu", "cuda"}
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        ``(X_train, y_train, X_test, y_test)``.
+    """
     torch = import_torch()
     from ..nets import as_tensors
 
@@ -161,9 +214,40 @@ class BridgeSpec:
              out_norm=NET_DEFAULTS["out_norm"], epochs=NET_DEFAULTS["epochs"], batch_size=NET_DEFAULTS["batch_size"],
              dtype=NET_DEFAULTS["dtype"], device=NET_DEFAULTS["device"], data=None,
              sharpness: bool = False) -> BridgeSpec:
-        """A validated spec (a ValueError names the first bad parameter); ``hidden`` may also be
-        a comma-separated string. Nothing here needs torch or reads the data (see
-        :meth:`check_setup`)."""
+        """A validated spec. Nothing here needs torch or reads the data (see :meth:`check_setup`).
+
+        Defaults are those of :data:`NET_DEFAULTS`.
+
+        Parameters
+        ----------
+        model : {"mlp", "convnet"}, optional
+        hidden : sequence of int or str, optional
+            The MLP's hidden widths, each >= 1 (at least one), or a comma-separated string such as
+            ``"64,64"``.
+        width : int, optional
+            The ConvNet's first width, >= 1.
+        out_norm : float, optional
+            The norm of the fixed output layer, positive and finite.
+        epochs : int, optional
+            Epochs per run, >= 2.
+        batch_size : int, optional
+            >= 2 (at most the training set size, checked by :meth:`check_setup`).
+        dtype : {"float32", "float64"}, optional
+        device : {"cpu", "cuda"}, optional
+        data : str or path-like, optional
+            An existing ``.npz`` file (resolved to an absolute path); None for the digits.
+        sharpness : bool, optional
+            Measure the tangent Hessian at the end of every run on the sphere (default False).
+
+        Returns
+        -------
+        BridgeSpec
+
+        Raises
+        ------
+        ValueError
+            Naming the first bad parameter.
+        """
         epochs = as_int(epochs, "epochs", minimum=2, maximum=MAX_STEPS)
         batch_size = as_int(batch_size, "batch_size", minimum=2, maximum=MAX_BATCH_SIZE)
         if isinstance(hidden, str):
@@ -192,12 +276,32 @@ class BridgeSpec:
 
     def check_memory(self, runs: int, epochs: int | None = None) -> None:
         """Refuse a sweep of ``runs`` runs whose records would not fit in memory: per run and epoch
-        six scalars and three values per channel (ELR, effective gradient norm, ESS)."""
+        six scalars and three values per channel (ELR, effective gradient norm, ESS).
+
+        Parameters
+        ----------
+        runs : int
+            The number of runs of the sweep.
+        epochs : int, optional
+            Epochs per run (default: the spec's).
+
+        Raises
+        ------
+        ValueError
+            If the records would need more memory than this machine has (giving the estimate).
+        """
         epochs = self.epochs if epochs is None else epochs
         check_memory(int(runs) * epochs * (6 + 3 * self.channels) * 8, "the sweep's records")
 
     def check_setup(self) -> None:
-        """What can only be checked with torch and the data: the extra, the device, the data's shape."""
+        """What can only be checked with torch and the data: the extra, the device, the data's shape.
+
+        Raises
+        ------
+        ValueError
+            If torch is not installed, the device is ``cuda`` and torch sees none, the model is the
+            ConvNet and the data are flat, or ``batch_size`` exceeds the training set.
+        """
         torch = import_torch()
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device cuda: this machine's torch sees no CUDA device (use --device cpu)")
@@ -209,7 +313,13 @@ class BridgeSpec:
                              f"got {self.batch_size}")
 
     def payload(self) -> dict:
-        """The JSON-able form (floats as ``repr``) for cache keys and records."""
+        """The JSON-able form (floats as ``repr``) for cache keys and records.
+
+        Returns
+        -------
+        dict
+            Including the data's source and torch's version (so it imports torch and reads the data).
+        """
         return {"model": self.model, "hidden": list(self.hidden) if self.model == "mlp" else None,
                 "width": self.width if self.model == "convnet" else None, "out_norm": repr(float(self.out_norm)),
                 "epochs": self.epochs, "batch_size": self.batch_size, "dtype": self.dtype, "device": self.device,
@@ -217,7 +327,14 @@ class BridgeSpec:
                 **({"sharpness": [SHARPNESS_EXAMPLES, SHARPNESS_K, SHARPNESS_PROBES]} if self.sharpness else {})}
 
     def params(self) -> dict:
-        """The spec's part of a job's recorded parameters (with what the data turned out to be)."""
+        """The spec's part of a job's recorded parameters (with what the data turned out to be).
+
+        Returns
+        -------
+        dict
+            The fields but ``sharpness``, the data's source, number of classes and input size,
+            and the sphere's radius.
+        """
         d = dataset(0, self.data)
         return dict(epochs=self.epochs, batch_size=self.batch_size, hidden=list(self.hidden), out_norm=self.out_norm,
                     model=self.model, width=self.width, dtype=self.dtype, device=self.device, data=self.data,
@@ -226,8 +343,24 @@ class BridgeSpec:
 
 
 def build_model(spec: BridgeSpec, seed: int):
-    """The network of ``spec`` for ``seed`` (initialisation from stream ``NET_INIT``; the global
-    torch RNG is left as it was), in the spec's dtype and on its device."""
+    """The network of ``spec`` for ``seed``, in the spec's dtype and on its device.
+
+    Parameters
+    ----------
+    spec : BridgeSpec
+    seed : int
+        Fixes the data (hence the input and output sizes) and the initialisation (stream
+        ``NET_INIT``; the global torch RNG is left as it was).
+
+    Returns
+    -------
+    toymodel.nets.MLPSI or toymodel.nets.ConvNetSI
+
+    Raises
+    ------
+    ValueError
+        If torch is not installed, or the model is the ConvNet and the data are flat.
+    """
     torch = import_torch()
     from .. import nets
 
@@ -246,8 +379,19 @@ def build_model(spec: BridgeSpec, seed: int):
 # ------------------------------------------------------------------------------------- one run
 @dataclass(frozen=True)
 class SphereRun:
-    """A run on the sphere at total ELR ``elr`` for ``epochs`` (None: the spec's). ``label`` says
-    what the row is where a job mixes kinds of runs (fine-tuning: "pretrain", "scratch", ...)."""
+    """A run on the sphere at a fixed total ELR.
+
+    Attributes
+    ----------
+    elr : float
+        The total ELR.
+    epochs : int or None
+        Epochs of the run (default None: the spec's).
+    label : str
+        What the row is where a job mixes kinds of runs (fine-tuning: "pretrain", "scratch", ...).
+    record_type : type
+        :class:`~toymodel.netrecords.TrainResult`, the run's record (a class attribute).
+    """
 
     elr: float
     epochs: int | None = None
@@ -255,13 +399,32 @@ class SphereRun:
     record_type = TrainResult
 
     def payload(self) -> dict:
+        """The JSON-able form (floats as ``repr``) for cache keys.
+
+        Returns
+        -------
+        dict
+        """
         return {"elr": repr(float(self.elr)), "epochs": self.epochs, "label": self.label}
 
 
 @dataclass(frozen=True)
 class ConventionalRun:
-    """A conventional run: ``torch.optim.SGD`` with learning rate ``lr`` and weight decay
-    ``weight_decay``, no projection, for ``epochs`` (None: the spec's)."""
+    """A conventional run: ``torch.optim.SGD`` with learning rate and weight decay, no projection.
+
+    Attributes
+    ----------
+    lr : float
+        The learning rate η.
+    weight_decay : float
+        The weight decay λ.
+    epochs : int or None
+        Epochs of the run (default None: the spec's).
+    label : str
+        What the row is where a job mixes kinds of runs.
+    record_type : type
+        :class:`~toymodel.netrecords.ConventionalResult`, the run's record (a class attribute).
+    """
 
     lr: float
     weight_decay: float
@@ -270,6 +433,12 @@ class ConventionalRun:
     record_type = ConventionalResult
 
     def payload(self) -> dict:
+        """The JSON-able form (floats as ``repr``) for cache keys.
+
+        Returns
+        -------
+        dict
+        """
         return {"lr": repr(float(self.lr)), "weight_decay": repr(float(self.weight_decay)), "epochs": self.epochs,
                 "label": self.label}
 
@@ -281,10 +450,13 @@ def train(spec: BridgeSpec, setting, seed: int, threads=None, start=None):
     Parameters
     ----------
     spec : BridgeSpec
+        The network, data and training.
     setting : SphereRun or ConventionalRun
+        The run's kind and setting; its ``epochs``, if not None, replace the spec's.
     seed : int
         Fixes the data split (digits), the output layer, the initial weights and the batch order.
     threads : int, optional
+        The number of torch threads (default None: 1).
     start : numpy.ndarray, optional
         Flat scale-invariant weights to start from (another run's ``final_weights``: fine-tuning).
 
@@ -315,9 +487,21 @@ def measure_sharpness(net, X, y, seed: int):
     """The tangent Hessian's top eigenvalues and trace at the network's current point, in float64
     on the first ``SHARPNESS_EXAMPLES`` training examples (a copy of the network is used).
 
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The trained network; the parameters that require gradients form the sphere.
+    X : torch.Tensor, shape (N, ...)
+        The training inputs.
+    y : torch.Tensor, shape (N,)
+        The training labels.
+    seed : int
+        Seeds the Lanczos start vector and the Hutchinson probes.
+
     Returns
     -------
     toymodel.nets.hessian.Sharpness
+        ``SHARPNESS_K`` top eigenvalues, the trace from ``SHARPNESS_PROBES`` probes.
     """
     import copy
 
@@ -332,7 +516,23 @@ def measure_sharpness(net, X, y, seed: int):
 
 def random_guess(spec: BridgeSpec, seed: int, points: int = 64, threads=None) -> float:
     """The random-guess level of seed ``seed``'s network and training set
-    (:func:`toymodel.nets.random_guess_level`), with the runs' torch settings."""
+    (:func:`toymodel.nets.random_guess_level`), with the runs' torch settings.
+
+    Parameters
+    ----------
+    spec : BridgeSpec
+    seed : int
+        Fixes the network, the data split and the random points.
+    points : int, optional
+        The number of random points of the sphere (default 64).
+    threads : int, optional
+        The number of torch threads (default None: 1).
+
+    Returns
+    -------
+    float
+        The mean training loss at the random points.
+    """
     from .. import nets
 
     with torch_settings(threads) as torch:
@@ -346,7 +546,17 @@ def random_guess(spec: BridgeSpec, seed: int, points: int = 64, threads=None) ->
 # ------------------------------------------------------------------------------- sweep task
 @dataclass(frozen=True)
 class NetUnit:
-    """One unit of a network sweep: the run of setting ``k`` with seed ``seed``."""
+    """One unit of a network sweep: the run of setting ``k`` with seed ``seed``.
+
+    Attributes
+    ----------
+    index : int
+        The unit's position in its task (``k * len(seeds) + j``).
+    k : int
+        The setting's index in the task's ``settings``.
+    seed : int
+        The seed itself (not its index).
+    """
 
     index: int
     k: int
@@ -354,6 +564,7 @@ class NetUnit:
 
     @property
     def name(self) -> str:
+        """The file name of the run's cached record, ``run_<k>_<seed>``."""
         return f"run_{self.k:04d}_{self.seed:04d}"
 
 
@@ -394,27 +605,74 @@ class NetTask:
 
     @property
     def record_type(self):
+        """The type of the runs' records: that of the settings' kind."""
         return type(self.settings[0]).record_type
 
     def units(self) -> list[NetUnit]:
+        """Every setting with every seed, setting-major.
+
+        Returns
+        -------
+        list of NetUnit
+        """
         return [NetUnit(k * len(self.seeds) + j, k, s) for k in range(len(self.settings))
                 for j, s in enumerate(self.seeds)]
 
     def run_unit(self, unit: NetUnit, threads=None):
+        """One run (:func:`train`), from its given weights if ``starts`` has them.
+
+        Parameters
+        ----------
+        unit : NetUnit
+        threads : int, optional
+            Ignored: the run uses the task's ``threads``, so that results never depend on the
+            runner.
+
+        Returns
+        -------
+        TrainResult or ConventionalResult
+        """
         start = None if self.starts is None else self.starts.get((unit.k, unit.seed))
         return train(self.spec, self.settings[unit.k], unit.seed, self.threads, start=start)
 
     def key(self) -> str:
+        """Hash of everything that changes the runs (job, settings, seeds, sources, the spec with
+        the data's source and torch's version, the package version).
+
+        Returns
+        -------
+        str
+            The cache key.
+        """
         return content_key({"job": self.job, "settings": [s.payload() for s in self.settings],
                             "seeds": [int(s) for s in self.seeds], "sources": self.sources, **self.spec.payload()})
 
 
 @dataclass(frozen=True)
 class Runner:
-    """Where a sweep's runs go, and what is kept: ``workers`` local processes (default 1), or a
-    Dask cluster (``scheduler`` address or ``dask_local`` workers); ``threads`` torch threads per
-    run (default 1); ``progress`` bars; ``cache_dir`` to keep finished runs and reuse them. The
-    results do not depend on any of these."""
+    """Where a sweep's runs go, and what is kept. The results do not depend on any of these.
+
+    Attributes
+    ----------
+    workers : int
+        Local worker processes, >= 1 (default 1: this process).
+    scheduler : str or None
+        The address of a running Dask scheduler to run the runs on.
+    dask_local : int or None
+        Or the number of worker processes of a local Dask cluster (at most one of the two).
+    threads : int
+        The number of torch threads per run, >= 1 (default 1).
+    progress : bool
+        Show progress bars (default False).
+    cache_dir : pathlib.Path or None
+        Where finished runs are kept and reused (default None: nowhere).
+
+    Raises
+    ------
+    ValueError
+        If ``workers`` or ``threads`` is not an integer >= 1, or for the reasons of
+        :func:`toymodel.sweep.check_dask_choice`.
+    """
 
     workers: int = 1
     scheduler: str | None = None
@@ -429,8 +687,21 @@ class Runner:
         check_dask_choice(self.scheduler, self.dask_local)
 
     def run(self, task: NetTask, desc: str) -> tuple[list, int]:
-        """Run every unit of ``task`` (reusing cached ones): ``(runs[k][j], reused)`` with ``j``
-        the index of the seed in ``task.seeds``."""
+        """Run every unit of ``task``, reusing cached ones.
+
+        Parameters
+        ----------
+        task : NetTask
+        desc : str
+            The progress bar's label.
+
+        Returns
+        -------
+        runs : list of list of record
+            ``runs[k][j]``: the run of setting ``k`` with seed ``task.seeds[j]``.
+        reused : int
+            How many runs came from the cache.
+        """
         stats = SweepStats()
         parts = execute([task], [(0, u) for u in task.units()], progress=self.progress, desc=desc, unit="run",
                         cache_dir=self.cache_dir, scheduler=self.scheduler, dask_local=self.dask_local,
@@ -442,16 +713,40 @@ class Runner:
         return runs, stats.reused
 
     def random_guess(self, spec: BridgeSpec, seeds) -> np.ndarray:
-        """The random-guess level of every seed (:func:`random_guess`), with the runs' threads."""
+        """The random-guess level of every seed (:func:`random_guess`), with the runs' threads.
+
+        Parameters
+        ----------
+        spec : BridgeSpec
+        seeds : iterable of int
+
+        Returns
+        -------
+        numpy.ndarray, shape (S,)
+        """
         return np.array([random_guess(spec, int(s), threads=self.threads) for s in seeds])
 
 
 # ------------------------------------------------------------------------------- sweep results
 @dataclass(frozen=True, repr=False)
 class NetSweep(ResultType):
-    """The base of the network jobs' results: one row per setting in ``table`` (columns in
-    ``columns``), the runs ``runs[k][j]`` (setting k, seed index j), the parameters, the
-    random-guess level per seed and how many runs came from the cache."""
+    """The base of the network jobs' results.
+
+    Attributes
+    ----------
+    columns : tuple of str
+        The table's column names, in order.
+    table : dict of str to numpy.ndarray
+        One array per column, one entry per row (one row per setting, unless a job says otherwise).
+    params : dict
+        The job's parameters (``seeds`` and ``epochs`` among them).
+    runs : list of list of record
+        ``runs[k][j]``: the run of setting ``k`` with seed index ``j``.
+    random_guess : numpy.ndarray, shape (S,)
+        The random-guess level per seed.
+    reused : int
+        How many runs came from the cache.
+    """
 
     columns: tuple
     table: dict
@@ -475,20 +770,47 @@ class NetSweep(ResultType):
 
     @property
     def seeds(self) -> np.ndarray:
+        """The seeds, shape (S,)."""
         return np.asarray(self.params["seeds"])
 
     def csv_text(self) -> str:
-        """The table as CSV text (one row per setting)."""
+        """The table as CSV text (one row per setting).
+
+        Returns
+        -------
+        str
+        """
         return csv_text(self.columns, self.table)
 
 
 def seed_grid(runs, fn) -> np.ndarray:
-    """``fn(run)`` for every run, as a (settings x seeds) array."""
+    """``fn(run)`` for every run, as a (settings x seeds) array.
+
+    Parameters
+    ----------
+    runs : list of list of record
+        ``runs[k][j]``, as in :class:`NetSweep`.
+    fn : callable
+        ``fn(run)``: a number or an array of the same shape for every run.
+
+    Returns
+    -------
+    numpy.ndarray, shape (K, S, ...)
+    """
     return np.array([[fn(r) for r in row] for row in runs])
 
 
 def classify_runs(runs, random_guess, window: slice):
     """Classify every run over ``window`` and every setting over its seeds.
+
+    Parameters
+    ----------
+    runs : list of list of record
+        ``runs[k][j]`` (K settings x S seeds), each with ``train_loss`` and ``step_cosine`` per epoch.
+    random_guess : array_like, shape (S,)
+        The random-guess level per seed.
+    window : slice
+        The epochs classified.
 
     Returns
     -------
@@ -507,8 +829,31 @@ def classify_runs(runs, random_guess, window: slice):
 
 
 def job_record(job: str, params: dict, outputs, wall_time_s=None, started=None, reused: int = 0, **rest) -> dict:
-    """The JSON record every network job writes: its name and parameters, what it adds (``rest``),
-    the files written, the versions (torch's included) and the timing."""
+    """The JSON record every network job writes: its name and parameters, what it adds, the files
+    written, the versions (torch's included, when installed) and the timing.
+
+    Parameters
+    ----------
+    job : str
+        The job's name.
+    params : dict
+        The job's parameters.
+    outputs : iterable of str
+        The names of the files written.
+    wall_time_s : float, optional
+        The job's wall time in seconds.
+    started : str, optional
+        When the job started (ISO 8601).
+    reused : int, optional
+        How many runs came from the cache (default 0).
+    **rest
+        What the job adds, after the parameters.
+
+    Returns
+    -------
+    dict
+        JSON-able.
+    """
     vers = versions()
     with contextlib.suppress(ValueError):  # a record rebuilt where torch is missing
         vers["torch"] = import_torch().__version__
@@ -520,7 +865,19 @@ def job_record(job: str, params: dict, outputs, wall_time_s=None, started=None, 
 def add_network_arguments(ap, *, out: str, defaults: dict = NET_DEFAULTS, seeds: int | None = None,
                           epochs: int | None = None) -> None:
     """The flags every network job shares: model, data, sizes, precision, device, where the runs
-    go, and the output conventions."""
+    go, and the output conventions.
+
+    Parameters
+    ----------
+    ap : argparse.ArgumentParser
+        Gets the flags.
+    out : str
+        The default output folder (``--out``).
+    defaults : dict, optional
+        The flags' defaults (default :data:`NET_DEFAULTS`).
+    seeds, epochs : int, optional
+        Defaults of ``--seeds`` and ``--epochs`` that replace those of ``defaults``.
+    """
     d = defaults
     ap.add_argument("--model", default=d["model"],
                     help="mlp (MLPSI) or convnet (ConvNetSI, images only) (default: %(default)s)")
@@ -560,15 +917,49 @@ def add_network_arguments(ap, *, out: str, defaults: dict = NET_DEFAULTS, seeds:
 
 
 def spec_from_args(args, sharpness: bool = False) -> BridgeSpec:
-    """The validated spec of the shared flags."""
+    """The validated spec of the shared flags.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed with the flags of :func:`add_network_arguments`.
+    sharpness : bool, optional
+        The spec's ``sharpness`` (default False).
+
+    Returns
+    -------
+    BridgeSpec
+
+    Raises
+    ------
+    ValueError
+        As :meth:`BridgeSpec.make`.
+    """
     return BridgeSpec.make(model=args.model, hidden=args.hidden, width=args.width, out_norm=args.out_norm,
                            epochs=args.epochs, batch_size=args.batch_size, dtype=args.dtype, device=args.device,
                            data=args.data, sharpness=sharpness)
 
 
 def runner_from_args(args, out=None) -> Runner:
-    """The validated runner of the shared flags (``out``: the output folder, whose cache
-    ``--resume`` uses)."""
+    """The validated runner of the shared flags.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed with the flags of :func:`add_network_arguments`.
+    out : str or path-like, optional
+        The output folder, whose cache ``--resume`` uses (default None: no cache).
+
+    Returns
+    -------
+    Runner
+        ``--workers`` defaults to :func:`default_workers`, ``--threads`` to 1.
+
+    Raises
+    ------
+    ValueError
+        As :class:`Runner`.
+    """
     return Runner(workers=args.workers if args.workers is not None else default_workers(),
                   scheduler=args.scheduler, dask_local=args.dask_local,
                   threads=args.threads if args.threads is not None else 1, progress=not args.quiet,

@@ -46,9 +46,25 @@ DEFAULTS = dict(NET_DEFAULTS, lr_wd_min=1e-4, lr_wd_max=0.3, num=9, weight_decay
 
 @dataclass(frozen=True, repr=False)
 class ConventionalNetSweep(NetSweep):
-    """A classified ηλ sweep of conventional training: ``table`` one row per ηλ, ``runs[k][s]``."""
+    """A classified ηλ sweep of conventional training: ``table`` one row per ηλ, ``runs[k][s]``.
+
+    Attributes
+    ----------
+    columns, table, params, random_guess, reused
+        As in :class:`NetSweep`; ``table`` has one row per ηλ.
+    runs : list of list of ConventionalResult
+        ``runs[k][j]``: the run at the ``k``-th ηλ with seed index ``j``.
+    """
 
     def long_table(self) -> dict:
+        """One row per (ηλ, seed): the setting and the final train loss and test error.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            Columns ``lr``, ``weight_decay``, ``lr_wd``, ``seed``, ``final_train_loss`` and
+            ``final_test_error``, each of shape (K * S,), setting-major.
+        """
         rows = [(r.lr, r.weight_decay, r.lr_wd, r.seed, r.train_loss[-1], r.test_error[-1]) for row in self.runs
                 for r in row]
         names = ("lr", "weight_decay", "lr_wd", "seed", "final_train_loss", "final_test_error")
@@ -56,7 +72,25 @@ class ConventionalNetSweep(NetSweep):
 
 
 def lr_wd_grid(lr_wd_min=DEFAULTS["lr_wd_min"], lr_wd_max=DEFAULTS["lr_wd_max"], num=DEFAULTS["num"]) -> np.ndarray:
-    """``num`` log-spaced values of ηλ from ``lr_wd_min`` to ``lr_wd_max`` < 1 (validated)."""
+    """``num`` log-spaced values of ηλ from ``lr_wd_min`` to ``lr_wd_max`` < 1.
+
+    Parameters
+    ----------
+    lr_wd_min, lr_wd_max : float, optional
+        The smallest and largest ηλ, ``0 < lr_wd_min < lr_wd_max < 1`` (default 1e-4 and 0.3).
+    num : int, optional
+        The number of values, >= 2 (default 9).
+
+    Returns
+    -------
+    numpy.ndarray, shape (num,)
+        Increasing.
+
+    Raises
+    ------
+    ValueError
+        If the bounds or ``num`` are not valid.
+    """
     lr_wd_min, lr_wd_max, num = as_elr_range(lr_wd_min, lr_wd_max, num)
     return _below_one(np.geomspace(lr_wd_min, lr_wd_max, num), "lr_wd_max")
 
@@ -76,15 +110,23 @@ def compute_conventional(lr_wds=None, weight_decay: float = DEFAULTS["weight_dec
     lr_wds : array_like, shape (K,), optional
         Values of ηλ (positive, increasing, below 1); default :func:`lr_wd_grid` (9 from 1e-4 to 0.3).
     weight_decay : float, optional
-        λ > 0 (default 0.01).
+        The weight decay λ > 0 (default 0.01).
     seeds : int, optional
         Seeds 0 .. seeds-1 (as in :func:`toymodel.bridge.compute_bridge`).
     spec : BridgeSpec, optional
+        The network, data and training (default :meth:`BridgeSpec.make`).
     runner : Runner, optional
+        Where the runs go and the resume cache (default: one process).
 
     Returns
     -------
     ConventionalNetSweep
+
+    Raises
+    ------
+    ValueError
+        If ``lr_wds``, ``weight_decay`` or ``seeds`` is not valid, the records would not fit in
+        memory, or the setup fails :meth:`BridgeSpec.check_setup`.
     """
     lws = lr_wd_grid() if lr_wds is None else _below_one(as_elrs(lr_wds, "lr_wds"), "lr_wds")
     weight_decay = as_positive_float(weight_decay, "weight_decay")
@@ -144,6 +186,7 @@ def read_regime_bands(path):
     Parameters
     ----------
     path : str or Path or None
+        The CSV of :func:`toymodel.bridge.write_bridge_outputs`.
 
     Returns
     -------
@@ -160,8 +203,34 @@ def read_regime_bands(path):
 
 def write_outputs(cs: ConventionalNetSweep, out, fmt: str = "png", plot: bool = True, wall_time_s=None, started=None,
                   bands=None):
-    """``bridge_conventional.csv``, ``.json`` and (unless ``plot=False``) ``bridge_conventional.<fmt>``,
-    the effective ELR over the fixed-ELR regime bands of the ``bridge.csv`` at ``bands`` (if given)."""
+    """Write ``bridge_conventional.csv``, ``.json`` and (unless ``plot=False``)
+    ``bridge_conventional.<fmt>``, each atomically.
+
+    The figure shows the effective ELR over the fixed-ELR regime bands of the ``bridge.csv`` at
+    ``bands`` (if given).
+
+    Parameters
+    ----------
+    cs : ConventionalNetSweep
+    out : str or path-like
+        The output folder.
+    fmt : str, optional
+        The figures' format: png (default), svg or pdf.
+    plot : bool, optional
+        Write the figures (default True).
+    wall_time_s : float, optional
+        The job's wall time in seconds, for the JSON record.
+    started : str, optional
+        When the job started (ISO 8601), for the JSON record.
+    bands : str or path-like, optional
+        A fixed-ELR sweep's ``bridge.csv`` (:func:`read_regime_bands`; no bands are drawn if it
+        is not a file). Its path is recorded in the JSON.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+    """
     out = Path(out)
     names = ["bridge_conventional.csv", "bridge_conventional.json"]
     atomic_write_text(out / names[0], cs.csv_text())

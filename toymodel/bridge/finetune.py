@@ -53,12 +53,31 @@ FROM_PRETRAIN, FROM_CONVENTIONAL, FROM_SCRATCH = "pretrain", "conventional", "sc
 class FinetuneResult(NetSweep):
     """Fine-tuning from every pre-training ELR: ``table`` one row per (pre-training ELR, seed);
     ``runs[k][j]`` the fine-tuning runs (settings: one per pre-training ELR, then the conventional
-    end point, then from scratch); ``pretrain`` and ``conventional`` the sweeps they started from."""
+    end point, then from scratch); ``pretrain`` and ``conventional`` the sweeps they started from.
+
+    Attributes
+    ----------
+    columns, table, params, random_guess, reused
+        As in :class:`NetSweep`; ``table`` has one row per (pre-training ELR, seed), and
+        ``random_guess`` is that of the pre-training.
+    runs : list of list of TrainResult
+        ``runs[k][j]``: the fine-tuning run of setting ``k`` with seed index ``j``.
+    pretrain : BridgeSweep
+        The pre-training sweep.
+    conventional : ConventionalNetSweep
+        The conventional baseline's sweep (one ηλ).
+    """
 
     pretrain: BridgeSweep | None = field(default=None, repr=False)
     conventional: ConventionalNetSweep | None = field(default=None, repr=False)
 
     def long_table(self) -> dict:
+        """The table itself (already one row per pre-training ELR and seed).
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+        """
         return dict(self.table)
 
 
@@ -74,19 +93,29 @@ def compute_finetune(pretrain_elrs=None, seeds: int = DEFAULTS["seeds"], spec: B
     pretrain_elrs : array_like, shape (K,), optional
         The pre-training ELRs; default 9 from 1e-4 to 1.
     seeds : int, optional
+        Seeds 0 .. seeds-1 (default 3), as in :func:`toymodel.bridge.compute_bridge`.
     spec : BridgeSpec, optional
         The network and the pre-training (its ``epochs``); the sharpness is measured at the end
         of every fine-tuning run whatever ``spec.sharpness`` says, and not in pre-training.
     runner : Runner, optional
+        Where the runs go and the resume cache (default: one process).
     finetune_elr : float, optional
-        The ELR of fine-tuning (inside the convergence regime).
+        The ELR of fine-tuning (inside the convergence regime; default 3e-4).
     finetune_epochs : int, optional
+        Epochs of fine-tuning, >= 2 (default 20); the runs from scratch take the pre-training's
+        epochs plus these.
     conventional_lr_wd, weight_decay : float, optional
-        ηλ and λ of the conventional baseline.
+        The values ηλ (< 1) and λ of the conventional baseline (default 0.01 and 0.01).
 
     Returns
     -------
     FinetuneResult
+
+    Raises
+    ------
+    ValueError
+        If a setting is not valid, the records would not fit in memory, or the setup fails
+        :meth:`BridgeSpec.check_setup`.
     """
     pre_elrs = elr_grid(DEFAULTS["elr_min"], DEFAULTS["elr_max"], DEFAULTS["num"]) if pretrain_elrs is None \
         else pretrain_elrs
@@ -130,7 +159,20 @@ def compute_finetune(pretrain_elrs=None, seeds: int = DEFAULTS["seeds"], spec: B
 
 
 def summary(res: FinetuneResult) -> dict:
-    """Per pre-training ELR: mean and std over seeds of the fine-tuned test error (and the baselines)."""
+    """Per pre-training ELR: mean and std over seeds of the fine-tuned test error (and the baselines).
+
+    Parameters
+    ----------
+    res : FinetuneResult
+
+    Returns
+    -------
+    dict
+        JSON-able: ``per_pretrain_elr``, a list of one dict per pre-training ELR (its regime, the
+        means of the fine-tuned test error, train loss and sharpness and of the pre-training test
+        error, the stds of the fine-tuned test error and sharpness); ``scratch_test_error`` and
+        ``conventional_test_error``, ``[mean, std]`` over seeds.
+    """
     t = res.table
     out = []
     for e in np.unique(t["pretrain_elr"]):
@@ -146,7 +188,28 @@ def summary(res: FinetuneResult) -> dict:
 
 
 def write_outputs(res: FinetuneResult, out, fmt: str = "png", plot: bool = True, wall_time_s=None, started=None):
-    """``bridge_finetune.csv``, ``.json`` and (unless ``plot=False``) ``bridge_finetune.<fmt>``."""
+    """Write ``bridge_finetune.csv``, ``.json`` and (unless ``plot=False``) ``bridge_finetune.<fmt>``,
+    each atomically.
+
+    Parameters
+    ----------
+    res : FinetuneResult
+    out : str or path-like
+        The output folder.
+    fmt : str, optional
+        The figures' format: png (default), svg or pdf.
+    plot : bool, optional
+        Write the figures (default True).
+    wall_time_s : float, optional
+        The job's wall time in seconds, for the JSON record.
+    started : str, optional
+        When the job started (ISO 8601), for the JSON record.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+    """
     out = Path(out)
     names = ["bridge_finetune.csv", "bridge_finetune.json"]
     atomic_write_text(out / names[0], res.csv_text())

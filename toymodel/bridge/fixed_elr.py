@@ -55,14 +55,30 @@ DEFAULTS = dict(NET_DEFAULTS, elr_min=1e-4, elr_max=10.0, num=21)
 @dataclass(frozen=True, repr=False)
 class BridgeSweep(NetSweep):
     """A classified ELR sweep of the network: one row per ELR in ``table``, per-run records in
-    ``runs`` (index [elr][seed]), and the parameters."""
+    ``runs`` (index [elr][seed]), and the parameters.
+
+    Attributes
+    ----------
+    columns, table, params, random_guess, reused
+        As in :class:`NetSweep`; ``table`` has one row per ELR.
+    runs : list of list of TrainResult
+        ``runs[k][j]``: the run at ELR ``k`` with seed index ``j``.
+    """
 
     @property
     def elrs(self) -> np.ndarray:
+        """The sweep's ELRs, shape (K,)."""
         return np.asarray(self.table["elr"])
 
     def long_table(self) -> dict:
-        """One row per (ELR, seed): final train loss, test error and window statistics."""
+        """One row per (ELR, seed): final train loss, test error and window statistics.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            Columns ``elr``, ``seed``, ``final_train_loss``, ``final_test_error``, ``mean_loss``
+            and ``mean_cosine`` (over the window), each of shape (K * S,), ELR-major.
+        """
         rows = [(r.elr, r.seed, r.train_loss[-1], r.test_error[-1], r.train_loss[self.window].mean(),
                  r.step_cosine[self.window].mean()) for row in self.runs for r in row]
         names = ("elr", "seed", "final_train_loss", "final_test_error", "mean_loss", "mean_cosine")
@@ -70,7 +86,25 @@ class BridgeSweep(NetSweep):
 
 
 def elr_grid(elr_min=DEFAULTS["elr_min"], elr_max=DEFAULTS["elr_max"], num=DEFAULTS["num"]) -> np.ndarray:
-    """``num`` log-spaced ELRs from ``elr_min`` to ``elr_max`` (validated)."""
+    """``num`` log-spaced ELRs from ``elr_min`` to ``elr_max``.
+
+    Parameters
+    ----------
+    elr_min, elr_max : float, optional
+        The smallest and largest ELR, ``0 < elr_min < elr_max``, finite (default 1e-4 and 10).
+    num : int, optional
+        The number of ELRs, >= 2 (default 21).
+
+    Returns
+    -------
+    numpy.ndarray, shape (num,)
+        Increasing.
+
+    Raises
+    ------
+    ValueError
+        If the bounds or ``num`` are not valid.
+    """
     elr_min, elr_max, num = as_elr_range(elr_min, elr_max, num)
     return np.geomspace(elr_min, elr_max, num)
 
@@ -97,6 +131,13 @@ def compute_bridge(elrs=None, seeds: int = DEFAULTS["seeds"], spec: BridgeSpec |
     Returns
     -------
     BridgeSweep
+
+    Raises
+    ------
+    ValueError
+        If ``elrs`` or ``seeds`` is not valid, the records would not fit in memory, or the setup
+        fails :meth:`BridgeSpec.check_setup` (torch missing, no CUDA device, data that do not fit
+        the model or the batch size).
     """
     elrs = elr_grid() if elrs is None else as_elrs(elrs)
     seeds = as_int(seeds, "seeds", minimum=1)
@@ -158,7 +199,26 @@ def _ess_dispersion(r, w: slice) -> float:
 
 def bridge_json_record(bs: BridgeSweep, wall_time_s=None, started=None, outputs=()) -> dict:
     """Parameters, versions, classification constants, timing, the random-guess level per seed,
-    per-ELR seed-averaged learning curves, and the per-channel data of seed 0 for the ESS figure."""
+    per-ELR seed-averaged learning curves, and the per-channel data of seed 0 for the ESS figure.
+
+    With sharpness measured, also every run's top eigenvalues and the check of the sphere's
+    stability bound on the runs that converged.
+
+    Parameters
+    ----------
+    bs : BridgeSweep
+    wall_time_s : float, optional
+        The job's wall time in seconds.
+    started : str, optional
+        When the job started (ISO 8601).
+    outputs : iterable of str, optional
+        The names of the files written.
+
+    Returns
+    -------
+    dict
+        JSON-able (:func:`job_record`).
+    """
     w = bs.window
     curves = {name: [np.mean([getattr(r, name) for r in row], axis=0).tolist() for row in bs.runs]
               for name in ("train_loss", "test_error", "eff_grad_norm", "step_cosine", "epoch_cosine")}
@@ -203,9 +263,32 @@ def _sharpness_record(bs: BridgeSweep) -> dict:
 
 def write_bridge_outputs(bs: BridgeSweep, out, fmt: str = "png", plot: bool = True, wall_time_s=None, started=None,
                          records: str = "bridge"):
-    """``<records>.csv``, ``<records>.json`` (default ``bridge.csv``, ``bridge.json``) and (unless
-    ``plot=False``) the figures of :func:`figure_names` (and the sharpness figure when measured),
-    each written atomically. Returns the paths."""
+    """Write ``<records>.csv``, ``<records>.json`` and the figures, each atomically.
+
+    The figures (unless ``plot=False``) are those of :func:`figure_names`, and the sharpness
+    figure when the sharpness was measured.
+
+    Parameters
+    ----------
+    bs : BridgeSweep
+    out : str or path-like
+        The output folder.
+    fmt : str, optional
+        The figures' format: png (default), svg or pdf.
+    plot : bool, optional
+        Write the figures (default True).
+    wall_time_s : float, optional
+        The job's wall time in seconds, for the JSON record.
+    started : str, optional
+        When the job started (ISO 8601), for the JSON record.
+    records : str, optional
+        The CSV and JSON files' stem (default ``"bridge"``: ``bridge.csv``, ``bridge.json``).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+    """
     out = Path(out)
     names = [f"{records}.csv", f"{records}.json"]
     atomic_write_text(out / names[0], bs.csv_text())
@@ -223,8 +306,21 @@ def write_bridge_outputs(bs: BridgeSweep, out, fmt: str = "png", plot: bool = Tr
 
 
 def figure_names(model: str, fmt: str = "png") -> tuple[str, str]:
-    """The two figure file names of a sweep of ``model``: ``bridge_regimes.png`` and
-    ``bridge_ess.png`` for the MLP, with a ``_convnet`` suffix for the ConvNet."""
+    """The two figure file names of a sweep of ``model``.
+
+    Parameters
+    ----------
+    model : {"mlp", "convnet"}
+    fmt : str, optional
+        The file extension (default ``"png"``).
+
+    Returns
+    -------
+    regimes_name : str
+        ``bridge_regimes.<fmt>`` for the MLP, ``bridge_regimes_convnet.<fmt>`` for the ConvNet.
+    ess_name : str
+        ``bridge_ess.<fmt>``, with the same suffix.
+    """
     suffix = "" if model == "mlp" else f"_{model}"
     return f"bridge_regimes{suffix}.{fmt}", f"bridge_ess{suffix}.{fmt}"
 

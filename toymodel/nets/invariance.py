@@ -38,8 +38,20 @@ _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm1d, nn.
 
 @dataclass(frozen=True)
 class InvarianceCheck:
-    """The numerical check of one tensor: largest relative output change under random
-    per-channel rescaling (``deviation``), the ``tolerance`` it was held to, and the verdict."""
+    """The numerical check of one tensor, and the verdict (:attr:`invariant`).
+
+    Attributes
+    ----------
+    name : str
+        The tensor's name, as in ``named_parameters()``.
+    deviation : float
+        The largest relative output change under random per-channel rescaling (relative to the
+        output's largest entry; inf for a tensor without channels or a non-finite output).
+    tolerance : float
+        What it was held to (see the module's notes).
+    channels : int
+        The number of output channels (dim-0 slices) rescaled.
+    """
 
     name: str
     deviation: float
@@ -48,12 +60,24 @@ class InvarianceCheck:
 
     @property
     def invariant(self) -> bool:
+        """Whether ``deviation <= tolerance``."""
         return self.deviation <= self.tolerance
 
 
 def channel_sq_norms(tensors) -> torch.Tensor:
     """Squared norm of every output channel (dim 0 slice) of each tensor, concatenated: one value
-    per scale-invariant group."""
+    per scale-invariant group.
+
+    Parameters
+    ----------
+    tensors : sequence of torch.Tensor
+        Each of shape (C_i, ...), output channels along dim 0.
+
+    Returns
+    -------
+    torch.Tensor, shape (sum of C_i,)
+        Detached, in the tensors' dtype and on their device.
+    """
     return torch.cat([t.detach().reshape(t.shape[0], -1).square().sum(dim=1) for t in tensors])
 
 
@@ -67,6 +91,17 @@ def _structural_candidates(model: nn.Module) -> list[str] | None:
     mods = dict(gm.named_modules())
 
     def reaches_norm_only(node) -> bool:
+        """Whether every use of ``node``'s output is a per-channel norm, directly or through Identity.
+
+        Parameters
+        ----------
+        node : torch.fx.Node
+
+        Returns
+        -------
+        bool
+            False for a node without users.
+        """
         users = list(node.users)
         if not users:
             return False
@@ -91,10 +126,32 @@ def _all_layer_weights(model: nn.Module) -> list[str]:
 
 
 def scale_invariance_report(model: nn.Module, example_input, names=None, *, seed: int = 0) -> list[InvarianceCheck]:
-    """Check each tensor in ``names`` (default: the structural candidates) numerically.
+    """Check each tensor in ``names`` numerically.
 
-    The model is run in train mode on ``example_input`` (at least two examples, so that
-    BatchNorm has batch statistics); its parameters, buffers and mode are restored afterwards.
+    The model is run in train mode on ``example_input``; its parameters, buffers and mode are
+    restored afterwards.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A model whose output is one tensor.
+    example_input : torch.Tensor, shape (N, ...)
+        A batch of at least two examples, so that BatchNorm has batch statistics.
+    names : sequence of str, optional
+        Parameter names as in ``named_parameters()``. Default: the structural candidates (every
+        Linear/Conv weight when the model cannot be traced).
+    seed : int, optional
+        Seeds the random per-channel factors (default 0).
+
+    Returns
+    -------
+    list of InvarianceCheck
+        One per name, in order; empty when there is no name to check.
+
+    Raises
+    ------
+    ValueError
+        If a name is not a parameter of the model, or the model's output is not one tensor.
     """
     params = dict(model.named_parameters())
     if names is None:
@@ -112,6 +169,17 @@ def scale_invariance_report(model: nn.Module, example_input, names=None, *, seed
     variances = []
 
     def hook(mod, inp, out):
+        """Record the norm's ``eps`` over the smallest channel variance of its input.
+
+        Parameters
+        ----------
+        mod : torch.nn.Module
+            The normalisation layer.
+        inp : tuple of torch.Tensor
+            Its inputs; channels along dim 1.
+        out : torch.Tensor
+            Its output (unused).
+        """
         x = inp[0].detach()
         dims = [d for d in range(x.dim()) if d != 1]
         variances.append(float(mod.eps) / max(float(x.var(dim=dims, unbiased=False).min()), 1e-300))
@@ -154,7 +222,27 @@ def scale_invariance_report(model: nn.Module, example_input, names=None, *, seed
 
 
 def find_scale_invariant(model: nn.Module, example_input, *, seed: int = 0) -> list[str]:
-    """Names (as in ``named_parameters()``) of the tensors the model's output is invariant to
-    rescaling, each output channel separately: the structural candidates that pass the numerical
-    check of :func:`scale_invariance_report` (see the module's notes for the tolerance)."""
+    """Names of the tensors the model's output is invariant to rescaling, each output channel
+    separately: the structural candidates that pass the numerical check of
+    :func:`scale_invariance_report` (see the module's notes for the tolerance).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A model whose output is one tensor.
+    example_input : torch.Tensor, shape (N, ...)
+        A batch of at least two examples (train mode; see :func:`scale_invariance_report`).
+    seed : int, optional
+        Seeds the random per-channel factors (default 0).
+
+    Returns
+    -------
+    list of str
+        Names as in ``named_parameters()``, in the order of the candidates.
+
+    Raises
+    ------
+    ValueError
+        If the model's output is not one tensor.
+    """
     return [c.name for c in scale_invariance_report(model, example_input, seed=seed) if c.invariant]

@@ -34,8 +34,21 @@ class MLPSI(nn.Module):
     """The bridge's MLP: hidden layers Linear (no bias) -> BatchNorm1d (no affine) -> ReLU, then a
     fixed random output layer of Frobenius norm ``out_norm``.
 
-    ``sizes = (d_in, h_1, ..., h_L, n_classes)``. Images are flattened. Hidden weights start
-    Gaussian (i.i.d. N(0, 1); the sphere's radius is the optimizer's business).
+    Images are flattened. Hidden weights start Gaussian (i.i.d. N(0, 1); the sphere's radius is
+    the optimizer's business).
+
+    Parameters
+    ----------
+    sizes : sequence of int, optional
+        ``(d_in, h_1, ..., h_L, n_classes)``: at least three entries, all >= 1 (default
+        ``(64, 64, 64, 10)``).
+    out_norm : float, optional
+        The Frobenius norm of the fixed output layer, positive and finite (default 10).
+
+    Raises
+    ------
+    ValueError
+        If ``sizes`` or ``out_norm`` is not valid.
     """
 
     def __init__(self, sizes=(64, 64, 64, 10), out_norm: float = 10.0):
@@ -53,6 +66,17 @@ class MLPSI(nn.Module):
         self.head = _fixed_head(sizes[-2], sizes[-1], out_norm)
 
     def forward(self, x):
+        """The logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (N, ...)
+            Inputs of ``d_in`` entries each, flattened to (N, d_in).
+
+        Returns
+        -------
+        torch.Tensor, shape (N, n_classes)
+        """
         return self.head(self.body(x.flatten(1)))
 
 
@@ -63,6 +87,22 @@ class ConvNetSI(nn.Module):
     times ``width`` channels, max-pooling by 2 after the last three (8x8 -> 1x1), a global max
     pool, and a fixed random output layer of norm ``out_norm``. On 32x32 images (CIFAR-10, with
     ``width=64`` and ``in_channels=3``) it is the paper's network up to the frozen head's bias.
+
+    Parameters
+    ----------
+    in_channels : int, optional
+        The images' channels (default 1).
+    width : int, optional
+        The first block's channels (default 8).
+    n_classes : int, optional
+        Default 10.
+    out_norm : float, optional
+        The Frobenius norm of the fixed output layer, positive and finite (default 10).
+
+    Raises
+    ------
+    ValueError
+        If ``in_channels``, ``width`` or ``n_classes`` is below 1, or ``out_norm`` is not valid.
     """
 
     def __init__(self, in_channels: int = 1, width: int = 8, n_classes: int = 10, out_norm: float = 10.0):
@@ -82,4 +122,15 @@ class ConvNetSI(nn.Module):
         self.head = _fixed_head(8 * c, int(n_classes), out_norm)
 
     def forward(self, x):
+        """The logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (N, in_channels, H, W)
+            Images (H, W >= 8: three poolings by 2).
+
+        Returns
+        -------
+        torch.Tensor, shape (N, n_classes)
+        """
         return self.head(self.pool(self.features(x)).flatten(1))

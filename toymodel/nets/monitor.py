@@ -39,6 +39,16 @@ class Monitor:
 
     A monitor is a context manager: ``with RegimeMonitor(opt) as mon: ...`` removes its hooks at
     the end, as :meth:`close` does.
+
+    Parameters
+    ----------
+    optimizer : torch.optim.Optimizer
+        The optimizer whose steps are recorded.
+
+    Attributes
+    ----------
+    steps : int
+        The number of optimizer steps recorded so far.
     """
 
     STEP_RECORDS: tuple = ()
@@ -65,7 +75,13 @@ class Monitor:
 
     # ------------------------------------------------------------- user calls
     def log_loss(self, loss) -> None:
-        """Record the training loss of the current step (a tensor or a float)."""
+        """Record the training loss of the current step.
+
+        Parameters
+        ----------
+        loss : torch.Tensor or float
+            A scalar (a tensor is detached).
+        """
         value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
         self._step["loss"].append(value)
         self._epoch_losses.append(value)
@@ -114,8 +130,14 @@ class Monitor:
 
     # ----------------------------------------------------------------- export
     def records(self) -> dict:
-        """Every record as NumPy arrays: ``<name>_per_step`` per optimizer step (``loss_per_step``
-        holds only the logged losses), the rest per epoch (``channel_*``: epochs x channels)."""
+        """Every record as NumPy arrays.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            ``<name>_per_step`` per optimizer step (``loss_per_step`` holds only the logged
+            losses), the rest per epoch, shape (E,) (``channel_*``: (E, C), epochs x channels).
+        """
         out = {f"{k}_per_step": np.array(v, dtype=float) for k, v in self._step.items()}
         out.update({k: np.array(v, dtype=float) if v else np.zeros(0) for k, v in self._epochs.items()})
         return out
@@ -136,9 +158,15 @@ class RegimeMonitor(Monitor):
     Parameters
     ----------
     optimizer : SphereSGD
+        The optimizer whose steps are recorded (anything with ``last_step``).
     group : int, optional
         The optimizer's parameter group (sphere) to record (default 0). The group is looked up at
         every step, so hyper-parameters restored by ``load_state_dict`` are the ones recorded.
+
+    Raises
+    ------
+    ValueError
+        If ``optimizer`` has no ``last_step`` or ``group`` indexes none of its parameter groups.
     """
 
     STEP_RECORDS = ("cosine", "angle", "eff_grad_norm")
@@ -165,6 +193,7 @@ class RegimeMonitor(Monitor):
 
     @property
     def params(self) -> list:
+        """The recorded group's tensors, as the optimizer has them now."""
         return list(self.group["params"])
 
     @torch.no_grad()
@@ -211,7 +240,11 @@ class RegimeMonitor(Monitor):
         elr : float, optional
             Default: the group's ELR.
         seed : int, optional
-            Recorded with the result.
+            Recorded with the result (default 0).
+
+        Returns
+        -------
+        TrainResult
 
         Raises
         ------
@@ -230,7 +263,26 @@ class RegimeMonitor(Monitor):
                            final_weights=flat.cpu().numpy())
 
     def classify(self, random_guess: float, window: slice | None = None):
-        """``(regime, subtype)`` of the run so far; see :meth:`TrainResult.classify`."""
+        """``(regime, subtype)`` of the run so far; see :meth:`TrainResult.classify`.
+
+        Parameters
+        ----------
+        random_guess : float
+            The loss level of random guessing (:func:`~toymodel.nets.random_guess_level`).
+        window : slice, optional
+            The epochs classified; default: the last ``regimes.TRAINING_WINDOW_FRACTION`` of them,
+            at least two.
+
+        Returns
+        -------
+        regime : str
+        subtype : str
+
+        Raises
+        ------
+        ValueError
+            If no epoch was recorded.
+        """
         return self.result().classify(random_guess, window)
 
 
@@ -254,8 +306,15 @@ class ConventionalMonitor(Monitor):
     Parameters
     ----------
     optimizer : torch.optim.SGD
+        The optimizer whose steps are recorded (plain SGD with weight decay).
     params : sequence of torch.Tensor
         The scale-invariant tensors (one parameter group of ``optimizer``, or part of one).
+
+    Raises
+    ------
+    ValueError
+        For what this cannot measure (above), or if ``lr * weight_decay`` >= 1: at construction,
+        and from ``step`` when the group's hyper-parameters have since become so.
     """
 
     STEP_RECORDS = ("total_elr", "cosine")
@@ -339,6 +398,11 @@ class ConventionalMonitor(Monitor):
             the time mean of -2 log(1 - η_t λ) (-2 log(1 - ηλ) at a constant rate); ``boundary``
             (channels,): (log r_i²(T) - log r_i²(0))/T; ``steps``: T. The measured mean equals
             theory + boundary exactly (up to rounding) in every regime.
+
+        Raises
+        ------
+        ValueError
+            If no step was recorded.
         """
         if not self.steps:
             raise ValueError("no step recorded yet")
@@ -351,7 +415,22 @@ class ConventionalMonitor(Monitor):
 
     def result(self, seed: int = 0) -> ConventionalResult:
         """The records as a :class:`ConventionalResult` (learning rate and weight decay: the last
-        step's)."""
+        step's).
+
+        Parameters
+        ----------
+        seed : int, optional
+            Recorded with the result (default 0).
+
+        Returns
+        -------
+        ConventionalResult
+
+        Raises
+        ------
+        ValueError
+            If no step was recorded.
+        """
         r, law = self.records(), self.law()
         return ConventionalResult(self.lr, self.weight_decay, int(seed), r["train_loss"], r["test_error"],
                                   r["total_elr"], r["step_cosine"], r["total_elr_per_step"], r["channel_elr"],

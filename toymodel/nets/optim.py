@@ -76,6 +76,10 @@ class SphereSGD(torch.optim.Optimizer):
     Per-group options (``elr``, ``radius``, ``momentum``, ``project_gradient``) may be set in a
     group's dict; :meth:`add_param_group` validates them and puts the group's tensors on its
     sphere, for the groups given here and for any added later.
+
+    Raises:
+        ValueError: if ``elr``, ``radius`` or ``momentum`` is out of range, or a group's tensors
+            do not have a positive finite total norm.
     """
 
     def __init__(self, params, elr, *, radius=None, momentum: float = 0.0, project_gradient: bool = True):
@@ -88,7 +92,16 @@ class SphereSGD(torch.optim.Optimizer):
     def add_param_group(self, param_group: dict) -> None:
         """Add a group (one sphere), as ``torch.optim.Optimizer.add_param_group``: its options are
         validated, a missing ``radius`` becomes the group's current norm, and a given one rescales
-        the group's tensors onto that sphere (so the first step already runs at the group's ELR)."""
+        the group's tensors onto that sphere (so the first step already runs at the group's ELR).
+
+        Args:
+            param_group (dict): ``params`` (the sphere's tensors) and optionally ``elr``,
+                ``radius``, ``momentum`` and ``project_gradient`` (default: the constructor's).
+
+        Raises:
+            ValueError: if an option is out of range, or the group's tensors do not have a positive
+                finite total norm.
+        """
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         group["elr"] = _positive(group["elr"], "elr")
@@ -121,6 +134,13 @@ class SphereSGD(torch.optim.Optimizer):
                 default True). False is for a caller who trains them with an optimizer of their own.
             **kw: ``radius``, ``momentum``, ``project_gradient`` as for the constructor.
 
+        Returns:
+            SphereSGD: one parameter group, the model's scale-invariant tensors.
+
+        Raises:
+            ValueError: if a named parameter is not scale-invariant, the model has none, or an
+                option is out of range.
+
         The names are kept in ``optimizer.param_names``.
         """
         names, tensors = sphere.scale_invariant_parameters(model, example_input, params)
@@ -140,13 +160,28 @@ class SphereSGD(torch.optim.Optimizer):
         cos(θ_t, θ_t+1) and ``angle``, the angle turned (radians); ``loss``: what the step's
         ``closure`` returned (a float), or None without one. :class:`~toymodel.nets.RegimeMonitor`
         reads it.
+
+        Args:
+            group (int, optional): the parameter group's index (default: 0).
+
+        Returns:
+            dict or None: the measurements above; None before the first step, for a group without
+            gradients at the last step, or for an index past the groups.
         """
         last = getattr(self, "_last", [])
         return last[group] if group < len(last) else None
 
     @torch.no_grad()
     def step(self, closure=None):
-        """One step of every group (see the class notes); ``closure`` as for any optimizer."""
+        """One step of every group (see the class notes); a group without gradients is skipped.
+
+        Args:
+            closure (callable, optional): re-evaluates the model and returns the loss, as for any
+                optimizer (run with gradients enabled).
+
+        Returns:
+            what ``closure`` returned, or None without one.
+        """
         loss = None
         if closure is not None:
             with torch.enable_grad():

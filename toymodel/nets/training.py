@@ -31,10 +31,27 @@ def _batches(n: int, size: int):
 @torch.no_grad()
 def evaluate(model: nn.Module, sets, X_fit, batch_size: int = EVAL_BATCH):
     """Mean cross-entropy and classification error on each ``(X, y)`` of ``sets``, with every
-    BatchNorm's running statistics first set to those of ``X_fit`` ("precise BN": the running
-    statistics are reset and accumulated as a plain average over ``X_fit`` in batches of
-    ``batch_size``; exact when ``X_fit`` fits in one batch, as the digits do). The statistics
-    stay set afterwards; the model's train/eval mode is restored.
+    BatchNorm's running statistics first set to those of ``X_fit``.
+
+    "Precise BN": the running statistics are reset and accumulated as a plain average over
+    ``X_fit`` in batches of ``batch_size`` (exact when ``X_fit`` fits in one batch, as the digits
+    do); the sets are then evaluated in eval mode. The statistics stay set afterwards; the model's
+    train/eval mode is restored.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    sets : iterable of (torch.Tensor, torch.Tensor)
+        ``(X, y)`` pairs: inputs of shape (N, ...) and int64 labels of shape (N,).
+    X_fit : torch.Tensor, shape (M, ...)
+        The inputs whose statistics BatchNorm uses (the training set).
+    batch_size : int, optional
+        Examples per forward pass (default :data:`EVAL_BATCH`).
+
+    Returns
+    -------
+    list of (float, float)
+        ``(mean loss, error rate)`` of each set, in order.
     """
     bns = [m for m in model.modules() if isinstance(m, _BN) and m.track_running_stats]
     was_training = model.training
@@ -65,9 +82,32 @@ def evaluate(model: nn.Module, sets, X_fit, batch_size: int = EVAL_BATCH):
 
 @torch.no_grad()
 def random_guess_level(model: nn.Module, params, X, y, radius: float = 1.0, points: int = 64, seed: int = 0) -> float:
-    """Mean training loss at ``points`` points drawn uniformly on the sphere of ``params`` (of
-    norm ``radius``; stream ``RANDOM_GUESS`` of ``seed``), with BatchNorm statistics of ``X``: the
-    level the toy calls random guess. The parameters are restored afterwards."""
+    """Mean training loss at points drawn uniformly on the sphere of ``params``, with BatchNorm
+    statistics of ``X``: the level the toy calls random guess.
+
+    The parameters are restored afterwards.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    params : iterable of torch.Tensor
+        The tensors of the sphere (the model's scale-invariant parameters).
+    X : torch.Tensor, shape (N, ...)
+        The training inputs (also BatchNorm's statistics, as in :func:`evaluate`).
+    y : torch.Tensor, shape (N,)
+        The training labels (int64).
+    radius : float, optional
+        The sphere's radius, the points' total norm (default 1).
+    points : int, optional
+        The number of random points (default 64).
+    seed : int, optional
+        The points come from stream ``RANDOM_GUESS`` of ``seed`` (default 0).
+
+    Returns
+    -------
+    float
+        The mean over the points of the mean cross-entropy on ``(X, y)``.
+    """
     params = list(params)
     saved = [p.detach().clone() for p in params]
     rng = _streams.rng(seed, _streams.RANDOM_GUESS)
@@ -84,7 +124,21 @@ def random_guess_level(model: nn.Module, params, X, y, radius: float = 1.0, poin
 
 
 def as_tensors(data: Data, dtype=torch.float32, device="cpu"):
-    """The data set's arrays as tensors (inputs in ``dtype``, labels int64) on ``device``."""
+    """The data set's arrays as tensors (inputs in ``dtype``, labels int64) on ``device``.
+
+    Parameters
+    ----------
+    data : Data
+    dtype : torch.dtype, optional
+        The inputs' dtype (default ``torch.float32``).
+    device : str or torch.device, optional
+        Default ``"cpu"``.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        ``(X_train, y_train, X_test, y_test)``.
+    """
     return (torch.as_tensor(data.X_train, dtype=dtype, device=device),
             torch.as_tensor(data.y_train, device=device),
             torch.as_tensor(data.X_test, dtype=dtype, device=device),
@@ -104,14 +158,17 @@ def train_on_sphere(model: nn.Module, tensors, elr: float, epochs: int, batch_si
     Parameters
     ----------
     model : torch.nn.Module
+        Trained in place (left in train mode).
     tensors : tuple of torch.Tensor
         ``(X_train, y_train, X_test, y_test)`` (see :func:`as_tensors`), already on the model's
         device and dtype.
     elr : float
-        The total effective learning rate.
+        The total effective learning rate, > 0.
     epochs, batch_size : int
+        Epochs (>= 1) and the mini-batch size (from 2 to the training set size); each epoch
+        takes ``N // batch_size`` steps.
     seed : int, optional
-        The batch order (stream ``BATCH_ORDER``).
+        The batch order (stream ``BATCH_ORDER``; default 0).
     radius : float, optional
         The sphere's radius (default 1).
     params : sequence of str or torch.Tensor, optional
@@ -120,6 +177,13 @@ def train_on_sphere(model: nn.Module, tensors, elr: float, epochs: int, batch_si
     Returns
     -------
     TrainResult
+        The run's per-epoch records (:meth:`RegimeMonitor.result`).
+
+    Raises
+    ------
+    ValueError
+        If ``epochs``, ``batch_size`` or ``elr`` is out of range, or a named parameter is not
+        scale-invariant (or none is found).
     """
     n = _check_loop(tensors, epochs, batch_size)
     model.train()
@@ -139,13 +203,15 @@ def train_conventional(model: nn.Module, tensors, lr: float, weight_decay: float
     Parameters
     ----------
     model : torch.nn.Module
+        Trained in place (left in train mode).
     tensors : tuple of torch.Tensor
         ``(X_train, y_train, X_test, y_test)`` on the model's device and dtype (:func:`as_tensors`).
     lr, weight_decay : float
         Learning rate η > 0 and weight decay λ >= 0, with ηλ < 1.
     epochs, batch_size : int
+        Epochs (>= 1) and the mini-batch size (from 2 to the training set size).
     seed : int, optional
-        The batch order (stream ``BATCH_ORDER``).
+        The batch order (stream ``BATCH_ORDER``; default 0).
     params : sequence of str or torch.Tensor, optional
         The scale-invariant parameters, each checked as in :meth:`SphereSGD.for_model`; default:
         found by :func:`~toymodel.nets.find_scale_invariant`. Every other parameter is frozen.
@@ -153,6 +219,13 @@ def train_conventional(model: nn.Module, tensors, lr: float, weight_decay: float
     Returns
     -------
     ConventionalResult
+        The run's records (:meth:`ConventionalMonitor.result`).
+
+    Raises
+    ------
+    ValueError
+        If ``epochs``, ``batch_size``, ``lr`` or ``weight_decay`` is out of range (ηλ >= 1 included),
+        or a named parameter is not scale-invariant (or none is found).
     """
     n = _check_loop(tensors, epochs, batch_size)
     if not (lr > 0 and math.isfinite(lr)) or not (weight_decay >= 0 and math.isfinite(weight_decay)):
