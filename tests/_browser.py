@@ -110,7 +110,8 @@ def set_model(driver, name: str, attr: str, value) -> None:
 
 def source_column(driver, name: str, column: str) -> list:
     """A column of the ColumnDataSource named ``name`` as a list."""
-    return driver.execute_script(_FIND + "const d = __find(arguments[0]).data; "
+    return driver.execute_script(_FIND + "const m = __find(arguments[0]); if (m === null) { return null; } "
+                                         "const d = m.data; "
                                          "const c = (d instanceof Map) ? d.get(arguments[1]) : d[arguments[1]]; "
                                          "return Array.from(c);", name, column)
 
@@ -127,17 +128,26 @@ def wait_until(driver, js_condition: str, timeout: float, what: str = "condition
         time.sleep(0.05)
 
 
-def wait_for_model(driver, name: str, attr: str, predicate, timeout: float = 60.0, what: str | None = None):
-    """Poll ``model_value(name, attr)`` until ``predicate(value)``; return the value."""
+def wait_for(read, predicate, timeout: float = 60.0, what: str = "a value"):
+    """Poll ``read()`` until ``predicate(value)``; return the value."""
     end = time.monotonic() + timeout
     while True:
-        val = model_value(driver, name, attr)
+        val = read()
         if predicate(val):
             return val
         if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what or name + '.' + attr}; "
-                                 f"last value {val!r}")
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; last value {val!r}")
         time.sleep(0.05)
+
+
+def wait_for_model(driver, name: str, attr: str, predicate, timeout: float = 60.0, what: str | None = None):
+    """Poll ``model_value(name, attr)`` until ``predicate(value)``; return the value."""
+    return wait_for(lambda: model_value(driver, name, attr), predicate, timeout, what or f"{name}.{attr}")
+
+
+def wait_for_column(driver, name: str, column: str, predicate, timeout: float = 60.0, what: str | None = None):
+    """Poll ``source_column(name, column)`` until ``predicate(values)``; return the values."""
+    return wait_for(lambda: source_column(driver, name, column), predicate, timeout, what or f"{name}[{column!r}]")
 
 
 # ------------------------------------------------------------------------------------- the server

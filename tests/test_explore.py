@@ -181,7 +181,8 @@ def test_view_data_shapes_every_source():
     for name, cols in vd["sources"].items():  # every column of a source has the same length
         assert len({len(v) for v in cols.values()}) == 1, name
     assert len(vd["sources"]["groups"]["ys"]) == 4
-    assert vd["verdict"] == verdict_text(d)
+    assert vd["verdict"] == verdict_text(d) == vd["sources"]["readouts"]["text"][0]
+    assert vd["slider_label"] == "η̃ = 0.1 · c = η̃Σα = 1.5"
     views = Views(vd)
     views.update(view_data(explore_data("1,2", 0.5, **QUICK)))
     assert len(views.sources["groups"].data["ys"]) == 2
@@ -200,7 +201,9 @@ def test_the_static_page_is_self_contained(tmp_path):
 def test_cli_bad_flags_are_one_line_and_exit_2():
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
     for args, msg in ((["--port", "x"], "--port: must be an integer"), (["--port", "70000"], "port must be in"),
-                      (["--prot", "1"], "unrecognized arguments"), (["--host", " "], "host must not be empty")):
+                      (["--prot", "1"], "unrecognized arguments"), (["--host", " "], "host must not be empty"),
+                      (["--write", str(REPO)], "--write must be a file"),
+                      (["--write", "/proc/no/such/x.html"], "--write is not writable")):
         out = subprocess.run([sys.executable, "-m", "toymodel.explore", *args], capture_output=True, text=True,
                              env=env, timeout=120)
         assert out.returncode == 2, (args, out.stderr)

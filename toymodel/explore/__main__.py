@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 from .._cli import ArgumentParser, int_arg, note, run_cli
 
@@ -49,7 +50,13 @@ def _main(argv=None) -> int:
 
     t0 = time.perf_counter()
     if args.write is not None:
+        from .._records import check_writable_dir
         from .static import write_static_page
+
+        target = Path(args.write)
+        if target.is_dir():
+            raise ValueError(f"write must be a file, got the directory {str(target)!r}")
+        check_writable_dir(target.parent, "write")  # before a minute of work, not after
 
         warm_up(("gd",), progress=lambda m: note(m, args.quiet))
         path = write_static_page(args.write, progress=None)

@@ -16,8 +16,9 @@ import socket
 import time
 
 from bokeh.layouts import column, row
-from bokeh.models import CustomJSTickFormatter, Div, Select, Slider, TextInput
+from bokeh.models import ColumnDataSource, CustomJSTickFormatter, Div, Select, Slider, TextInput
 
+from .._validate import as_alphas
 from .compute import DEFAULTS, MAX_GROUPS, MODES, explore_data, preset_alphas
 from .views import Views, view_data
 
@@ -26,6 +27,12 @@ __all__ = ["ExplorerApp", "make_document", "serve", "ELR_RANGE"]
 #: the ELR slider's range (log10 of the ELR)
 ELR_RANGE = (-3.0, 2.0)
 _log = logging.getLogger("toymodel.explore")
+#: the ELR slider's label, as views.slider_label writes it, in the browser
+_SLIDER_LABEL = """
+const v = 10 ** tick;
+const p = (x) => x.toPrecision(3);
+return conventional ? `lr η = ${p(v)} · initial c = ${p(v * A)}` : `η̃ = ${p(v)} · c = η̃Σα = ${p(v * A)}`;
+"""
 
 
 class ExplorerApp:
@@ -46,10 +53,9 @@ class ExplorerApp:
                              name="preset", width=260)
         self.alphas = TextInput(title="α (group weights, comma-separated)", value=DEFAULTS["alphas"], name="alphas",
                                 width=260)
-        self.elr = Slider(title="η̃ (ELR; log scale)", start=ELR_RANGE[0], end=ELR_RANGE[1], step=0.005,
-                          value=math.log10(DEFAULTS["elr"]), name="elr", width=260,
-                          format=CustomJSTickFormatter(code="return (10 ** tick).toPrecision(3)"))
-        self.c_text = Div(text=first["c_text"], name="c_text", width=260)
+        self._scale = None
+        self.elr = Slider(title="ELR (log scale)", start=ELR_RANGE[0], end=ELR_RANGE[1], step=0.005,
+                          value=math.log10(DEFAULTS["elr"]), name="elr", width=260)
         self.steps = TextInput(title="steps", value=f"{DEFAULTS['steps']}", name="steps", width=125)
         self.seed = TextInput(title="seed", value=f"{DEFAULTS['seed']}", name="seed", width=125)
         self.mode = Select(title="mode", value=DEFAULTS["mode"], options=[(k, m.label) for k, m in MODES.items()],
@@ -61,7 +67,9 @@ class ExplorerApp:
         self.message = Div(text="", name="message", visible=False, width=260,
                            styles={"color": "#a94442", "background": "#f2dede", "padding": "6px",
                                    "border-radius": "4px"})
-        self.status = Div(text="", name="status", width=260, styles={"font-size": "11px", "color": "#777"})
+        # the update counter and what it did, for the page's scripts (tests, the benchmark); no view, so
+        # changing it costs no layout
+        self.status = ColumnDataSource({"update": [0], "text": [""]}, name="status")
 
         self.preset.on_change("value", self._on_preset)
         self.alphas.on_change("value", self._on_alphas)
@@ -71,11 +79,12 @@ class ExplorerApp:
         title = Div(text="<h2 style='margin:0'>toymodel explorer</h2>"
                          "<div style='font-size:12px;color:#555'>the toy of Kodryan et al. (NeurIPS 2022): "
                          "F(θ) = Σ αᵢ xᵢ²/(xᵢ² + yᵢ²) trained on the unit sphere</div>", width=260)
-        controls = column(title, self.preset, self.alphas, self.elr, self.c_text, row(self.steps, self.seed),
-                          self.mode, *self.mode_inputs.values(), self.message, self.status, width=280)
+        controls = column(title, self.preset, self.alphas, self.elr, row(self.steps, self.seed),
+                          self.mode, *self.mode_inputs.values(), self.message, width=280)
         doc.add_root(row(controls, self.views.layout))
+        doc.add_root(self.status)
         doc.title = "toymodel explorer"
-        self._show(first, explore_seconds=None)
+        self._show(first, explore_seconds=None, alphas=DEFAULTS["alphas"], mode=DEFAULTS["mode"])
 
     # ------------------------------------------------------------------------------ callbacks
     def _on_preset(self, attr, old, new):
@@ -127,23 +136,43 @@ class ExplorerApp:
             _log.warning("toymodel explorer: update failed: %s: %s", type(exc).__name__, exc)
             self._error(f"internal error: {type(exc).__name__}: {exc}")
             return
-        vd = view_data(data)
-        self._show(vd, explore_seconds=time.perf_counter() - t0)
+        self._show(view_data(data), time.perf_counter() - t0, data.params["alphas"], data.params["mode"])
 
-    def _show(self, vd: dict, explore_seconds):
-        self.views.update(vd)
-        self.c_text.text = vd["c_text"]
-        self.message.visible = False
-        self.message.text = ""
+    def _show(self, vd: dict, explore_seconds, alphas, mode):
         self.updates += 1
         took = "" if explore_seconds is None else f" in {1e3 * explore_seconds:.0f} ms"
-        self.status.text = f"update {self.updates}: computed{took}"
+        status = f"update {self.updates}: computed{took}"
+        ro = vd["sources"]["readouts"]
+        ro = {k: list(v) for k, v in ro.items()}
+        for k, v in dict(x=0.0, y=max(ro["y"]) + 1.4, text=status, size="10px", style="normal",
+                         color="#999999").items():
+            ro[k].append(v)
+        vd["sources"]["readouts"] = ro
+        # every change of the update in one message: the page applies them together
+        self.doc.hold("combine")
+        try:
+            self._set_scale(alphas, mode)
+            self.views.update(vd)
+            self.message.visible = False
+            self.status.data = {"update": [self.updates], "text": [status]}
+        finally:
+            self.doc.unhold()
+
+    def _set_scale(self, alphas, mode) -> None:
+        """The slider shows the ELR and c = ELR * sum(alpha) as it moves, computed in the browser."""
+        A = float(sum(as_alphas(alphas)))
+        conventional = MODES[mode].conventional
+        if self._scale == (A, conventional):
+            return
+        self._scale = (A, conventional)
+        self.elr.format = CustomJSTickFormatter(args={"A": A, "conventional": conventional}, code=_SLIDER_LABEL)
 
     def _error(self, exc) -> None:
         self.updates += 1
         self.message.text = "⚠ " + " ".join(str(exc).split())
         self.message.visible = True
-        self.status.text = f"update {self.updates}: input refused; the views show the last valid input"
+        status = f"update {self.updates}: input refused; the views show the last valid input"
+        self.status.data = {"update": [self.updates], "text": [status]}
 
 
 def make_document(doc) -> None:

@@ -92,7 +92,7 @@ MAX_GROUPS = 10
 #: the longest run the explorer takes (a page update stays interactive up to here)
 MAX_EXPLORE_STEPS = 10**6
 #: traces are recorded every ``ceil(steps / MAX_TRACE_POINTS)`` steps
-MAX_TRACE_POINTS = 10_000
+MAX_TRACE_POINTS = 2_000
 #: steps of the NumPy continuation drawn in the group-angle view
 TAIL_STEPS = 160
 #: the phase strip's quick sweep: c = elr * sum(alpha) on this grid, one seed, at most
@@ -217,9 +217,12 @@ def _run(mode: Mode, problem: ToyProblem, elrs, steps: int, seed: int, values: d
     """One call of the mode's simulate function (Lyapunov exponents on), and its per-ELR verdicts.
 
     The single path of both the current point and the phase strip's sweep: the same run options
-    and the same classification (:func:`toymodel.regimes.classify_result_elrs`).
+    and the same classification (:func:`toymodel.regimes.classify_result_elrs`). One trajectory runs
+    on one thread (results never depend on it): a second would only wait, and its spinning would take
+    the core the web server and the browser need.
     """
     kw = {c.kwarg: values[c.name] for c in mode.controls if c.kwarg}
+    kw["threads"] = 1 if np.size(elrs) == 1 else None
     burn_in = default_burn_in(steps)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

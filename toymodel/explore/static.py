@@ -31,7 +31,7 @@ STATIC_STEPS = 10_000
 #: points per trace in the page (the runs take every step; the page keeps every 20th)
 STATIC_TRACE_POINTS = 500
 
-_TICK = "const v = elrs[Math.round(tick)]; return v === undefined ? '' : v.toPrecision(3);"
+_TICK = "const v = labels[Math.round(tick)]; return v === undefined ? '' : v;"
 _SWAP = """
 const s = states[slider.value];
 const get = (o, k) => (o instanceof Map ? o.get(k) : o[k]);
@@ -40,8 +40,10 @@ const srcs = get(s, "sources");
 for (const [name, src] of Object.entries(sources)) {
   src.data = plain(get(srcs, name));
 }
-for (const [name, div] of Object.entries(divs)) {
-  div.text = get(s, name);
+const rgs = get(s, "ranges");
+for (const [name, range] of Object.entries(ranges)) {
+  const [start, end] = get(rgs, name);
+  range.setv({start: start, end: end, reset_start: start, reset_end: end});
 }
 """
 
@@ -80,13 +82,12 @@ def static_page(alphas=PAPER_ALPHAS, cs=STATIC_C, steps: int = STATIC_STEPS, see
     states = static_states(a, cs, steps, seed, mode, progress=progress)
     k0 = int(np.argmin(np.abs(np.log(cs / start_c))))
     views = Views(states[k0])
-    elrs = (cs / a.sum()).tolist()
-    slider = Slider(start=0, end=len(cs) - 1, step=1, value=k0, title="η̃ (ELR; log scale)", name="elr", width=260,
-                    format=CustomJSTickFormatter(args={"elrs": elrs}, code=_TICK))
-    c_text = Div(text=states[k0]["c_text"], name="c_text", width=260)
-    divs = {"readouts": views.readouts, "verdict": views.verdict, "notes": views.notes, "c_text": c_text}
-    slider.js_on_change("value", CustomJS(args={"states": states, "slider": slider, "sources": views.sources,
-                                                "divs": divs}, code=_SWAP))
+    labels = [st["slider_label"] for st in states]
+    slider = Slider(start=0, end=len(cs) - 1, step=1, value=k0, title="ELR (log scale)", name="elr", width=260,
+                    format=CustomJSTickFormatter(args={"labels": labels}, code=_TICK))
+    data = [{"sources": st["sources"], "ranges": {k: list(v) for k, v in st["ranges"].items()}} for st in states]
+    slider.js_on_change("value", CustomJS(args={"states": data, "slider": slider, "sources": views.sources,
+                                                "ranges": views.ranges}, code=_SWAP))
     alist = ", ".join(f"{v:g}" for v in a)
     about = Div(width=260, text=(
         "<h2 style='margin:0'>toymodel explorer</h2>"
@@ -97,7 +98,7 @@ def static_page(alphas=PAPER_ALPHAS, cs=STATIC_C, steps: int = STATIC_STEPS, see
         f"{-(-steps // STATIC_TRACE_POINTS)}th step. Every control (α, steps, seed, SGD, weight decay) is in the "
         "live app: <code>pip install 'toymodel[explore]'</code>, then "
         "<code>python -m toymodel.explore</code>.</p>"))
-    layout = row(column(about, slider, c_text, width=280), views.layout)
+    layout = row(column(about, slider, width=280), views.layout)
     return file_html(layout, resources=INLINE, title="toymodel explorer (static)")
 
 

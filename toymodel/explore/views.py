@@ -1,7 +1,7 @@
 """The explorer's views in Bokeh: figures over named data sources, filled from an ExploreData.
 
 :func:`view_data` shapes an :class:`~toymodel.explore.compute.ExploreData` into the columns of
-every source and the HTML of the readouts (plain dicts, no Bokeh); :class:`Views` builds the
+every source, readouts included (plain dicts, no Bokeh); :class:`Views` builds the
 figures over those sources and :meth:`Views.update` refills them. The web app calls
 :meth:`Views.update` on the server; the static page stores :func:`view_data` of every grid point
 and swaps it in the browser. Both draw the same figures.
@@ -9,11 +9,11 @@ and swaps it in the browser. Both draw the same figures.
 
 from __future__ import annotations
 
-import html
+import textwrap
 
 import numpy as np
 from bokeh.layouts import column, row
-from bokeh.models import ColumnDataSource, Div, HoverTool, Legend, LegendItem, Range1d
+from bokeh.models import ColumnDataSource, HoverTool, Legend, LegendItem, Range1d
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
@@ -26,7 +26,8 @@ REGIME_COLORS = {"convergence": "#4c78a8", "chaotic_equilibrium/periodic": "#f2b
                  "chaotic_equilibrium/chaotic": "#e45756", "chaotic_equilibrium": "#f58518",
                  "divergence": "#9d9d9d", "nonfinite": "#222222"}
 #: the data sources of the views, by name
-SOURCES = ("trace", "groups", "group_theory", "levels", "tail", "orbit", "strip", "marks", "mark_labels")
+SOURCES = ("trace", "groups", "group_theory", "levels", "tail", "orbit", "strip", "marks", "mark_labels",
+           "readouts")
 #: the marks of the phase strip: label, colour, and whether it is the run (solid) or theory (dashed)
 _MARKS = {"threshold": ("threshold", "#1f3b73", False), "instability": ("√3: orbit unstable", "#7a3e9d", False),
           "crossover": ("random-walk criterion", "#555555", False), "point": ("this run", "#d62728", True),
@@ -40,20 +41,43 @@ def _group_colors(n: int) -> list:
     return list(Category10_10[:n])
 
 
-def _readouts_html(data: ExploreData) -> str:
-    rows, last = [], None
+def _readout_columns(data: ExploreData) -> dict:
+    """The readouts as rows of text drawn on a canvas (a Div would make the browser lay the whole page
+    out again at every update): the verdict, then ``section / label / value`` rows, then the notes."""
+    x, y, text, size, style, color = [], [], [], [], [], []
+
+    def add(col, line, t, sz="12px", st="normal", c="#222222"):
+        x.append(col), y.append(line), text.append(t), size.append(sz), style.append(st), color.append(c)
+
+    add(0.0, 0.0, verdict_text(data), "16px", "bold", REGIME_COLORS.get(data.measured["regime"], "#222222"))
+    line, last = 0.6, None
     for section, label, value in readout_rows(data):
         if section != last:
-            rows.append(f'<tr><th colspan="2" style="text-align:left;padding-top:4px">{section}</th></tr>')
+            line += 1.25
+            add(0.0, line, section, "12px", "bold", "#555555")
             last = section
-        rows.append(f'<tr><td style="padding-right:10px">{html.escape(label)}</td>'
-                    f'<td>{html.escape(value)}</td></tr>')
-    return '<table style="font-size:12px;border-collapse:collapse">' + "".join(rows) + "</table>"
+        else:
+            line += 1.0
+        add(0.02, line, label)
+        add(0.5, line, value)
+    for note in data.notes:
+        for part in textwrap.wrap(note, 75):
+            line += 1.0
+            add(0.0, line, part, "11px", "italic", "#8a6d3b")
+    return {"x": x, "y": y, "text": text, "size": size, "style": style, "color": color}
+
+
+def slider_label(params: dict) -> str:
+    """What the ELR slider shows beside its title: the ELR (learning rate) and c = elr * sum(alpha)."""
+    if MODES[params["mode"]].conventional:
+        return f"lr η = {params['elr']:.3g} · initial c = {params['c']:.3g}"
+    return f"η̃ = {params['elr']:.3g} · c = η̃Σα = {params['c']:.3g}"
 
 
 def view_data(data: ExploreData) -> dict:
-    """The columns of every source (``SOURCES``) and the texts of the page for one ExploreData:
-    ``{"sources": {name: columns}, "readouts": html, "verdict": text, "c_text": text, "notes": text}``."""
+    """The columns of every source (``SOURCES``) for one ExploreData, the axes' ranges, the verdict's
+    text and the ELR slider's label: ``{"sources": {name: columns}, "ranges": {name: (start, end)},
+    "verdict": text, "slider_label": text}`` (ranges: ``t``, ``loss``, ``elrs``, ``angles``)."""
     p, th, st = data.params, data.theory, data.strip
     n = data.n_groups
     colors = _group_colors(n)
@@ -114,19 +138,32 @@ def view_data(data: ExploreData) -> dict:
                         "label": mlab}
     sources["mark_labels"] = {"x": mx, "y": [2.05 + 0.0 * i for i in range(len(mx))],
                               "text": [lab.split(":")[0] for lab in mlab], "color": mcol}
-    mode = MODES[p["mode"]]
-    c_text = (f"<b>η̃ = {p['elr']:.4g}</b>, c = η̃Σα = <b>{p['c']:.4g}</b>" if not mode.conventional else
-              f"<b>lr η = {p['elr']:.4g}</b> (initial c = {p['c']:.4g}); lands at c = {th['landing_c']:.4g}")
-    notes = "; ".join(data.notes)
-    return {"sources": sources, "readouts": _readouts_html(data), "verdict": verdict_text(data), "c_text": c_text,
-            "notes": html.escape(notes)}
+    sources["readouts"] = _readout_columns(data)
+    ranges = {"t": (0.0, float(p["steps"])),
+              "loss": _log_range(sources["trace"]["loss"], [fstar, th["random_guess_loss"]]),
+              "elrs": _log_range(np.concatenate([np.ravel(tr["group_elrs"]), np.ravel(tr["total_elr"])]),
+                                 [*g_star.tolist(), landing_elr]),
+              "angles": _log_range(sources["tail"]["gelr"], g_star.tolist() if has_orbit else [])}
+    return {"sources": sources, "ranges": ranges, "verdict": verdict_text(data), "slider_label": slider_label(p)}
+
+
+def _log_range(values, extra=()) -> tuple:
+    """A log axis's (start, end) over the finite positive values and the theory levels, with a margin.
+    Ranges are set with the data (not found by the page from it), so the page sends nothing back."""
+    v = np.concatenate([np.ravel(np.asarray(values, dtype=float)), np.asarray(list(extra), dtype=float)])
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size == 0:
+        return (1e-3, 10.0)
+    lo, hi = float(v.min()), float(v.max())
+    pad = max(np.log10(hi / lo) * 0.06, 0.05)
+    return (lo / 10**pad, hi * 10**pad)
 
 
 class Views:
     """The figures of the explorer over one set of named sources.
 
-    Attributes: ``sources`` (name -> ColumnDataSource), ``loss``, ``elrs``, ``angles``, ``strip``
-    (figures), ``readouts``, ``verdict``, ``notes`` (Divs), ``layout`` (all of them).
+    Attributes: ``sources`` (name -> ColumnDataSource, named ``src_<name>`` in the page), ``loss``,
+    ``elrs``, ``angles``, ``strip``, ``readouts`` (figures), ``layout`` (all of them).
     """
 
     def __init__(self, first: dict):
@@ -135,7 +172,13 @@ class Views:
         src = self.sources
         tools = "pan,wheel_zoom,box_zoom,reset,save"
 
+        rg = first["ranges"]
+        self.ranges = {"t": Range1d(*rg["t"], name="range_t"), "loss": Range1d(*rg["loss"], name="range_loss"),
+                       "elrs": Range1d(*rg["elrs"], name="range_elrs"),
+                       "angles": Range1d(*rg["angles"], name="range_angles")}
+        fixed = dict(min_border_left=75, min_border_right=20)  # the axes' labels never resize a plot
         loss = figure(width=FIG_W, height=FIG_H, y_axis_type="log", title="loss F(θₜ)", tools=tools,
+                      x_range=self.ranges["t"], y_range=self.ranges["loss"], **fixed,
                       x_axis_label="step t", y_axis_label="F (floored at 1e-16·Σα)")
         r_loss = loss.line("t", "loss", source=src["trace"], color="#1f77b4", line_width=1)
         r_f = loss.line("t", "fstar", source=src["levels"], color="#d62728", line_dash="dashed", line_width=2)
@@ -146,7 +189,8 @@ class Views:
                                **_LEGEND), "below")
 
         elrs = figure(width=FIG_W, height=FIG_H, y_axis_type="log", title="group ELRs η̃ᵢ(t) against theory",
-                      tools=tools, x_axis_label="step t", y_axis_label="η̃ᵢ", x_range=loss.x_range)
+                      tools=tools, x_axis_label="step t", y_axis_label="η̃ᵢ", x_range=self.ranges["t"],
+                      y_range=self.ranges["elrs"], **fixed)
         elrs.multi_line("xs", "ys", source=src["groups"], color="color", line_width=1, legend_field="label")
         elrs.multi_line("xs", "ys", source=src["group_theory"], color="color", line_dash="dashed", line_width=2)
         r_tot = elrs.line("t", "total_elr", source=src["trace"], color="black", line_width=1, alpha=0.6)
@@ -160,14 +204,14 @@ class Views:
         angles = figure(width=FIG_W, height=FIG_H, y_axis_type="log", tools=tools,
                         title=f"group angles after the run ({TAIL_STEPS} steps of the NumPy map) and the orbit (×)",
                         x_axis_label="group angle φᵢ (folded to [−π/2, π/2))", y_axis_label="group ELR η̃ᵢ",
-                        x_range=Range1d(-np.pi / 2, np.pi / 2))
+                        x_range=Range1d(-np.pi / 2, np.pi / 2), y_range=self.ranges["angles"], **fixed)
         angles.scatter("phi", "gelr", source=src["tail"], color="color", size=4, alpha=0.7)
         angles.scatter("phi", "gelr", source=src["orbit"], color="color", marker="x", size=16, line_width=3)
         angles.add_tools(HoverTool(tooltips=[("φ", "@phi{0.0000}"), ("η̃ᵢ", "@gelr{0.0000}")]))
 
         strip = figure(width=2 * FIG_W, height=165, x_axis_type="log", tools="pan,wheel_zoom,reset,save",
                        title="phase strip: regime bands from theory (top) and a quick sweep (bottom)",
-                       x_axis_label="c = η̃Σα", x_range=Range1d(0.1, 100.0), y_range=Range1d(-0.05, 2.45))
+                       x_axis_label="c = η̃Σα", x_range=Range1d(0.1, 100.0), y_range=Range1d(-0.05, 2.45), **fixed)
         strip.quad(left="left", right="right", bottom="bottom", top="top", color="color", source=src["strip"],
                    alpha=0.85, line_color=None)
         strip.segment(x0="x", x1="x", y0="y0", y1="y1", color="color", line_width="width", source=src["marks"])
@@ -179,16 +223,22 @@ class Views:
         strip.add_tools(HoverTool(tooltips=[("", "@label")]))
 
         self.loss, self.elrs, self.angles, self.strip = loss, elrs, angles, strip
-        self.readouts = Div(text=first["readouts"], width=FIG_W, name="readouts")
-        self.verdict = Div(text=first["verdict"], name="verdict",
-                           styles={"font-size": "16px", "font-weight": "bold", "color": "#333"})
-        self.notes = Div(text=first["notes"], name="notes", styles={"font-size": "11px", "color": "#8a6d3b"})
-        self.layout = column(row(loss, elrs), row(angles, column(self.verdict, self.readouts, self.notes)), strip)
+        bottom = max(s["readouts"]["y"]) + 2.0
+        readouts = figure(width=FIG_W, height=FIG_H + 40, toolbar_location=None, x_range=Range1d(0, 1),
+                          y_range=Range1d(max(23.0, bottom), -0.8), name="readouts_figure",
+                          title="derived (toymodel.theory) and measured")
+        readouts.text(x="x", y="y", text="text", text_font_size="size", text_font_style="style", text_color="color",
+                      source=src["readouts"], text_baseline="middle")
+        readouts.axis.visible = False
+        readouts.grid.visible = False
+        readouts.outline_line_color = None
+        self.loss, self.elrs, self.angles, self.strip, self.readouts = loss, elrs, angles, strip, readouts
+        self.layout = column(row(loss, elrs), row(angles, readouts), strip)
 
     def update(self, vd: dict) -> None:
-        """Refill every source and text from :func:`view_data`."""
+        """Refill every source from :func:`view_data` (no other model changes: the page is not laid out
+        again, only redrawn)."""
         for name, columns in vd["sources"].items():
             self.sources[name].data = columns
-        self.readouts.text = vd["readouts"]
-        self.verdict.text = vd["verdict"]
-        self.notes.text = vd["notes"]
+        for name, (start, end) in vd["ranges"].items():
+            self.ranges[name].update(start=start, end=end, reset_start=start, reset_end=end)
