@@ -7,7 +7,15 @@ Build (from the repository root, warnings are errors, the tutorial notebook is e
 
 The source folder is the repository root so that the committed derivations/ and figures/ are
 used as they are; only docs/ and derivations/ are read as pages.
+
+The explorer's static page (``python -m toymodel.explore --write``) is generated at every build
+into docs/_build/extra/explorer.html, which Sphinx copies to the site's root (html_extra_path);
+docs/explore.md links to it. Generating it takes about a minute (49 runs of 10^4 steps, and the
+kernel's compilation on a cold cache) and needs the explore extra (Bokeh), which the docs extra
+installs.
 """
+
+from pathlib import Path
 
 import toymodel
 
@@ -45,5 +53,21 @@ numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
 
 html_theme = "alabaster"
+# the explorer's static page, written by the builder-inited hook below (the folder must exist when
+# the configuration is read)
+_EXTRA = Path(__file__).resolve().parent / "_build" / "extra"
+_EXTRA.mkdir(parents=True, exist_ok=True)
+html_extra_path = [str(_EXTRA)]
 html_title = f"toymodel {release}"
 suppress_warnings = ["myst.header"]
+
+
+def _write_explorer(app):
+    """Generate the explorer's self-contained page for the site (python -m toymodel.explore --write)."""
+    from toymodel.explore.static import write_static_page
+
+    write_static_page(_EXTRA / "explorer.html")
+
+
+def setup(app):
+    app.connect("builder-inited", _write_explorer)

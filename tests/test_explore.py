@@ -47,11 +47,25 @@ def test_every_theory_number_is_toymodel_theorys():
     assert d.theory["multipliers"] is None and np.all(np.isnan(d.theory["group_elrs"]))
 
 
+def test_traces_are_envelopes_that_keep_the_extremes():
+    d = explore_data("1,2,4", 0.5, steps=3000, max_trace_points=200, tail_steps=40)
+    assert d.params["record_every"] == 1
+    res = simulate(ToyProblem(A), [0.5], 3000, seeds=[0], burn_in=1500, lyapunov=True, record_every=1)
+    full = res.loss_trace[0, 0]
+    t, y = d.trace["t_loss"], d.trace["loss"]
+    assert t.size == y.size == 200 and np.all(np.diff(t) > 0)
+    # every point is a recorded step, and each bin of 30 steps gives its minimum and maximum
+    np.testing.assert_array_equal(y, full[t.astype(int)])
+    assert y.max() == full.max() and y.min() == full.min()
+    np.testing.assert_array_equal(np.sort(y[:2]), [full[:30].min(), full[:30].max()])
+    assert d.trace["group_elrs"].shape == d.trace["t_groups"].shape == (3, 200)
+    # short traces are kept whole
+    tt, yy = C.envelope(np.arange(10), np.arange(10.0), 100)
+    assert tt.size == 10 and yy.tolist() == list(range(10))
+
+
 def test_traces_and_the_angle_continuation():
     d = explore_data("1,2,4", 0.2, steps=3000, max_trace_points=1000, tail_steps=40)
-    assert d.params["record_every"] == 3 and d.trace["t"].tolist() == list(range(0, 3000, 3))
-    ge = d.trace["group_elrs"]
-    assert ge.shape == (3, 1000)
     # the group ELRs obey the sum rule sum 1/elr_i = 1/elr at every recorded step, so the total is the ELR
     np.testing.assert_allclose(d.trace["total_elr"], 0.2, rtol=1e-12)
     # the continuation starts at the run's final point and follows the NumPy map

@@ -37,8 +37,8 @@ from ..model import PAPER_ALPHAS, ToyProblem
 from ..simulate import SimulationResult, simulate, simulate_conventional
 
 __all__ = ["Control", "Mode", "MODES", "PRESETS", "DEFAULTS", "MAX_GROUPS", "MAX_EXPLORE_STEPS", "MAX_TRACE_POINTS",
-           "TAIL_STEPS", "SWEEP_C", "SWEEP_MAX_STEPS", "LOSS_FLOOR", "ExploreData", "explore_data", "preset_alphas",
-           "readout_rows", "verdict_text", "warm_up", "kernel_variants", "REGIME_LABELS"]
+           "MAX_RECORDED", "TAIL_STEPS", "SWEEP_C", "SWEEP_MAX_STEPS", "LOSS_FLOOR", "ExploreData", "explore_data",
+           "preset_alphas", "readout_rows", "verdict_text", "envelope", "warm_up", "kernel_variants", "REGIME_LABELS"]
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,11 @@ DEFAULTS = dict(alphas=",".join(f"{a:g}" for a in PAPER_ALPHAS), elr=0.2, steps=
 MAX_GROUPS = 10
 #: the longest run the explorer takes (a page update stays interactive up to here)
 MAX_EXPLORE_STEPS = 10**6
-#: traces are recorded every ``ceil(steps / MAX_TRACE_POINTS)`` steps
-MAX_TRACE_POINTS = 2_000
+#: traces are recorded at every step up to MAX_RECORDED steps (every ``ceil(steps / MAX_RECORDED)``
+#: beyond) and drawn as their envelope: the minimum and the maximum of each of MAX_TRACE_POINTS / 2
+#: bins, so that a burst of one step still shows (the page never needs more points than pixels)
+MAX_RECORDED = 100_000
+MAX_TRACE_POINTS = 1_000
 #: steps of the NumPy continuation drawn in the group-angle view
 TAIL_STEPS = 160
 #: the phase strip's quick sweep: c = elr * sum(alpha) on this grid, one seed, at most
@@ -117,8 +120,10 @@ class ExploreData:
     params : dict
         The validated controls: ``alphas`` (list), ``elr``, ``c`` (elr * sum alpha), ``steps``,
         ``burn_in``, ``seed``, ``mode``, the mode's values, ``record_every``.
-    trace : dict of arrays (T',)
-        ``t``, ``loss`` (floored at LOSS_FLOOR * sum alpha), ``total_elr`` and ``group_elrs`` (n, T').
+    trace : dict of arrays
+        Envelopes (:func:`envelope`) of the recorded traces, at most ``max_trace_points`` each:
+        ``t_loss`` and ``loss`` (floored at LOSS_FLOOR * sum alpha), ``t_total`` and ``total_elr``,
+        ``t_groups`` and ``group_elrs`` (n, P).
     tail : dict of arrays
         The NumPy continuation from the final point: ``t`` (W,), ``phi`` and ``group_elrs`` (n, W).
     theory : dict
@@ -210,6 +215,27 @@ def _mode_values(mode: Mode, values: dict) -> dict:
         if not (isinstance(lr_wd, (int, float)) and 0 < lr_wd < 1):
             raise ValueError(f"lr_wd (ηλ) must be in (0, 1): the decay factor 1 − ηλ must be positive, got {lr_wd!r}")
     return out
+
+
+def envelope(t, y, points: int):
+    """A trace reduced to at most ``points`` points that keep its extremes: the steps are cut into
+    ``points // 2`` bins of equal size and each bin gives its minimum and its maximum, in the order
+    they occur. Returns ``(t, y)``; a trace that is short enough is returned as it is. NaN (a
+    non-finite run) stays NaN."""
+    t = np.asarray(t, dtype=float)
+    y = np.asarray(y, dtype=float)
+    bins = max(1, int(points) // 2)
+    if y.size <= 2 * bins:
+        return t, y
+    width = -(-y.size // bins)
+    pad = bins * width - y.size
+    yp = np.concatenate([y, np.full(pad, np.nan)]).reshape(bins, width)
+    lo = np.argmin(np.where(np.isnan(yp), np.inf, yp), axis=1)
+    hi = np.argmax(np.where(np.isnan(yp), -np.inf, yp), axis=1)
+    first, second = np.minimum(lo, hi), np.maximum(lo, hi)
+    idx = np.stack([first, second], axis=1) + (np.arange(bins) * width)[:, None]
+    idx = np.minimum(idx, y.size - 1).reshape(-1)
+    return t[idx], y[idx]
 
 
 # ------------------------------------------------------------------------------------------- runs
@@ -343,7 +369,7 @@ def explore_data(alphas=DEFAULTS["alphas"], elr=DEFAULTS["elr"], steps=DEFAULTS[
     mode : str
         A key of :data:`MODES`: ``"gd"``, ``"sgd"`` or ``"conventional"``.
     max_trace_points, tail_steps : int
-        Points of the recorded traces (at most), steps of the group-angle continuation.
+        Points of each trace's envelope (at most), steps of the group-angle continuation.
     **mode_values
         The controls of the mode (:attr:`Mode.controls`), numbers or text: ``batch_size`` and
         ``mask_prob`` for SGD, ``lr_wd`` for conventional training. Values of other modes' controls
@@ -370,7 +396,7 @@ def explore_data(alphas=DEFAULTS["alphas"], elr=DEFAULTS["elr"], steps=DEFAULTS[
     max_trace_points = as_int(max_trace_points, "max_trace_points", minimum=2)
     problem = ToyProblem(a)
     A = problem.total_alpha
-    record_every = -(-steps // max_trace_points)
+    record_every = -(-steps // MAX_RECORDED)
 
     res, regime, subtype, notes = _run(m, problem, [elr], steps, seed, values, record_every)
     sweep_steps = min(steps, SWEEP_MAX_STEPS)
@@ -384,8 +410,13 @@ def explore_data(alphas=DEFAULTS["alphas"], elr=DEFAULTS["elr"], steps=DEFAULTS[
     ge = res.group_elr_trace[0, 0].T  # (n, T')
     with np.errstate(divide="ignore", invalid="ignore"):
         total = 1.0 / np.sum(1.0 / ge, axis=0)
-    trace = {"t": res.trace_steps, "loss": np.maximum(res.loss_trace[0, 0], LOSS_FLOOR * A), "total_elr": total,
-             "group_elrs": ge}
+    t = res.trace_steps
+    trace = {}
+    trace["t_loss"], trace["loss"] = envelope(t, np.maximum(res.loss_trace[0, 0], LOSS_FLOOR * A), max_trace_points)
+    trace["t_total"], trace["total_elr"] = envelope(t, total, max_trace_points)
+    groups = [envelope(t, g, max_trace_points) for g in ge]
+    trace["t_groups"] = np.array([g[0] for g in groups])
+    trace["group_elrs"] = np.array([g[1] for g in groups])
     th = _theory(problem, elr, m, values, threshold_c)
     measured = {"regime": str(regime[0]), "subtype": str(subtype[0]), "lyapunov": float(res.lyapunov[0, 0]),
                 "lyapunov_angle": float(res.lyapunov_angle[0, 0]), "mean_loss": float(res.mean_loss[0, 0]),

@@ -83,8 +83,7 @@ def view_data(data: ExploreData) -> dict:
     colors = _group_colors(n)
     labels = [f"group {i + 1} (α = {a:g})" for i, a in enumerate(p["alphas"])]
     tr = data.trace
-    t = np.asarray(tr["t"], dtype=float)
-    t_ends = [float(t[0]), float(p["steps"])]
+    t_ends = [0.0, float(p["steps"])]
     conventional = MODES[p["mode"]].conventional
     A = float(np.sum(p["alphas"]))
 
@@ -97,13 +96,16 @@ def view_data(data: ExploreData) -> dict:
     landing_elr = th["landing_c"] / A if th["landing_c"] is not None else np.nan
     g_star = np.asarray(th["group_elrs"], dtype=float)
     sources = {
-        "trace": {"t": t, "loss": np.asarray(tr["loss"], dtype=float), "total_elr": np.asarray(tr["total_elr"])},
-        "groups": {"xs": [t] * n, "ys": [np.asarray(g) for g in tr["group_elrs"]], "color": colors, "label": labels},
+        "trace": {"t_loss": _f32(tr["t_loss"]), "loss": _f32(tr["loss"]), "t_total": _f32(tr["t_total"]),
+                  "total_elr": _f32(tr["total_elr"])},
+        "groups": {"xs": [_f32(t) for t in tr["t_groups"]], "ys": [_f32(g) for g in tr["group_elrs"]],
+                   "color": colors, "label": labels},
         "group_theory": {"xs": [t_ends] * n, "ys": [[float(g), float(g)] for g in g_star], "color": colors,
                          "label": [f"η̃{i + 1}* (theory)" for i in range(n)]},
         "levels": {"t": t_ends, "fstar": [fstar, fstar], "rg": [th["random_guess_loss"]] * 2,
                    "landing": [landing_elr, landing_elr]},
-        "tail": {"phi": np.concatenate(list(data.tail["phi"])), "gelr": np.concatenate(list(data.tail["group_elrs"])),
+        "tail": {"phi": _f32(np.concatenate(list(data.tail["phi"]))),
+                 "gelr": _f32(np.concatenate(list(data.tail["group_elrs"]))),
                  "color": np.repeat(colors, data.tail["phi"].shape[1]).tolist()},
     }
     amp = nan_if_none(th["equilibrium_amplitude"])
@@ -147,6 +149,12 @@ def view_data(data: ExploreData) -> dict:
     return {"sources": sources, "ranges": ranges, "verdict": verdict_text(data), "slider_label": slider_label(p)}
 
 
+def _f32(a) -> np.ndarray:
+    """Arrays go to the page in float32 (half the bytes; plenty for pixels), clipped to its range."""
+    lim = float(np.finfo(np.float32).max)
+    return np.clip(np.asarray(a, dtype=float), -lim, lim).astype(np.float32)
+
+
 def _log_range(values, extra=()) -> tuple:
     """A log axis's (start, end) over the finite positive values and the theory levels, with a margin.
     Ranges are set with the data (not found by the page from it), so the page sends nothing back."""
@@ -180,7 +188,7 @@ class Views:
         loss = figure(width=FIG_W, height=FIG_H, y_axis_type="log", title="loss F(θₜ)", tools=tools,
                       x_range=self.ranges["t"], y_range=self.ranges["loss"], **fixed,
                       x_axis_label="step t", y_axis_label="F (floored at 1e-16·Σα)")
-        r_loss = loss.line("t", "loss", source=src["trace"], color="#1f77b4", line_width=1)
+        r_loss = loss.line("t_loss", "loss", source=src["trace"], color="#1f77b4", line_width=1)
         r_f = loss.line("t", "fstar", source=src["levels"], color="#d62728", line_dash="dashed", line_width=2)
         r_rg = loss.line("t", "rg", source=src["levels"], color="#555555", line_dash="dotted", line_width=2)
         loss.add_layout(Legend(items=[LegendItem(label="F(θₜ)", renderers=[r_loss]),
@@ -193,7 +201,7 @@ class Views:
                       y_range=self.ranges["elrs"], **fixed)
         elrs.multi_line("xs", "ys", source=src["groups"], color="color", line_width=1, legend_field="label")
         elrs.multi_line("xs", "ys", source=src["group_theory"], color="color", line_dash="dashed", line_width=2)
-        r_tot = elrs.line("t", "total_elr", source=src["trace"], color="black", line_width=1, alpha=0.6)
+        r_tot = elrs.line("t_total", "total_elr", source=src["trace"], color="black", line_width=1, alpha=0.6)
         r_land = elrs.line("t", "landing", source=src["levels"], color="#2ca02c", line_dash="dashed", line_width=2)
         groups_legend = elrs.legend[0]
         elrs.center.remove(groups_legend)
