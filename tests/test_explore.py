@@ -180,7 +180,7 @@ def test_readouts():
     assert text["threshold η̃* (c = 1)"] == "0.1429 (c = 1)"
     assert text["F* on the orbit"] == "1"
     assert text["orbit group ELRs η̃ᵢ*"] == "(1.4, 0.7, 0.35)"
-    assert "neutral pairs" in text["orbit multipliers per period"]
+    assert text["orbit multipliers per period"] == "0.000416 (swing); 2× e^(±3.1i), |μ| = 1"  # (1 - 2/c²)², pairs
     assert text["regime"] == verdict_text(d) == "chaotic equilibrium (periodic)"
     assert {s for s, _, _ in rows} == {"point", "theory", "measured"}
 

@@ -452,13 +452,12 @@ def _multipliers_text(mults) -> str:
     if mults is None:
         return "no orbit (c ≤ 1)"
     mults = np.asarray(mults)
-    swing = f"{_fmt(mults[0].real)} (swing)"
+    swing = f"{_fmt(mults[0].real, 3)} (swing)"
     pairs = mults[1:]
     if pairs.size == 0:
         return swing
     arg = abs(float(np.angle(pairs[0])))
-    return (f"{swing}; {pairs.size // 2} neutral pair{'s' if pairs.size > 2 else ''} e^(±{_fmt(arg, 3)}i), "
-            f"|μ| = {_fmt(abs(pairs[0]), 6)}")
+    return f"{swing}; {pairs.size // 2}× e^(±{_fmt(arg, 3)}i), |μ| = {_fmt(abs(pairs[0]), 6)}"
 
 
 def verdict_text(data: ExploreData) -> str:
@@ -476,20 +475,22 @@ def readout_rows(data: ExploreData) -> list:
             ("point", "c = η̃Σα", _fmt(p["c"])),
             ("point", "steps (window: second half)", f"{p['steps']:,}")]
     thr = "threshold η̃*_SGD (c = k*)" if mode.key == "sgd" else "threshold η̃* (c = 1)"
-    rows += [("theory", thr, f"{_fmt(th['threshold_elr'])} (c = {_fmt(th['threshold_c'])})")]
-    if mode.conventional:
-        rows += [("theory", "landing c = 1/(1 − ηλ)", _fmt(th["landing_c"])),
-                 ("theory", "F* on the orbit", _fmt(th["equilibrium_loss"])),
-                 ("theory", "⟨log(1 + ESSᵢ²)⟩ law", _fmt(th["ess_law"]))]
-    else:
-        rows += [("theory", "F* on the orbit", _fmt(th["equilibrium_loss"])),
-                 ("theory", "cos* = 1/c", _fmt(th["equilibrium_cosine"]))]
-    rows += [("theory", "orbit angle φ*", _fmt(th["equilibrium_amplitude"])),
-             ("theory", "orbit group ELRs η̃ᵢ*", _fmt(th["group_elrs"], 3)),
+    # under SGD the orbit's values are those of GD's orbit at the same ELR
+    orbit = "theory (the orbit: GD's)" if mode.key == "sgd" else "theory"
+    rows += [("theory", thr, f"{_fmt(th['threshold_elr'])} (c = {_fmt(th['threshold_c'])})"),
              ("theory", "random-guess loss", _fmt(th["random_guess_loss"]))]
+    if mode.conventional:
+        rows += [(orbit, "landing c = 1/(1 − ηλ)", _fmt(th["landing_c"])),
+                 (orbit, "F* on the orbit", _fmt(th["equilibrium_loss"])),
+                 (orbit, "⟨log(1 + ESSᵢ²)⟩ law", _fmt(th["ess_law"]))]
+    else:
+        rows += [(orbit, "F* on the orbit", _fmt(th["equilibrium_loss"])),
+                 (orbit, "cos* = 1/c", _fmt(th["equilibrium_cosine"]))]
+    rows += [(orbit, "orbit angle φ*", _fmt(th["equilibrium_amplitude"])),
+             (orbit, "orbit group ELRs η̃ᵢ*", _fmt(th["group_elrs"], 3))]
     if not mode.conventional:
-        rows += [("theory", "orbit multipliers per period", _multipliers_text(th["multipliers"]))]
-    rows += [("theory", "orbit unstable from (n = 2)", f"c = {_fmt(th['instability_c'])}"),
+        rows += [(orbit, "orbit multipliers per period", _multipliers_text(th["multipliers"]))]
+    rows += [(orbit, "orbit unstable from (n = 2)", f"c = {_fmt(th['instability_c'])}"),
              ("measured", "regime", verdict_text(data)),
              ("measured", "Lyapunov exponent (per step)", _fmt(m["lyapunov"])),
              ("measured", "mean loss", _fmt(m["mean_loss"])),

@@ -32,7 +32,8 @@ SOURCES = ("trace", "groups", "group_theory", "levels", "tail", "orbit", "strip"
 _MARKS = {"threshold": ("threshold", "#1f3b73", False), "instability": ("√3: orbit unstable", "#7a3e9d", False),
           "crossover": ("random-walk criterion", "#555555", False), "point": ("this run", "#d62728", True),
           "landing": ("landing c = 1/(1−ηλ)", "#2ca02c", False), "effective": ("measured c", "#d62728", True)}
-FIG_W, FIG_H = 470, 290
+FIG_W, FIG_H, READOUT_H = 470, 290, 400
+READOUT_LINES = 25.0
 _LEGEND = dict(orientation="horizontal", label_text_font_size="8pt", spacing=4, padding=2, margin=2,
                glyph_width=14, label_standoff=3, border_line_alpha=0)
 
@@ -53,13 +54,12 @@ def _readout_columns(data: ExploreData) -> dict:
     line, last = 0.6, None
     for section, label, value in readout_rows(data):
         if section != last:
-            line += 1.25
+            line += 1.3
             add(0.0, line, section, "12px", "bold", "#555555")
             last = section
-        else:
-            line += 1.0
-        add(0.02, line, label)
-        add(0.5, line, value)
+        line += 1.0
+        add(0.03, line, label, "11px")
+        add(0.47, line, value, "11px")
     for note in data.notes:
         for part in textwrap.wrap(note, 75):
             line += 1.0
@@ -81,7 +81,7 @@ def view_data(data: ExploreData) -> dict:
     p, th, st = data.params, data.theory, data.strip
     n = data.n_groups
     colors = _group_colors(n)
-    labels = [f"group {i + 1} (α = {a:g})" for i, a in enumerate(p["alphas"])]
+    labels = [f"group {i + 1} (α={a:g})" for i, a in enumerate(p["alphas"])]
     tr = data.trace
     t_ends = [0.0, float(p["steps"])]
     conventional = MODES[p["mode"]].conventional
@@ -130,22 +130,33 @@ def view_data(data: ExploreData) -> dict:
                      + (f" ({sub})" if sub else ""))
     sources["strip"] = {"left": left, "right": right, "bottom": bottom, "top": top, "color": color, "label": label}
     mx, mcol, mlab, mwidth = [], [], [], []
-    for key, c in st["marks"].items():
-        if c is None or not np.isfinite(c):
+    for key, c in sorted(((k, v) for k, v in st["marks"].items() if v is not None), key=lambda kv: kv[1]):
+        if not np.isfinite(c):
             continue
         name, col, run = _MARKS[key]
         mx.append(float(c)), mcol.append(col), mwidth.append(4 if run else 1.5)
         mlab.append(f"{name}: c = {c:.4g}")
     sources["marks"] = {"x": mx, "y0": [0.0] * len(mx), "y1": [2.0] * len(mx), "color": mcol, "width": mwidth,
                         "label": mlab}
-    sources["mark_labels"] = {"x": mx, "y": [2.05 + 0.0 * i for i in range(len(mx))],
+    # labels on the lowest free line above the strip (a label takes about 0.02 decades per character)
+    ys, ends = [], []
+    for x, lab in zip(mx, mlab, strict=True):
+        lx = float(np.log10(x))
+        level = next((i for i, end in enumerate(ends) if lx > end), len(ends))
+        if level == len(ends):
+            ends.append(0.0)
+        ends[level] = lx + 0.021 * len(lab.split(":")[0]) + 0.03
+        ys.append(2.15 + 0.32 * min(level, 3))
+    sources["mark_labels"] = {"x": mx, "y": ys,
                               "text": [lab.split(":")[0] for lab in mlab], "color": mcol}
     sources["readouts"] = _readout_columns(data)
     ranges = {"t": (0.0, float(p["steps"])),
               "loss": _log_range(sources["trace"]["loss"], [fstar, th["random_guess_loss"]]),
               "elrs": _log_range(np.concatenate([np.ravel(tr["group_elrs"]), np.ravel(tr["total_elr"])]),
                                  [*g_star.tolist(), landing_elr]),
-              "angles": _log_range(sources["tail"]["gelr"], g_star.tolist() if has_orbit else [])}
+              "angles": _log_range(sources["tail"]["gelr"], g_star.tolist() if has_orbit else []),
+              # rows keep their spacing unless there are more than fit; one more line for the app's status
+              "readouts": (max(READOUT_LINES, max(sources["readouts"]["y"]) + 2.4), -0.8)}
     return {"sources": sources, "ranges": ranges, "verdict": verdict_text(data), "slider_label": slider_label(p)}
 
 
@@ -193,47 +204,49 @@ class Views:
         r_rg = loss.line("t", "rg", source=src["levels"], color="#555555", line_dash="dotted", line_width=2)
         loss.add_layout(Legend(items=[LegendItem(label="F(θₜ)", renderers=[r_loss]),
                                       LegendItem(label="F* (theory)", renderers=[r_f]),
-                                      LegendItem(label="random guess (theory)", renderers=[r_rg])],
+                                      LegendItem(label="random guess", renderers=[r_rg])],
                                **_LEGEND), "below")
 
         elrs = figure(width=FIG_W, height=FIG_H, y_axis_type="log", title="group ELRs η̃ᵢ(t) against theory",
                       tools=tools, x_axis_label="step t", y_axis_label="η̃ᵢ", x_range=self.ranges["t"],
                       y_range=self.ranges["elrs"], **fixed)
         elrs.multi_line("xs", "ys", source=src["groups"], color="color", line_width=1, legend_field="label")
-        elrs.multi_line("xs", "ys", source=src["group_theory"], color="color", line_dash="dashed", line_width=2)
+        r_theory = elrs.multi_line("xs", "ys", source=src["group_theory"], color="black", line_dash="dashed",
+                                   line_width=1.5)
         r_tot = elrs.line("t_total", "total_elr", source=src["trace"], color="black", line_width=1, alpha=0.6)
         r_land = elrs.line("t", "landing", source=src["levels"], color="#2ca02c", line_dash="dashed", line_width=2)
         groups_legend = elrs.legend[0]
         elrs.center.remove(groups_legend)
         items = [*groups_legend.items, LegendItem(label="total ELR", renderers=[r_tot]),
-                 LegendItem(label="landing ELR (conventional)", renderers=[r_land])]
-        elrs.add_layout(Legend(items=items, **_LEGEND), "below")
+                 LegendItem(label="η̃ᵢ* (theory)", renderers=[r_theory]),
+                 LegendItem(label="landing (weight decay)", renderers=[r_land])]
+        elrs.add_layout(Legend(items=items, nrows=2, **_LEGEND), "below")
 
-        angles = figure(width=FIG_W, height=FIG_H, y_axis_type="log", tools=tools,
-                        title=f"group angles after the run ({TAIL_STEPS} steps of the NumPy map) and the orbit (×)",
+        angles = figure(width=FIG_W, height=READOUT_H, y_axis_type="log", tools=tools,
+                        title=f"group angles, {TAIL_STEPS} steps after the run, and the orbit (×)",
                         x_axis_label="group angle φᵢ (folded to [−π/2, π/2))", y_axis_label="group ELR η̃ᵢ",
                         x_range=Range1d(-np.pi / 2, np.pi / 2), y_range=self.ranges["angles"], **fixed)
         angles.scatter("phi", "gelr", source=src["tail"], color="color", size=4, alpha=0.7)
         angles.scatter("phi", "gelr", source=src["orbit"], color="color", marker="x", size=16, line_width=3)
         angles.add_tools(HoverTool(tooltips=[("φ", "@phi{0.0000}"), ("η̃ᵢ", "@gelr{0.0000}")]))
 
-        strip = figure(width=2 * FIG_W, height=165, x_axis_type="log", tools="pan,wheel_zoom,reset,save",
+        strip = figure(width=2 * FIG_W, height=205, x_axis_type="log", tools="pan,wheel_zoom,reset,save",
                        title="phase strip: regime bands from theory (top) and a quick sweep (bottom)",
-                       x_axis_label="c = η̃Σα", x_range=Range1d(0.1, 100.0), y_range=Range1d(-0.05, 2.45), **fixed)
+                       x_axis_label="c = η̃Σα", x_range=Range1d(0.1, 100.0), y_range=Range1d(-0.05, 3.35), **fixed)
         strip.quad(left="left", right="right", bottom="bottom", top="top", color="color", source=src["strip"],
                    alpha=0.85, line_color=None)
         strip.segment(x0="x", x1="x", y0="y0", y1="y1", color="color", line_width="width", source=src["marks"])
         strip.text(x="x", y="y", text="text", color="color", source=src["mark_labels"], text_font_size="9pt",
-                   angle=0.0, x_offset=3)
+                   angle=0.0, x_offset=3, text_baseline="middle")
         strip.yaxis.ticker = [0.5, 1.5]
         strip.yaxis.major_label_overrides = {0.5: "sweep", 1.5: "theory"}
         strip.ygrid.visible = False
         strip.add_tools(HoverTool(tooltips=[("", "@label")]))
 
         self.loss, self.elrs, self.angles, self.strip = loss, elrs, angles, strip
-        bottom = max(s["readouts"]["y"]) + 2.0
-        readouts = figure(width=FIG_W, height=FIG_H + 40, toolbar_location=None, x_range=Range1d(0, 1),
-                          y_range=Range1d(max(23.0, bottom), -0.8), name="readouts_figure",
+        self.ranges["readouts"] = Range1d(*rg["readouts"], name="range_readouts")
+        readouts = figure(width=FIG_W, height=READOUT_H, toolbar_location=None, x_range=Range1d(0, 1),
+                          y_range=self.ranges["readouts"], name="readouts_figure",
                           title="derived (toymodel.theory) and measured")
         readouts.text(x="x", y="y", text="text", text_font_size="size", text_font_style="style", text_color="color",
                       source=src["readouts"], text_baseline="middle")
