@@ -198,8 +198,10 @@ def test_view_data_shapes_every_source():
     assert vd["verdict"] == verdict_text(d) == vd["sources"]["readouts"]["text"][0]
     assert vd["slider_label"] == "η̃ = 0.1 · c = η̃Σα = 1.5"
     views = Views(vd)
-    views.update(view_data(explore_data("1,2", 0.5, **QUICK)))
-    assert len(views.sources["groups"].data["ys"]) == 2
+    views.update(view_data(explore_data("1,2", 0.5, **QUICK)))  # one change: the payload the page unpacks
+    state = views.payload.tags[0]
+    assert set(state) == {"sources", "ranges"} and len(state["sources"]["groups"]["ys"]) == 2
+    assert all(not src.syncable for src in views.sources.values())
 
 
 def test_the_static_page_is_self_contained(tmp_path):

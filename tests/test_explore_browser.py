@@ -125,6 +125,6 @@ def test_the_static_page_opens_and_its_slider_changes_the_plot(tmp_path):
         assert verdict == "chaotic equilibrium (chaotic)"
         loss1 = source_column(driver, "src_trace", "loss")
         assert len(loss1) == len(loss0) and loss1 != loss0
-        assert min(loss1[len(loss1) // 2:]) > 0.1  # no longer at the minimum
+        assert np.median(loss1[len(loss1) // 2:]) > 1  # no longer at the minimum: near F* = 2.8
         assert _readout(driver, "c = η̃Σα") == "5"
         assert not _resources_outside(driver, "file://")  # self-contained: nothing loaded

@@ -83,6 +83,7 @@ class ExplorerApp:
                           self.mode, *self.mode_inputs.values(), self.message, width=280)
         doc.add_root(row(controls, self.views.layout))
         doc.add_root(self.status)
+        doc.add_root(self.views.payload)
         doc.title = "toymodel explorer"
         self._show(first, explore_seconds=None, alphas=DEFAULTS["alphas"], mode=DEFAULTS["mode"])
 

@@ -20,7 +20,7 @@ from bokeh.resources import INLINE
 from .._records import atomic_write_text
 from ..model import PAPER_ALPHAS
 from .compute import MODES, explore_data
-from .views import Views, view_data
+from .views import Views, page_state, view_data
 
 __all__ = ["STATIC_C", "STATIC_STEPS", "STATIC_TRACE_POINTS", "static_states", "static_page", "write_static_page"]
 
@@ -32,20 +32,8 @@ STATIC_STEPS = 10_000
 STATIC_TRACE_POINTS = 500
 
 _TICK = "const v = labels[Math.round(tick)]; return v === undefined ? '' : v;"
-_SWAP = """
-const s = states[slider.value];
-const get = (o, k) => (o instanceof Map ? o.get(k) : o[k]);
-const plain = (o) => (o instanceof Map ? Object.fromEntries(o) : o);
-const srcs = get(s, "sources");
-for (const [name, src] of Object.entries(sources)) {
-  src.data = plain(get(srcs, name));
-}
-const rgs = get(s, "ranges");
-for (const [name, range] of Object.entries(ranges)) {
-  const [start, end] = get(rgs, name);
-  range.setv({start: start, end: end, reset_start: start, reset_end: end});
-}
-"""
+#: the slider hands the state of its grid point to the views' payload (views.SWAP_JS does the rest)
+_PICK = "payload.tags = [states[slider.value]];"
 
 
 def _compact(obj):
@@ -85,9 +73,8 @@ def static_page(alphas=PAPER_ALPHAS, cs=STATIC_C, steps: int = STATIC_STEPS, see
     labels = [st["slider_label"] for st in states]
     slider = Slider(start=0, end=len(cs) - 1, step=1, value=k0, title="ELR (log scale)", name="elr", width=260,
                     format=CustomJSTickFormatter(args={"labels": labels}, code=_TICK))
-    data = [{"sources": st["sources"], "ranges": {k: list(v) for k, v in st["ranges"].items()}} for st in states]
-    slider.js_on_change("value", CustomJS(args={"states": data, "slider": slider, "sources": views.sources,
-                                                "ranges": views.ranges}, code=_SWAP))
+    slider.js_on_change("value", CustomJS(args={"states": [page_state(st) for st in states], "slider": slider,
+                                                "payload": views.payload}, code=_PICK))
     alist = ", ".join(f"{v:g}" for v in a)
     about = Div(width=260, text=(
         "<h2 style='margin:0'>toymodel explorer</h2>"

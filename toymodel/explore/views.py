@@ -13,13 +13,13 @@ import textwrap
 
 import numpy as np
 from bokeh.layouts import column, row
-from bokeh.models import ColumnDataSource, HoverTool, Legend, LegendItem, Range1d
+from bokeh.models import ColumnDataSource, CustomJS, HoverTool, Legend, LegendItem, Range1d
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
 from .compute import MODES, REGIME_LABELS, TAIL_STEPS, ExploreData, readout_rows, verdict_text
 
-__all__ = ["REGIME_COLORS", "SOURCES", "Views", "view_data"]
+__all__ = ["REGIME_COLORS", "SOURCES", "SWAP_JS", "Views", "view_data", "page_state", "slider_label"]
 
 #: colours of the regimes on the phase strip (equilibrium split by subtype)
 REGIME_COLORS = {"convergence": "#4c78a8", "chaotic_equilibrium/periodic": "#f2b447",
@@ -178,23 +178,51 @@ def _log_range(values, extra=()) -> tuple:
     return (lo / 10**pad, hi * 10**pad)
 
 
+#: the one way new data enter the page, in the app and in the static page alike: a state (the sources'
+#: columns and the axes' ranges of view_data) is put into ``payload.tags``, and this script hands it
+#: to the sources and ranges in the browser. One model change per update: one message from the server.
+SWAP_JS = """
+const get = (o, k) => (o instanceof Map ? o.get(k) : o[k]);
+const plain = (o) => (o instanceof Map ? Object.fromEntries(o) : o);
+const state = payload.tags[0];
+if (state === undefined) { return; }
+const srcs = get(state, "sources");
+for (const [name, src] of Object.entries(sources)) {
+  src.data = plain(get(srcs, name));
+}
+const rgs = get(state, "ranges");
+for (const [name, range] of Object.entries(ranges)) {
+  const [start, end] = get(rgs, name);
+  range.setv({start: start, end: end, reset_start: start, reset_end: end});
+}
+"""
+
+
+def page_state(vd: dict) -> dict:
+    """The part of :func:`view_data` that goes into the page at an update (sources and ranges)."""
+    return {"sources": vd["sources"], "ranges": {k: [float(a), float(b)] for k, (a, b) in vd["ranges"].items()}}
+
+
 class Views:
     """The figures of the explorer over one set of named sources.
 
-    Attributes: ``sources`` (name -> ColumnDataSource, named ``src_<name>`` in the page), ``loss``,
-    ``elrs``, ``angles``, ``strip``, ``readouts`` (figures), ``layout`` (all of them).
+    Attributes: ``sources`` (name -> ColumnDataSource, named ``src_<name>`` in the page), ``ranges``,
+    ``loss``, ``elrs``, ``angles``, ``strip``, ``readouts`` (figures), ``layout`` (all of them), and
+    ``payload``, the model whose ``tags`` carry a new state into the page (:data:`SWAP_JS`).
+
+    The sources and ranges are filled in the browser and not synchronised back (``syncable=False``):
+    after the first state the server only ever sends the payload.
     """
 
     def __init__(self, first: dict):
         s = first["sources"]
-        self.sources = {name: ColumnDataSource(s[name], name=f"src_{name}") for name in SOURCES}
+        self.sources = {name: ColumnDataSource(s[name], name=f"src_{name}", syncable=False) for name in SOURCES}
         src = self.sources
         tools = "pan,wheel_zoom,box_zoom,reset,save"
 
         rg = first["ranges"]
-        self.ranges = {"t": Range1d(*rg["t"], name="range_t"), "loss": Range1d(*rg["loss"], name="range_loss"),
-                       "elrs": Range1d(*rg["elrs"], name="range_elrs"),
-                       "angles": Range1d(*rg["angles"], name="range_angles")}
+        self.ranges = {name: Range1d(*rg[name], name=f"range_{name}", syncable=False)
+                       for name in ("t", "loss", "elrs", "angles", "readouts")}
         fixed = dict(min_border_left=75, min_border_right=20)  # the axes' labels never resize a plot
         loss = figure(width=FIG_W, height=FIG_H, y_axis_type="log", title="loss F(θₜ)", tools=tools,
                       x_range=self.ranges["t"], y_range=self.ranges["loss"], **fixed,
@@ -244,7 +272,6 @@ class Views:
         strip.add_tools(HoverTool(tooltips=[("", "@label")]))
 
         self.loss, self.elrs, self.angles, self.strip = loss, elrs, angles, strip
-        self.ranges["readouts"] = Range1d(*rg["readouts"], name="range_readouts")
         readouts = figure(width=FIG_W, height=READOUT_H, toolbar_location=None, x_range=Range1d(0, 1),
                           y_range=self.ranges["readouts"], name="readouts_figure",
                           title="derived (toymodel.theory) and measured")
@@ -256,10 +283,11 @@ class Views:
         self.loss, self.elrs, self.angles, self.strip, self.readouts = loss, elrs, angles, strip, readouts
         self.layout = column(row(loss, elrs), row(angles, readouts), strip)
 
+        self.payload = ColumnDataSource(name="payload")
+        self.payload.js_on_change("tags", CustomJS(args={"payload": self.payload, "sources": self.sources,
+                                                         "ranges": self.ranges}, code=SWAP_JS))
+
     def update(self, vd: dict) -> None:
-        """Refill every source from :func:`view_data` (no other model changes: the page is not laid out
-        again, only redrawn)."""
-        for name, columns in vd["sources"].items():
-            self.sources[name].data = columns
-        for name, (start, end) in vd["ranges"].items():
-            self.ranges[name].update(start=start, end=end, reset_start=start, reset_end=end)
+        """Send a new state (:func:`view_data`) into the page: one change of ``payload.tags`` (no layout
+        change: the page is only redrawn)."""
+        self.payload.tags = [page_state(vd)]
