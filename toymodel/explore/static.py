@@ -28,7 +28,7 @@ __all__ = ["STATIC_C", "STATIC_STEPS", "STATIC_TRACE_POINTS", "static_states", "
 #: chaotic equilibrium, the random-walk regime), log-spaced
 STATIC_C = np.geomspace(0.35, 35.0, 49)
 STATIC_STEPS = 10_000
-#: points per trace in the page (the runs take every step; the page keeps every 20th)
+#: points per trace in the page: the envelope (minimum and maximum) of 250 bins of the recorded steps
 STATIC_TRACE_POINTS = 500
 
 _TICK = "const v = labels[Math.round(tick)]; return v === undefined ? '' : v;"
@@ -81,9 +81,9 @@ def static_page(alphas=PAPER_ALPHAS, cs=STATIC_C, steps: int = STATIC_STEPS, see
         "<div style='font-size:12px;color:#555'>the toy of Kodryan et al. (NeurIPS 2022): "
         "F(θ) = Σ αᵢ xᵢ²/(xᵢ² + yᵢ²) trained on the unit sphere</div>"
         f"<p style='font-size:12px'>A static page over {len(cs)} precomputed ELRs (c from {cs[0]:.3g} to "
-        f"{cs[-1]:.3g}): α = ({alist}), {MODES[mode].label}, {steps:,} steps, seed {seed}; the traces show every "
-        f"{-(-steps // STATIC_TRACE_POINTS)}th step. Every control (α, steps, seed, SGD, weight decay) is in the "
-        "live app: <code>pip install 'toymodel[explore]'</code>, then "
+        f"{cs[-1]:.3g}): α = ({alist}), {MODES[mode].label}, {steps:,} steps, seed {seed}; the traces show "
+        f"the minimum and maximum of every {-(-steps // (STATIC_TRACE_POINTS // 2))} steps. Every control "
+        "(α, steps, seed, SGD, weight decay) is in the live app: <code>pip install 'toymodel[explore]'</code>, then "
         "<code>python -m toymodel.explore</code>.</p>"))
     layout = row(column(about, slider, width=280), views.layout)
     return file_html(layout, resources=INLINE, title="toymodel explorer (static)")
