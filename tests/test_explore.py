@@ -225,3 +225,17 @@ def test_cli_bad_flags_are_one_line_and_exit_2():
         assert out.returncode == 2, (args, out.stderr)
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and msg in lines[0] and "Traceback" not in out.stderr, (args, out.stderr)
+
+
+def test_cli_port_in_use_is_one_line_and_exit_1_at_once():
+    import socket
+
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "toymodel.explore", "--no-browser", "--port", str(port)],
+                             capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 1 and out.stderr.strip().splitlines() == [
+        "python -m toymodel.explore: error: Address already in use"], out.stderr

@@ -63,8 +63,11 @@ def _main(argv=None) -> int:
         note(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB) in {time.perf_counter() - t0:.0f} s", args.quiet)
         return 0
 
-    from .app import serve
+    from .app import check_port, serve
 
+    check_port(args.host, args.port)
+    note("preparing: the kernels (compiled once per machine) and the derived values (SymPy, about 15 s)",
+         args.quiet)
     warm_up(progress=lambda m: note(m, args.quiet))
     note(f"ready in {time.perf_counter() - t0:.0f} s", args.quiet)
 

@@ -22,7 +22,7 @@ from .._validate import as_alphas
 from .compute import DEFAULTS, MAX_GROUPS, MODES, explore_data, preset_alphas
 from .views import Views, view_data
 
-__all__ = ["ExplorerApp", "make_document", "serve", "ELR_RANGE"]
+__all__ = ["ExplorerApp", "make_document", "serve", "check_port", "free_port", "ELR_RANGE"]
 
 #: the ELR slider's range (log10 of the ELR)
 ELR_RANGE = (-3.0, 2.0)
@@ -188,6 +188,15 @@ def free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
+def check_port(host: str, port: int) -> None:
+    """Raise OSError now if ``host:port`` cannot be listened on (before a minute of warming up)."""
+    if port == 0:
+        return
+    with contextlib.closing(socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, port))
+
+
 def serve(host: str = "127.0.0.1", port: int = 5006, browser: bool = True, ready=None):
     """Start the Bokeh server on ``host:port`` and run until interrupted.
 
@@ -203,7 +212,10 @@ def serve(host: str = "127.0.0.1", port: int = 5006, browser: bool = True, ready
     if port == 0:
         port = free_port(host)
     shown = f"[{host}]" if ":" in host else host
-    origins = [f"{shown}:{port}"] + ([f"localhost:{port}"] if host in ("127.0.0.1", "::1", "localhost") else [])
+    if host in ("0.0.0.0", "::", ""):  # every interface: pages come from whatever address reached it
+        origins = ["*"]
+    else:
+        origins = [f"{shown}:{port}"] + ([f"localhost:{port}"] if host in ("127.0.0.1", "::1", "localhost") else [])
     server = Server({"/": Application(FunctionHandler(make_document))}, address=host, port=port,
                     allow_websocket_origin=origins, num_procs=1)
     server.start()
