@@ -17,9 +17,16 @@ when it reads a page.
 The site works offline: MathJax is bundled (``sphinx-mathjax-offline`` copies it into ``_static``)
 instead of loaded from a CDN, and the theme (pydata-sphinx-theme, NumPy's and SciPy's) ships its
 own fonts and scripts.
+
+The explorer's static page (``python -m toymodel.explore --write``) is generated at every build
+into docs/_build/extra/explorer.html, which Sphinx copies to the site's root (html_extra_path);
+docs/explore.md links to it. Generating it takes about a minute (49 runs of 10^4 steps, and the
+kernel's compilation on a cold cache) and needs the explore extra (Bokeh), which the docs extra
+installs.
 """
 
 import re
+from pathlib import Path
 
 import toymodel
 
@@ -60,6 +67,11 @@ numpydoc_xref_param_type = False
 # references our users already know (API pages, navigation bar, search, light and dark); it
 # bundles its assets, so nothing is fetched from a network
 html_theme = "pydata_sphinx_theme"
+# the explorer's static page, written by the builder-inited hook below (the folder must exist when
+# the configuration is read)
+_EXTRA = Path(__file__).resolve().parent / "_build" / "extra"
+_EXTRA.mkdir(parents=True, exist_ok=True)
+html_extra_path = [str(_EXTRA)]
 html_title = f"toymodel {release}"
 html_theme_options = {
     "navigation_with_keys": False,
@@ -79,5 +91,13 @@ def _repository_links(app, docname, source):
         source[0] = _DERIVATION_LINK.sub(r"{doc}`\1 </derivations/\2>`", source[0])
 
 
+def _write_explorer(app):
+    """Generate the explorer's self-contained page for the site (python -m toymodel.explore --write)."""
+    from toymodel.explore.static import write_static_page
+
+    write_static_page(_EXTRA / "explorer.html")
+
+
 def setup(app):
     app.connect("source-read", _repository_links)
+    app.connect("builder-inited", _write_explorer)

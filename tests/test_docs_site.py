@@ -25,6 +25,7 @@ SITE = Path(os.environ.get("TOYMODEL_DOCS_HTML", REPO / "docs" / "_build" / "htm
 def site():
     if not SITE.is_dir() or not any(SITE.rglob("*.html")):
         pytest.skip(f"docs site not built at {SITE} (sphinx-build -W --keep-going -b html docs docs/_build/html)")
+    _browser.require_browser()
     with _browser.serve(SITE) as url, _browser.chromium() as driver:
         yield url, driver
 
@@ -62,7 +63,8 @@ def test_a_derivation_page_has_typeset_maths_offline(site):
     url, driver = site
     driver.get(url + "/derivations/05_equilibrium.html")
     # MathJax 3 replaces each formula by an <mjx-container>; raw TeX delimiters must be gone
-    n = _browser.wait_for(driver, "return document.querySelectorAll('mjx-container').length", timeout=30)
+    n = _browser.wait_until(driver, "return document.querySelectorAll('mjx-container').length", 30,
+                            "typeset maths")
     assert n >= 5
     text = driver.execute_script("return document.body.innerText")
     assert "\\[" not in text and "\\(" not in text

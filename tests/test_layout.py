@@ -215,3 +215,44 @@ def test_no_scope_imports_the_same_name_twice():
     # the check can fail
     probe = ast.parse("def f():\n    try:\n        import x\n    except ImportError:\n        pass\n    import x\n")
     assert [len(v) for v in _imports_by_scope(probe).values()] == [2]
+
+
+def _module_level_imports(path: Path) -> set:
+    """Top-level package names imported anywhere in a module (function-level imports included)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_only_the_explorer_imports_bokeh_or_panel():
+    # the explorer's extra (toymodel[explore]) is imported by toymodel.explore's UI modules alone, and not
+    # by its compute layer, which the rest of the package and the tests use without the extra
+    users = sorted(m for m, p in MODULES.items() if _module_level_imports(p) & {"bokeh", "panel", "holoviews"})
+    assert users and all(m.startswith("toymodel.explore.") for m in users), users
+    assert "toymodel.explore" not in users and "toymodel.explore.compute" not in users, users
+
+
+def test_nothing_below_the_explorer_imports_it():
+    # the explorer is a job: nothing in the package reaches up to it
+    g = _graph()
+    users = sorted(m for m, targets in g.items() if not m.startswith("toymodel.explore")
+                   and any(t.startswith("toymodel.explore") for t in targets))
+    assert not users, users
+
+
+def test_importing_the_package_does_not_load_the_explorer_extra():
+    import subprocess
+    import sys
+
+    code = ("import sys, toymodel, toymodel.simulate, toymodel.theory, toymodel.regimes, toymodel.model, "
+            "toymodel.sweep, toymodel.dynamics, toymodel.phase_diagram, toymodel.explore, toymodel.explore.compute; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('bokeh', 'panel', 'holoviews', 'selenium')); "
+            "print(','.join(bad))")
+    env = {**__import__("os").environ, "PYTHONPATH": str(PKG.parent)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"importing the package loaded {out.stdout.strip()}"

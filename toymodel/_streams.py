@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["INITIAL_POINT", "TANGENT", "BENETTIN", "SGD_NOISE", "DATA_SPLIT", "NET_INIT", "BATCH_ORDER",
-           "RANDOM_GUESS", "rng", "seed_sequence"]
+__all__ = ["INITIAL_POINT", "TANGENT", "BENETTIN", "SGD_NOISE", "CONTINUATION_NOISE", "RANDOM_ALPHAS", "DATA_SPLIT",
+           "NET_INIT", "BATCH_ORDER", "RANDOM_GUESS", "rng", "seed_sequence"]
 
 #: the initial point of a trajectory: ``default_rng(seed)`` (no stream id)
 INITIAL_POINT = None
@@ -21,6 +21,11 @@ TANGENT = 1
 BENETTIN = 2
 #: the 64-bit key of the SGD mask noise (a SeedSequence, hashed per step in the kernel)
 SGD_NOISE = 3
+#: the explorer: the batch noise of the NumPy map that continues an SGD run from its final point
+#: (the group angles' view)
+CONTINUATION_NOISE = 4
+#: the explorer: the group weights of its "random" preset
+RANDOM_ALPHAS = 5
 #: networks: the train/test split of the data
 DATA_SPLIT = 10
 #: networks: the initial weights and the fixed output layer

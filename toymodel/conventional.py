@@ -81,8 +81,7 @@ def conventional_table(result: SimulationResult):
     a = np.asarray(result.alphas, dtype=float)
     wd = float(result.weight_decay)
     lw = result.elrs * wd
-    reg, sub = regimes.classify_result(result)
-    regime, subtype, frac = regimes.classify_elrs(reg, sub)
+    regime, subtype, frac = regimes.classify_result_elrs(result)
     T = result.steps - result.burn_in
     # each group cycles on its own (derivation 11): its period is the window over its quiet phases
     with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():

@@ -92,8 +92,7 @@ def phase_table(result: SimulationResult):
     a = np.asarray(result.alphas, dtype=float)
     n = a.size
     elrs = result.elrs
-    reg, sub = regimes.classify_result(result)
-    regime, subtype, frac = regimes.classify_elrs(reg, sub)
+    regime, subtype, frac = regimes.classify_result_elrs(result)
     t = {
         "elr": elrs,
         "c": elrs * a.sum(),
@@ -149,10 +148,9 @@ class Boundary:
 
 def elr_verdicts(result) -> list:
     """The verdict of every ELR of ``result``: its regime, with ``/periodic`` or ``/chaotic`` in
-    the equilibrium (majority over seeds, :func:`toymodel.regimes.classify_elrs`)."""
-    reg, sub = regimes.classify_result(result)
-    regime, subtype, _ = regimes.classify_elrs(reg, sub)
-    return [r + ("/" + s if s else "") for r, s in zip(regime, subtype, strict=True)]
+    the equilibrium (majority over seeds, :func:`toymodel.regimes.classify_result_elrs`)."""
+    regime, subtype, _ = regimes.classify_result_elrs(result)
+    return regimes.verdict_labels(regime, subtype)
 
 
 def refine(result: SimulationResult, tol: float, run):

@@ -52,6 +52,8 @@ __all__ = [
     "classify_result",
     "result_stability_edge",
     "classify_elrs",
+    "classify_result_elrs",
+    "verdict_labels",
     "classify_training",
     "training_window",
     "crossover_c",
@@ -226,6 +228,21 @@ def classify_elrs(regime, subtype):
     sub = np.where(best == "chaotic_equilibrium",
                    np.where(fr["chaotic"] > fr["periodic"], "chaotic", "periodic"), "").astype(object)
     return best, sub, fr
+
+
+def classify_result_elrs(result):
+    """Per-ELR verdicts of a result: :func:`classify_result` for every run, then the majority over
+    seeds (:func:`classify_elrs`). Returns ``(regime, subtype, fractions)`` as :func:`classify_elrs`.
+
+    The one classification of a sweep that the phase diagram (its table and ``--refine``) and the
+    explorer (its current point and its phase strip) share.
+    """
+    return classify_elrs(*classify_result(result))
+
+
+def verdict_labels(regime, subtype) -> list:
+    """``"regime"`` or ``"regime/subtype"`` per entry: the verdict whose change marks a boundary."""
+    return [r + ("/" + s if s else "") for r, s in zip(regime, subtype, strict=True)]
 
 
 def training_window(epochs: int) -> slice:
