@@ -78,8 +78,7 @@ MODES = {
     )),
     "conventional": Mode("conventional", "conventional training (weight decay)", (
         Control("lr_wd", "ηλ (learning rate × weight decay)", "0.01"),
-        # momentum, once simulate_conventional takes it, is this one line:
-        # Control("momentum", "momentum μ", "0", kwarg="momentum"),
+        Control("momentum", "momentum μ", "0", kwarg="momentum"),
     ), conventional=True),
 }
 
@@ -254,8 +253,9 @@ def _run(mode: Mode, problem: ToyProblem, elrs, steps: int, seed: int, values: d
         warnings.simplefilter("always")
         if mode.conventional:
             lrs = as_elrs(elrs, "elr")
+            # the momentum kernels have no tangent map: no Lyapunov exponent with momentum
             res = simulate_conventional(problem, lrs, values["lr_wd"] / lrs[0], steps, seeds=[seed], burn_in=burn_in,
-                                        record_every=record_every, lyapunov=True, **kw)
+                                        record_every=record_every, lyapunov=not kw.get("momentum"), **kw)
         else:
             res = simulate(problem, elrs, steps, seeds=[seed], burn_in=burn_in, record_every=record_every,
                            lyapunov=True, **kw)
@@ -330,7 +330,7 @@ def _theory(problem: ToyProblem, elr: float, mode: Mode, values: dict, threshold
     if mode.conventional:
         wd = values["lr_wd"] / elr
         c_orbit = theory.conventional_equilibrium_c(elr, wd)
-        out["landing_c"] = c_orbit
+        out["landing_c"] = theory.conventional_landing_c(values["lr_wd"])
         out["equilibrium_loss"] = theory.conventional_equilibrium_loss(a, elr, wd)
         out["group_elrs"] = np.asarray(theory.conventional_equilibrium_group_elrs(a, elr, wd), dtype=float)
         out["ess_law"] = theory.conventional_ess_law(elr, wd)
@@ -418,8 +418,10 @@ def explore_data(alphas=DEFAULTS["alphas"], elr=DEFAULTS["elr"], steps=DEFAULTS[
     trace["t_groups"] = np.array([g[0] for g in groups])
     trace["group_elrs"] = np.array([g[1] for g in groups])
     th = _theory(problem, elr, m, values, threshold_c)
-    measured = {"regime": str(regime[0]), "subtype": str(subtype[0]), "lyapunov": float(res.lyapunov[0, 0]),
-                "lyapunov_angle": float(res.lyapunov_angle[0, 0]), "mean_loss": float(res.mean_loss[0, 0]),
+    lyap = res.lyapunov is not None
+    measured = {"regime": str(regime[0]), "subtype": str(subtype[0]),
+                "lyapunov": float(res.lyapunov[0, 0]) if lyap else None,
+                "lyapunov_angle": float(res.lyapunov_angle[0, 0]) if lyap else None, "mean_loss": float(res.mean_loss[0, 0]),
                 "mean_cosine": float(res.mean_cosine[0, 0]), "effective_c": None, "mean_log1p_ess2": None}
     if m.conventional:
         measured["effective_c"] = float(res.hm_elr[0, 0] * A)
@@ -475,8 +477,9 @@ def readout_rows(data: ExploreData) -> list:
             ("point", "c = η̃Σα", _fmt(p["c"])),
             ("point", "steps (window: second half)", f"{p['steps']:,}")]
     thr = "threshold η̃*_SGD (c = k*)" if mode.key == "sgd" else "threshold η̃* (c = 1)"
-    # under SGD the orbit's values are those of GD's orbit at the same ELR
-    orbit = "theory (the orbit: GD's)" if mode.key == "sgd" else "theory"
+    # under SGD the orbit's values are those of GD's orbit at the same ELR; with momentum, those of plain SGD
+    orbit = ("theory (the orbit: GD's)" if mode.key == "sgd"
+             else "theory (plain SGD, μ = 0)" if p.get("momentum") else "theory")
     rows += [("theory", thr, f"{_fmt(th['threshold_elr'])} (c = {_fmt(th['threshold_c'])})"),
              ("theory", "random-guess loss", _fmt(th["random_guess_loss"]))]
     if mode.conventional:
