@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from toymodel import PAPER_ALPHAS, ToyProblem, regimes, simulate, theory
-from toymodel.explore import MODES, explore_data, preset_alphas, readout_rows, verdict_text
 from toymodel.explore import compute as C
+from toymodel.explore import explore_data, preset_alphas, readout_rows, verdict_text
 
 A = np.array(PAPER_ALPHAS)
 REPO = Path(__file__).resolve().parents[1]

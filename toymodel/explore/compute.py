@@ -421,7 +421,8 @@ def explore_data(alphas=DEFAULTS["alphas"], elr=DEFAULTS["elr"], steps=DEFAULTS[
     lyap = res.lyapunov is not None
     measured = {"regime": str(regime[0]), "subtype": str(subtype[0]),
                 "lyapunov": float(res.lyapunov[0, 0]) if lyap else None,
-                "lyapunov_angle": float(res.lyapunov_angle[0, 0]) if lyap else None, "mean_loss": float(res.mean_loss[0, 0]),
+                "lyapunov_angle": float(res.lyapunov_angle[0, 0]) if lyap else None,
+                "mean_loss": float(res.mean_loss[0, 0]),
                 "mean_cosine": float(res.mean_cosine[0, 0]), "effective_c": None, "mean_log1p_ess2": None}
     if m.conventional:
         measured["effective_c"] = float(res.hm_elr[0, 0] * A)
