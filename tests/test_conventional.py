@@ -346,3 +346,27 @@ def test_with_momentum_only_lr_times_wd_and_mu_matter():
 def test_bad_momentum_is_refused(kwargs, word):
     with pytest.raises(ValueError, match=word):
         simulate_conventional(ToyProblem([1.0]), [0.1], 0.1, 10, **kwargs)
+
+
+def test_the_momentum_orbit_reduces_to_the_plain_one_and_gives_the_rotational_equilibrium_angle():
+    lw = np.array([0.01, 0.2, 0.6])
+    plain = theory.conventional_momentum_orbit(lw, 0.0)
+    # exact algebra (1e-12): mu = 0 is derivation 13's orbit and derivation 16's landing c
+    assert np.allclose(7 * plain["loss_per_alpha"], theory.conventional_equilibrium_loss([1, 2, 4], lw / 0.5, 0.5),
+                       rtol=1e-12)
+    assert np.allclose(plain["c_equiv"], theory.conventional_landing_c(lw), rtol=1e-12)
+    orb = theory.conventional_momentum_orbit(lw, 0.9)
+    assert np.allclose(orb["cos_step"], 1 - lw / 1.9, rtol=1e-12)
+    assert np.allclose(orb["log1p_ess2"], -2 * np.log(orb["cos_step"]), rtol=1e-12)
+    # the orbit's point is a period-2 point of the NumPy statement of the step (rounding: 1e-13)
+    lr, mu, l_w = 0.5, 0.9, 0.2
+    o = theory.conventional_momentum_orbit(l_w, mu)
+    r = np.sqrt(lr * 2.0 / (1 + mu))
+    x, y = r * np.sqrt(o["loss_per_alpha"]), r * np.sqrt(1 - o["loss_per_alpha"])
+    th, v = np.array([x, y]), np.array([-2 * x / lr, 0.0])
+    for _ in range(2):
+        r2 = th @ th
+        g = np.array([2 * 2.0 * th[0] * th[1] ** 2 / r2**2, -2 * 2.0 * th[0] ** 2 * th[1] / r2**2])
+        v = mu * v + g + (l_w / lr) * th
+        th = th - lr * v
+    assert np.allclose(th, [x, y], rtol=1e-13) and np.allclose(v, [-2 * x / lr, 0.0], rtol=1e-12, atol=1e-15)

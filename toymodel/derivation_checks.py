@@ -519,6 +519,64 @@ def _check_conventional_landing():
                            "rule vs c*", "sim. vs rule"], rows)
 
 
+def _check_conventional_momentum():
+    lines = ["(a) The orbit is an orbit of the map, and unstable as derived: the map (NumPy, float64, PyTorch's "
+             "convention) started on it (angles +-phi*, velocity (a, 0) with a = -2x/eta before the first step); the "
+             "largest relative deviation of the loss from (A/2) eta lambda/(1 + mu) over the first 4 steps "
+             "(rounding: tolerance 1e-13), and the growth factor per step of the deviation of the state from the "
+             "orbit over steps 6-30, against the largest root modulus of the derived characteristic polynomial "
+             "(`numpy.roots`; 1 without momentum: the deviation stays at rounding).", ""]
+    a = np.array(PAPER_ALPHAS)
+    p = ToyProblem(a)
+    A = float(a.sum())
+    zz = sp.Symbol("z")
+    poly = sp.Poly(T.derive_conventional_momentum().results["charpoly"], zz)
+    rows = []
+    for lw, mu in ((0.01, 0.9), (0.2, 0.5), (0.6, 0.9), (0.2, 0.0)):
+        lr, wd = 0.5, lw / 0.5
+        orb = T.conventional_momentum_orbit(lw, mu)
+        r = np.sqrt(lr * a / (1 + mu))
+        phi = np.arcsin(np.sqrt(orb["loss_per_alpha"]))  # sin^2 phi* = F*/A
+        th = np.empty(2 * a.size)
+        th[0::2], th[1::2] = r * np.sin(phi), r * np.cos(phi)
+        v = np.zeros_like(th)
+        v[0::2] = -2.0 * th[0::2] / lr  # the buffer before the first step: (a, 0), a = -2x/eta
+        start = np.concatenate([th, v])
+        dl, dev = 0.0, []
+        for t in range(31):
+            x, y = th[0::2], th[1::2]
+            r2 = x * x + y * y
+            if t < 4:
+                dl = max(dl, abs((a * x * x / r2).sum() / (A * orb["loss_per_alpha"]) - 1))
+            sign = np.ones(2 * a.size)
+            sign[0::2] = (-1.0) ** t  # the orbit's state at step t: x and v_x flipped t times
+            dev.append(np.linalg.norm(np.concatenate([th, v]) - start * np.concatenate([sign, sign])))
+            g = np.empty_like(th)
+            g[0::2], g[1::2] = 2 * a * x * y * y / r2**2, -2 * a * x * x * y / r2**2
+            v = mu * v + g + wd * th
+            th = th - lr * v
+        rate = (dev[30] / dev[6]) ** (1 / 24) if dev[6] > 0 else 1.0
+        roots = np.roots(np.array([complex(cf.subs({T.lrwd: lw, T.mom: mu})) for cf in poly.all_coeffs()]))
+        rows.append((_g(lw), _g(mu), _g(A * orb["loss_per_alpha"], 5), _g(orb["cos_step"], 6), _within(dl, 1e-13),
+                     _g(rate, 3), _g(np.max(np.abs(roots)), 3)))
+    lines += _table(["eta lambda", "mu", "F* (derived)", "cos (derived)", "loss deviation (4 steps)",
+                     "growth per step (map)", "largest root modulus (derived)"], rows)
+    lines += ["", "(b) Random starts in the kernel (`simulate_conventional(..., momentum=mu)`, 4 seeds, 4*10^5 steps, "
+              "the second half; the velocity starts at 0): the time means of the loss, of the cosine and of "
+              "log(1 + ESS_i^2) (over groups), against the orbit's values, and the plain-SGD law -2 log(1 - eta "
+              "lambda) for comparison.", ""]
+    rows = []
+    for lw in (0.01, 0.1, 0.5):
+        for mu in (0.0, 0.5, 0.9):
+            res = simulate_conventional(p, [0.5], lw / 0.5, 400_000, seeds=4, burn_in=200_000, momentum=mu)
+            orb = T.conventional_momentum_orbit(lw, mu)
+            rows.append((_g(lw), _g(mu), _g(A * orb["loss_per_alpha"], 4), _g(np.mean(res.mean_loss), 4),
+                         _g(orb["cos_step"], 5), _g(np.mean(res.mean_cosine), 5), _g(orb["log1p_ess2"], 4),
+                         _g(np.mean(res.mean_log1p_ess2), 4), _g(T.conventional_landing_target(lw), 4)))
+    return lines + _table(["eta lambda", "mu", "orbit loss", "mean loss (sim.)", "orbit cos", "mean cos (sim.)",
+                           "orbit log(1+ESS^2)", "mean log(1+ESS^2) (sim.)", "plain law"], rows)
+
+
 _CHECKS = {
     "01_scale_invariance": _check_scale_invariance,
     "02_one_step_map": _check_one_step,
@@ -536,6 +594,7 @@ _CHECKS = {
     "14_conventional_periodic": _check_conventional_periodic,
     "15_sphere_stability_hessian": _check_sphere_stability_hessian,
     "16_conventional_landing": _check_conventional_landing,
+    "17_conventional_momentum": _check_conventional_momentum,
 }
 
 

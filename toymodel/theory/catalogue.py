@@ -9,6 +9,7 @@ from .conventional import (
     derive_conventional_equilibrium,
     derive_conventional_ess_law,
     derive_conventional_landing,
+    derive_conventional_momentum,
     derive_conventional_periodic,
     derive_conventional_reduction,
 )
@@ -47,6 +48,7 @@ DERIVATIONS = (
     ("14_conventional_periodic", derive_conventional_periodic),
     ("15_sphere_stability_hessian", derive_sphere_stability_hessian),
     ("16_conventional_landing", derive_conventional_landing),
+    ("17_conventional_momentum", derive_conventional_momentum),
 )
 
 

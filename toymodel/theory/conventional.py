@@ -50,6 +50,8 @@ __all__ = [
     "conventional_quiet_steps",
     "conventional_orbit_stability_coefficient",
     "derive_conventional_landing",
+    "derive_conventional_momentum",
+    "conventional_momentum_orbit",
     "conventional_landing_target",
     "conventional_landing_c",
 ]
@@ -62,6 +64,7 @@ kg = sp.Symbol("k_i", positive=True)  # a group's ELR of the direction map times
 essg = sp.Symbol(r"\mathrm{ESS}_i", positive=True)
 tsteps = sp.Symbol("T", positive=True, integer=True)
 lrwd = sp.Symbol(r"\eta\lambda", positive=True)  # the product of learning rate and weight decay
+mom = sp.Symbol(r"\mu", nonnegative=True)  # heavy-ball momentum
 
 
 # ------------------------------------------------------------------ derivation 11
@@ -374,6 +377,148 @@ def derive_conventional_landing() -> Derivation:
     )
 
 
+# ------------------------------------------------------------------ derivation 17
+@functools.lru_cache(maxsize=None)
+def _momentum_orbit_charpoly():
+    """det(M - z I) for one group's reflected step at the momentum orbit, in z, eta lambda and mu."""
+    xx, yy, uu, ww = sp.symbols("x y u w", real=True)
+    al_i = sp.Symbol("alpha_i", positive=True)
+    f = al_i * xx**2 / (xx**2 + yy**2)
+    un = mom * uu + sp.diff(f, xx) + wdc * xx
+    wn = mom * ww + sp.diff(f, yy) + wdc * yy
+    reflected = sp.Matrix([-(xx - lr * un), yy - lr * wn, -un, wn])
+    J = reflected.jacobian([xx, yy, uu, ww])
+    r2 = lr * al_i / (1 + mom)
+    s2 = lrwd / (2 * (1 + mom))
+    xs_, ys_ = sp.sqrt(s2 * r2), sp.sqrt((1 - s2) * r2)
+    M = J.subs({xx: xs_, yy: ys_, uu: -2 * xs_ / lr, ww: 0}).subs(wdc, lrwd / lr).applyfunc(sp.simplify)
+    zz = sp.Symbol("z")
+    poly = sp.Poly(sp.cancel((M - zz * sp.eye(4)).det()), zz)
+    return sp.Add(*[sp.factor(cf) * zz**k for (k,), cf in poly.terms()])
+
+
+@functools.lru_cache(maxsize=None)
+def _momentum_orbit_excess() -> tuple[int, int, float]:
+    """Over a 40 x 40 grid of (eta lambda, mu > 0): how many points, how many of them have a root of
+    the momentum orbit's characteristic polynomial outside the unit circle (by more than 1e-12), and
+    the smallest excess of the largest root modulus over 1 (numpy.roots)."""
+    zz = sp.Symbol("z")
+    coeffs = sp.lambdify((lrwd, mom), sp.Poly(_momentum_orbit_charpoly(), zz).all_coeffs(), "numpy")
+    excess = [float(np.max(np.abs(np.roots(np.array(coeffs(lw, m), dtype=float))))) - 1.0
+              for lw in np.geomspace(1e-3, 0.99, 40) for m in np.linspace(0.01, 0.99, 40)]
+    return len(excess), int(np.sum(np.array(excess) > 1e-12)), float(np.min(excess))
+
+
+@functools.lru_cache(maxsize=None)
+def derive_conventional_momentum() -> Derivation:
+    r"""Conventional training with heavy-ball momentum: the period-2 orbit, its loss and angle.
+
+    Returns
+    -------
+    Derivation
+        Key ``17_conventional_momentum``; results (in ``eta``, ``lambda``, ``mu``, ``alpha_i``)
+        ``r2`` (a group's squared norm on the orbit), ``sin2`` (sin^2 of its angle), ``k`` (eta alpha_i/r^2),
+        ``loss_per_alpha`` (the orbit's loss over A), ``cos_step`` (the cosine between consecutive points),
+        ``log1p_ess2`` (log(1 + ESS^2) per step), ``c_equiv`` (the sphere's c with the same step) and
+        ``c_nominal`` (A times the direction map's ELR eta/((1 - eta lambda) r^2)).
+    """
+    fx, fy = group_grad()
+    ax, bv, xs, ys = sp.symbols("a b x_* y_*", real=True)
+    al_i = sp.Symbol("alpha_i", positive=True)
+    gx = fx.subs({x: xs, y: ys, alpha: al_i})
+    gy = fy.subs({x: xs, y: ys, alpha: al_i})
+    # period 2: theta_t = (s x*, y*), v_t = (s a, b) with s = (-1)^t; one step of v <- mu v + g + wd theta,
+    # theta <- theta - eta v must give s -> -s
+    eqs = [sp.Eq(-ax, mom * ax + gx + wdc * xs),  # v_x flips
+           sp.Eq(xs + lr * ax, -xs),  # x flips: x - eta (-a) = -x
+           sp.Eq(bv, mom * bv + gy + wdc * ys),  # v_y returns
+           sp.Eq(ys - lr * bv, ys)]  # y returns
+    a_sol = sp.solve(eqs[1], ax)[0]
+    b_sol = sp.solve(eqs[3], bv)[0]
+    cond_x = sp.simplify((eqs[0].lhs - eqs[0].rhs).subs(ax, a_sol) / xs)
+    cond_y = sp.simplify((eqs[2].lhs - eqs[2].rhs).subs(bv, b_sol) / ys)
+    R2, S2 = sp.symbols("R^2 S^2", positive=True)  # r^2 and sin^2 phi
+    in_rs = {xs: sp.sqrt(S2 * R2), ys: sp.sqrt((1 - S2) * R2)}
+    sol = sp.solve([sp.simplify(cond_x.subs(in_rs)), sp.simplify(cond_y.subs(in_rs))], [R2, S2], dict=True)
+    sol = [s_ for s_ in sol if all(v.subs({lr: 1, wdc: sp.Rational(1, 5), mom: sp.Rational(1, 2), al_i: 2})
+                                   .is_positive for v in s_.values())]
+    if len(sol) != 1:  # pragma: no cover - the derivation's own check
+        raise AssertionError(f"the momentum orbit has {len(sol)} positive solutions")
+    r2, sin2 = sp.simplify(sol[0][R2]), sp.simplify(sol[0][S2])
+    k_orb = sp.simplify(lr * al_i / r2)
+    lw_form = {lr: lrwd / wdc}
+    loss_per_alpha = sp.simplify(sin2.subs(lw_form))  # alpha_i sin^2 phi per group: F* = A sin^2 phi*
+    cos_step = sp.simplify(1 - 2 * sin2)  # the angle flips from phi to -phi: cos 2 phi
+    cos_lw = sp.simplify(cos_step.subs(lw_form))
+    log1p = sp.simplify(-2 * sp.log(cos_lw))
+    c_equiv = sp.simplify(1 / cos_lw)  # the sphere's orbit has cos = 1/c
+    c_nominal = sp.simplify((lr / ((1 - lr * wdc) * r2) * al_i).subs(lw_form))
+    plain = derive_conventional_equilibrium().results
+    charpoly = _momentum_orbit_charpoly()
+    zz = sp.Symbol("z")
+    plain_poly = sp.factor(charpoly.subs(mom, 0))
+    n_grid, n_out, min_excess = _momentum_orbit_excess()
+    steps = (
+        Step("PyTorch's SGD with momentum mu (no dampening, no Nesterov), v <- mu v + grad F + lambda theta, "
+             "theta <- theta - eta v, acts on each group alone (nothing couples them without a projection). Look "
+             "for the flip orbit of one group, theta_t = (s x*, y*), v_t = (s a, b), s = (-1)^t. The x "
+             "components flip and the y components return iff"),
+        Step("", r"a, b", sp.Tuple(a_sol, b_sol)),
+        Step("and, with the gradient of alpha_i x^2/(x^2 + y^2), the two remaining conditions are",
+             r"(\mathrm{flip}_x,\ \mathrm{return}_y)", sp.Tuple(cond_x, cond_y)),
+        Step("In the group's squared norm r^2 and sin^2 phi they have the one positive solution",
+             r"(r^2,\ \sin^2\phi^*)", sp.Tuple(r2, sin2)),
+        Step("so the orbit exists for every 0 < eta lambda < 1 and 0 <= mu < 1, with k = eta alpha_i/r^2 =",
+             "k", k_orb),
+        Step("Its loss is A sin^2 phi* (every group has the same angle):", r"F^*/A", loss_per_alpha),
+        identity("which for mu = 0 is derivation 13's (A/2) eta lambda:",
+                 loss_per_alpha.subs(mom, 0) - plain["loss"].subs(A, 1).subs(lw_form), sp.Integer(0),
+                 show=(r"F^*/A|_{\mu=0} - \eta\lambda/2", 0)),
+        Step("The cosine between consecutive points (each group, hence the whole point, turns by 2 phi*):",
+             r"\cos\Delta^*", cos_lw),
+        Step("exactly the rotational-equilibrium formula E cos Delta* = 1 - eta lambda/(1 + mu) that Wan et al. "
+             "and Kosson et al. derive for gradients uncorrelated from step to step, although the toy's gradient "
+             "flips every step. Per step, with ESS = tan Delta*:", r"\log(1+\mathrm{ESS}^2)", log1p),
+        Step("For mu = 0 it is the law of derivation 12; with momentum the law's value on the orbit is "
+             "-2 log(1 - eta lambda/(1 + mu)), about 2 eta lambda/(1 + mu). The sphere's orbit turns by the same "
+             "angle at", r"c_{\mathrm{equiv}}", c_equiv),
+        Step("while A times the direction map's nominal ELR eta/((1 - eta lambda) r^2) is", r"c_{\mathrm{nominal}}",
+             c_nominal),
+        Step("larger by about 1 + mu: against the flipping gradient, momentum damps the step by 1/(1 + mu) "
+             "(v = g - mu g + mu^2 g - ...), where for a constant gradient it would amplify it by 1/(1 - mu). "
+             "With momentum, the landing rule (derivation 16) takes the target -2 log(1 - eta lambda/(1 + mu)) and "
+             "lands, on the toy, at c_equiv."),
+        Step("Stability: the step commutes with the reflection R: (x, v_x) -> (-x, -v_x), so the orbit's two-step "
+             "Jacobian is M^2 with M = R J at the orbit point, J the one-step Jacobian in (x, y, v_x, v_y). M's "
+             "characteristic polynomial depends on eta lambda and mu alone (not on eta, lambda or alpha_i apart):",
+             r"\det(M - z I)", charpoly),
+        identity("For mu = 0 it is z^2 times the neutral rotation of derivation 13 (both roots of modulus 1):",
+                 sp.expand(plain_poly - zz**2 * (zz**2 - 2 * (1 - 4 * lrwd + 2 * lrwd**2) * zz + 1)), sp.Integer(0),
+                 show=(r"\det(M - zI)|_{\mu=0}", plain_poly)),
+        Step("For mu > 0 the product of the roots is mu^2 < 1, yet one complex pair leaves the unit circle: on a "
+             f"grid of {n_grid} points (eta lambda from 1e-3 to 0.99, mu from 0.01 to 0.99) it does at {n_out}, the "
+             f"smallest excess of the largest root modulus over 1 being about {min_excess:.0e} (near mu = 0.01, "
+             "eta lambda = 1e-3; the excess grows with mu and eta lambda). The momentum orbit is linearly unstable: "
+             "runs circulate around it instead of settling on it (without momentum it is neutral)."),
+    )
+    return Derivation(
+        key="17_conventional_momentum",
+        title="Conventional training with momentum: the orbit, and the rotational-equilibrium angle",
+        claim=("With heavy-ball momentum mu every group of the toy has a period-2 flip orbit with r_i^2 = "
+               "eta alpha_i/(1 + mu) and sin^2 phi* = eta lambda/(2(1 + mu)); its loss is (A/2) eta lambda/(1 + mu) "
+               "and consecutive points have cosine 1 - eta lambda/(1 + mu), the rotational-equilibrium formula of "
+               "uncorrelated gradients, exactly. The time mean of log(1 + ESS^2) on it is "
+               "-2 log(1 - eta lambda/(1 + mu)), and the sphere turns by the same angle at "
+               "c = 1/(1 - eta lambda/(1 + mu)). Unlike the plain orbit (neutral), the momentum orbit is linearly "
+               "unstable for mu > 0."),
+        assumptions=("PyTorch's SGD with momentum: no dampening, no Nesterov", "0 < eta lambda < 1, 0 <= mu < 1",
+                     "instability for mu > 0 shown on a grid of (eta lambda, mu), not proved for every point"),
+        steps=steps,
+        results={"r2": r2, "sin2": sin2, "k": k_orb, "loss_per_alpha": loss_per_alpha, "cos_step": cos_lw,
+                 "log1p_ess2": log1p, "c_equiv": c_equiv, "c_nominal": c_nominal, "charpoly": charpoly},
+    )
+
+
 # ================================================================ numeric versions
 _K_A, _K_B = sp.symbols("k_a k_b", positive=True)  # k where a quiet phase starts and where it ends
 _ALPHA_I = sp.Symbol("alpha_i", positive=True)
@@ -390,6 +535,9 @@ _numeric = lambdified_once({
     "quiet": lambda: sp.lambdify((_K_A, _K_B, dec), derive_conventional_periodic().results["quiet"], "numpy"),
     "landing_target": lambda: sp.lambdify(lrwd, derive_conventional_landing().results["target"], "numpy"),
     "landing_c": lambda: sp.lambdify(lrwd, derive_conventional_landing().results["landing_c"], "numpy"),
+    "momentum": lambda: sp.lambdify((lrwd, mom), [derive_conventional_momentum().results[k] for k in
+                                                  ("loss_per_alpha", "cos_step", "log1p_ess2", "c_equiv", "c_nominal")],
+                                    "numpy"),
 })
 
 
@@ -555,6 +703,36 @@ def conventional_landing_c(lr_wd):
     v = _as_lr_wd_product(lr_wd)
     out = np.asarray(_numeric("landing_c")(v), dtype=float)
     return float(out) if np.ndim(lr_wd) == 0 else out
+
+
+def conventional_momentum_orbit(lr_wd, momentum) -> dict:
+    r"""The period-2 orbit of conventional training with momentum (derivation 17).
+
+    Parameters
+    ----------
+    lr_wd : float or array_like
+        :math:`\eta\lambda`, in (0, 1).
+    momentum : float or array_like
+        :math:`\mu` in [0, 1) (broadcast against ``lr_wd``).
+
+    Returns
+    -------
+    dict of float or ndarray
+        ``loss_per_alpha`` (the orbit's loss over :math:`A = \sum\alpha_i`,
+        :math:`\eta\lambda/(2(1+\mu))`), ``cos_step`` (:math:`1-\eta\lambda/(1+\mu)`),
+        ``log1p_ess2`` (log(1 + ESS^2) per step), ``c_equiv`` (the sphere's c with the same step,
+        the landing c with momentum) and ``c_nominal`` (A times the direction map's ELR).
+    """
+    v = _as_lr_wd_product(lr_wd)
+    mu = np.asarray(momentum, dtype=float)
+    if not np.all((mu >= 0) & (mu < 1)):
+        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+    vals = _numeric("momentum")(v, mu)
+    names = ("loss_per_alpha", "cos_step", "log1p_ess2", "c_equiv", "c_nominal")
+    scalar = np.ndim(lr_wd) == 0 and np.ndim(momentum) == 0
+    shape = np.broadcast(v, mu).shape
+    return {n: (float(np.asarray(val)) if scalar else np.broadcast_to(np.asarray(val, dtype=float), shape).copy())
+            for n, val in zip(names, vals, strict=True)}
 
 
 def conventional_burst_k(k_after: float) -> float:
