@@ -12,7 +12,8 @@ the package never imports torch):
   consecutive weights, effective gradient norm, per-channel ELR and ESS) and classifies the run
   with :mod:`toymodel.regimes`;
 * :class:`MLPSI` and :class:`ConvNetSI` are fully scale-invariant models written as ordinary
-  ``nn.Module``\\ s; :func:`load_digits_split` and :func:`load_npz` the data;
+  ``nn.Module``\\ s; :func:`load_digits_split`, :func:`load_npz` and :func:`load_idx` the data
+  (:func:`load_data` of a ``--data`` value, :func:`train_subset` a stratified part of it);
   :func:`train_on_sphere` the whole loop, as :mod:`toymodel.bridge` runs it.
 
 A minimal use::
@@ -29,7 +30,7 @@ A minimal use::
         monitor.end_epoch()
 """
 
-from .data import Data, load_data, load_digits_split, load_npz
+from .data import Data, load_data, load_digits_split, load_idx, load_npz, read_idx, resolve_data, train_subset
 from .invariance import InvarianceCheck, channel_sq_norms, find_scale_invariant, scale_invariance_report
 from .models import MLPSI, ConvNetSI
 from .monitor import ConventionalMonitor, RegimeMonitor, TrainResult
@@ -38,5 +39,5 @@ from .training import as_tensors, evaluate, random_guess_level, set_flat_weights
 
 __all__ = ["find_scale_invariant", "scale_invariance_report", "InvarianceCheck", "channel_sq_norms", "SphereSGD",
            "RegimeMonitor", "ConventionalMonitor", "TrainResult", "MLPSI", "ConvNetSI", "Data", "load_data",
-           "load_digits_split", "load_npz", "as_tensors", "evaluate", "random_guess_level", "train_on_sphere",
-           "train_conventional", "set_flat_weights"]
+           "load_digits_split", "load_npz", "load_idx", "read_idx", "resolve_data", "train_subset", "as_tensors",
+           "evaluate", "random_guess_level", "train_on_sphere", "train_conventional", "set_flat_weights"]
