@@ -14,7 +14,9 @@ the package never imports torch):
 * :class:`MLPSI` and :class:`ConvNetSI` are fully scale-invariant models written as ordinary
   ``nn.Module``\\ s; :func:`load_digits_split`, :func:`load_npz` and :func:`load_idx` the data
   (:func:`load_data` of a ``--data`` value, :func:`train_subset` a stratified part of it);
-  :func:`train_on_sphere` the whole loop, as :mod:`toymodel.bridge` runs it.
+  :func:`train_on_sphere` the whole loop, as :mod:`toymodel.bridge` runs it;
+* :func:`train_ensemble_on_sphere` and :func:`train_ensemble_conventional` train K runs of one
+  network (different ELRs, seeds, data) as one batched computation, with the one-run results.
 
 A minimal use::
 
@@ -31,6 +33,7 @@ A minimal use::
 """
 
 from .data import Data, load_data, load_digits_split, load_idx, load_npz, read_idx, resolve_data, train_subset
+from .ensemble import EnsembleMemory, ensemble_memory, train_ensemble_conventional, train_ensemble_on_sphere
 from .invariance import InvarianceCheck, channel_sq_norms, find_scale_invariant, scale_invariance_report
 from .models import MLPSI, ConvNetSI
 from .monitor import ConventionalMonitor, RegimeMonitor, TrainResult
@@ -40,4 +43,5 @@ from .training import as_tensors, evaluate, random_guess_level, set_flat_weights
 __all__ = ["find_scale_invariant", "scale_invariance_report", "InvarianceCheck", "channel_sq_norms", "SphereSGD",
            "RegimeMonitor", "ConventionalMonitor", "TrainResult", "MLPSI", "ConvNetSI", "Data", "load_data",
            "load_digits_split", "load_npz", "load_idx", "read_idx", "resolve_data", "train_subset", "as_tensors",
-           "evaluate", "random_guess_level", "train_on_sphere", "train_conventional", "set_flat_weights"]
+           "evaluate", "random_guess_level", "train_on_sphere", "train_conventional", "set_flat_weights",
+           "train_ensemble_on_sphere", "train_ensemble_conventional", "ensemble_memory", "EnsembleMemory"]

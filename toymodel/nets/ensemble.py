@@ -1,0 +1,984 @@
+r"""K training runs of one network as one batched computation.
+
+A run of :func:`~toymodel.nets.train_on_sphere` or :func:`~toymodel.nets.train_conventional` on
+the bridge's small networks spends most of a step dispatching operations on 32 x 64 matrices. Here
+K runs of one architecture (:class:`~toymodel.nets.MLPSI` or :class:`~toymodel.nets.ConvNetSI`,
+any dtype) are stacked along a leading run axis and trained together: every operation of the
+forward pass, of the backward pass, of the optimizer's step and of the monitor acts on all K runs
+at once, and returns, run by run, what the one-run function returns (a list of
+:class:`~toymodel.nets.TrainResult` or :class:`~toymodel.netrecords.ConventionalResult`).
+
+Notes
+-----
+**Batching.** The trained weights of the K runs are stacked, ``(K, C_out, fan_in)`` per layer
+(``(K, C_out, C_in, 3, 3)`` for a convolution), and the frozen output layers ``(K, classes, F)``.
+The MLP keeps its activations as ``(K, features, batch)``: a layer is one batched matrix product
+(``bmm``) and BatchNorm normalises each (run, channel) row over the batch. The ConvNet keeps them
+as ``(batch, K * channels, H, W)``: a layer is one grouped convolution (``groups=K``; each run's
+channels see only that run's input channels) and BatchNorm normalises each of the K * C channels
+over batch and pixels, which is exactly what the native BatchNorm kernel does per channel. The
+backward pass is written out layer by layer with the native backward kernels (``bmm``,
+``convolution_backward``, ``native_batch_norm_backward``, ``threshold_backward``, the max-pool
+backward), not by autograd or ``torch.func.vmap``: at these sizes a step of K = 64 MLP runs is a
+few dozen kernels on arrays of some 10^5 entries, and autograd's graph, its per-node temporaries
+and the layouts ``vmap`` chooses (BatchNorm over a non-contiguous axis, softmax over the class
+axis in the middle) cost about twice the hand-written pass (``benchmarks/bench_bridge.py``).
+
+**Independence of runs.** No operation mixes runs: the matrix products are per run (batched),
+the grouped convolution connects only a run's own channels, BatchNorm's statistics and every
+reduction of the step and the monitor are per run or per (run, channel), and the losses of the
+runs are summed only as a bookkeeping device that is never differentiated. Each run draws its
+own mini-batches from its own stream ``BATCH_ORDER`` and starts from its own model (initialised
+by the caller, e.g. from stream ``NET_INIT``), so a run's numbers do not depend on which other
+runs share its ensemble, up to the rounding of kernels whose blocking may depend on the batch
+count (the tests compare a run alone and among others).
+
+**What is the same as one run.** The sphere step is :class:`~toymodel.nets.SphereSGD`'s: the
+gradient projected on the tangent space, the step θ - β g with β = η/(1 + η⟨g, θ⟩/‖θ‖²) and
+η = elr ρ², the retraction to the radius ρ from the Gram entries, the angle from the step's
+radial and tangential parts. The conventional step is ``torch.optim.SGD``'s: d = g + λθ, with
+momentum μ the buffer v ← μ v + d (v = d at the first step), then θ ← θ - η v. The statistics
+are :class:`~toymodel.nets.RegimeMonitor`'s and :class:`~toymodel.nets.ConventionalMonitor`'s
+(the step cosine of conventional training from the Gram entries, ⟨θ, θ'⟩ = ‖θ‖² - η⟨θ, v⟩,
+‖θ'‖² = ‖θ‖² - 2η⟨θ, v⟩ + η²‖v‖², instead of a copy of the weights). Evaluation is
+:func:`~toymodel.nets.evaluate`'s: BatchNorm statistics averaged over chunks of ``EVAL_BATCH``
+training examples as BatchNorm's cumulative average does (unbiased variances), then the mean
+cross-entropy and error with those statistics.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import _streams
+from .._validate import check_memory
+from ..netrecords import ConventionalResult, TrainResult
+from .invariance import scale_invariance_report
+from .models import MLPSI, ConvNetSI
+from .optim import SphereSGD
+from .training import EVAL_BATCH
+
+__all__ = ["train_ensemble_on_sphere", "train_ensemble_conventional", "ensemble_memory", "EnsembleMemory",
+           "EVAL_MEMORY"]
+
+#: bytes of activations one evaluation chunk may take: the runs are evaluated in groups that fit
+EVAL_MEMORY = 2**28
+
+_aten = torch.ops.aten
+
+
+# ------------------------------------------------------------------------------ architecture
+class _Arch(NamedTuple):
+    """What fixes a batched network: ``kind`` ("mlp" or "convnet"), the trained weights' names (as
+    in ``named_parameters``) and shapes, the BatchNorm eps of each layer, where max-pooling
+    follows (ConvNet), the head's shape, the example shape, dtype and device."""
+
+    kind: str
+    names: tuple
+    shapes: tuple
+    eps: tuple
+    pool_after: tuple
+    head_shape: tuple
+    dtype: torch.dtype
+    device: torch.device
+
+    @property
+    def channels(self) -> int:
+        return sum(s[0] for s in self.shapes)
+
+    @property
+    def n_params(self) -> int:
+        return sum(math.prod(s) for s in self.shapes)
+
+
+def _arch(model: nn.Module) -> _Arch:
+    """The architecture of an MLPSI or ConvNetSI (ValueError for anything else, or a layer that
+    differs from what these classes build)."""
+    head = getattr(model, "head", None)
+    if isinstance(model, MLPSI):
+        mods, prefix = list(model.body), "body"
+        if len(mods) % 3:
+            raise ValueError("models: an MLPSI body must be blocks of Linear, BatchNorm1d, ReLU")
+        blocks = [mods[i:i + 3] for i in range(0, len(mods), 3)]
+        want = (nn.Linear, nn.BatchNorm1d, nn.ReLU)
+        pool_after = ()
+    elif isinstance(model, ConvNetSI):
+        mods, prefix = list(model.features), "features"
+        blocks, pool_after, i = [], [], 0
+        while i < len(mods):
+            blocks.append(mods[i:i + 3])
+            i += 3
+            pooled = i < len(mods) and isinstance(mods[i], nn.MaxPool2d)
+            pool_after.append(pooled)
+            if pooled:
+                m = mods[i]
+                if not (m.kernel_size in (2, (2, 2)) and m.stride in (2, (2, 2)) and m.padding in (0, (0, 0))
+                        and m.dilation in (1, (1, 1)) and not m.ceil_mode):
+                    raise ValueError("models: the ConvNetSI max-pooling must be 2 x 2 with stride 2")
+                i += 1
+        want = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU)
+        if not (isinstance(model.pool, nn.AdaptiveMaxPool2d) and model.pool.output_size in (1, (1, 1))):
+            raise ValueError("models: the ConvNetSI must end in a global max pool")
+        pool_after = tuple(pool_after)
+    else:
+        raise ValueError(f"models must be MLPSI or ConvNetSI, got {type(model).__name__}")
+    names, shapes, eps = [], [], []
+    for b, block in enumerate(blocks):
+        if len(block) != 3 or not all(isinstance(m, t) for m, t in zip(block, want, strict=True)):
+            raise ValueError(f"models: block {b} of the {type(model).__name__} is not "
+                             f"{', '.join(t.__name__ for t in want)}")
+        layer, bn = block[0], block[1]
+        if layer.bias is not None or bn.affine or not bn.track_running_stats:
+            raise ValueError("models: the ensemble trains layers without bias into BatchNorm without affine "
+                             "parameters, with running statistics")
+        if isinstance(layer, nn.Conv2d) and not (layer.kernel_size == (3, 3) and layer.stride == (1, 1)
+                                                 and layer.padding == (1, 1) and layer.dilation == (1, 1)
+                                                 and layer.groups == 1 and layer.padding_mode == "zeros"):
+            raise ValueError("models: the ConvNetSI convolutions must be 3 x 3, stride 1, padding 1")
+        names.append(f"{prefix}.{mods.index(layer)}.weight")
+        shapes.append(tuple(layer.weight.shape))
+        eps.append(float(bn.eps))
+    if not isinstance(head, nn.Linear) or head.bias is not None or head.weight.requires_grad:
+        raise ValueError("models: the output layer must be the frozen head of MLPSI/ConvNetSI")
+    w = head.weight
+    return _Arch("mlp" if isinstance(model, MLPSI) else "convnet", tuple(names), tuple(shapes), tuple(eps),
+                 pool_after, tuple(w.shape), w.dtype, w.device)
+
+
+# ------------------------------------------------------------------------------ data
+class _Data:
+    """The runs' data: one ``(X_train, y_train, X_test, y_test)`` shared by every run, or one per run
+    stacked along a leading run axis. Rows are addressed flat: run k's example i is row
+    ``offsets[k] + i`` of ``X_train.view(-1, ...)`` (offsets all 0 when shared)."""
+
+    def __init__(self, tensors, K: int, arch: _Arch):
+        if isinstance(tensors, tuple) and len(tensors) == 4 and all(isinstance(t, torch.Tensor) for t in tensors):
+            per_run = [tensors] * K
+        else:
+            try:
+                per_run = [tuple(t) for t in tensors]
+            except TypeError:
+                raise ValueError("tensors must be (X_train, y_train, X_test, y_test) or one such tuple per "
+                                 "run") from None
+            if len(per_run) != K or not all(len(t) == 4 and all(isinstance(a, torch.Tensor) for a in t)
+                                            for t in per_run):
+                raise ValueError(f"tensors must be (X_train, y_train, X_test, y_test) or {K} such tuples, one per "
+                                 f"run, got {len(per_run)} entries")
+        first = per_run[0]
+        self.shared = all(all(a is b for a, b in zip(t, first, strict=True)) for t in per_run)
+        for t in per_run:
+            _check_tensors(t, first, arch)
+        self.n = len(first[1])
+        self.n_test = len(first[3])
+        if self.shared:
+            self.X_train, self.y_train, self.X_test, self.y_test = first
+        else:
+            self.X_train, self.y_train, self.X_test, self.y_test = (torch.stack([t[i] for t in per_run])
+                                                                    for i in range(4))
+        self.per_run = per_run
+        dev = first[0].device
+        self.offsets = (torch.zeros(K, 1, dtype=torch.int64, device=dev) if self.shared
+                        else torch.arange(K, device=dev)[:, None] * self.n)
+        self.example_shape = tuple(first[0].shape[1:])
+
+    def rows(self, which: str):
+        """``X`` and ``y`` of the training or test set with one example per row."""
+        X, y = (self.X_train, self.y_train) if which == "train" else (self.X_test, self.y_test)
+        return X.reshape((-1,) + self.example_shape), y.reshape(-1)
+
+    def chunk(self, which: str, runs: slice, s: slice):
+        """Examples ``s`` of the set: ``(X, y)`` shared (n x ...) or of the runs ``runs`` (G x n x ...)."""
+        X, y = (self.X_train, self.y_train) if which == "train" else (self.X_test, self.y_test)
+        if self.shared:
+            return X[s], y[s]
+        return X[runs, s], y[runs, s]
+
+
+def _check_tensors(t, first, arch: _Arch) -> None:
+    Xtr, ytr, Xte, yte = t
+    for name, X in (("X_train", Xtr), ("X_test", Xte)):
+        if X.dtype != arch.dtype or X.device != arch.device:
+            raise ValueError(f"tensors: {name} is {X.dtype} on {X.device}, the models {arch.dtype} on {arch.device}")
+    for name, y in (("y_train", ytr), ("y_test", yte)):
+        if y.dtype != torch.int64 or y.dim() != 1 or y.device != arch.device:
+            raise ValueError(f"tensors: {name} must be int64 labels, one per example, on {arch.device}")
+    if len(Xtr) != len(ytr) or len(Xte) != len(yte) or len(Xte) == 0:
+        raise ValueError("tensors: every set needs one label per example and the test set an example")
+    if Xtr.shape != first[0].shape or Xte.shape != first[2].shape:
+        raise ValueError(f"tensors: the runs' sets must have the same shapes, got {tuple(Xtr.shape)} and "
+                         f"{tuple(first[0].shape)}")
+    if arch.kind == "mlp":
+        if math.prod(Xtr.shape[1:]) != arch.shapes[0][1]:
+            raise ValueError(f"tensors: examples of {math.prod(Xtr.shape[1:])} features, the MLP takes "
+                             f"{arch.shapes[0][1]}")
+    elif Xtr.dim() != 4 or Xtr.shape[1] != arch.shapes[0][1]:
+        raise ValueError(f"tensors: the ConvNet takes images N x {arch.shapes[0][1]} x H x W, got {tuple(Xtr.shape)}")
+    classes = arch.head_shape[0]
+    for name, y in (("y_train", ytr), ("y_test", yte)):
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= classes):
+            raise ValueError(f"tensors: {name} has labels outside 0..{classes - 1}")
+
+
+def _chunks(n: int, size: int):
+    return [slice(i, min(n, i + size)) for i in range(0, n, size)]
+
+
+#: entries of the unfolded input (im2col) a ConvNet layer forms at once when evaluating
+_EVAL_COLS = 2**23
+
+
+def _im2col(x):
+    """The 3 x 3 patches (padding 1) of ``x`` (K, C, B, H, W) as (K, 9 C, B H W), in the order of
+    a convolution weight (C, 3, 3): a convolution is then one batched matrix product per run."""
+    K, C, B, H, W = x.shape
+    xp = F.pad(x, (1, 1, 1, 1))
+    s = xp.stride()
+    return xp.as_strided((K, C, 3, 3, B, H, W), (s[0], s[1], s[3], s[4], s[2], s[3], s[4])).reshape(K, 9 * C, -1)
+
+
+def _col2im(cols, shape):
+    """The adjoint of :func:`_im2col`: patches (K, 9 C, B H W) summed back onto (K, C, B, H, W)."""
+    K, C, B, H, W = shape
+    d = cols.view(K, C, 3, 3, B, H, W)
+    out = torch.zeros(K, C, B, H + 2, W + 2, dtype=cols.dtype, device=cols.device)
+    for dy in range(3):
+        for dx in range(3):
+            out[:, :, :, dy:dy + H, dx:dx + W] += d[:, :, dy, dx]
+    return out[:, :, :, 1:H + 1, 1:W + 1]
+
+
+# ------------------------------------------------------------------------------ batched network
+class _Batched:
+    """K runs of one architecture: stacked weights, gradients and frozen heads; the forward and
+    backward pass on a mini-batch of every run; evaluation with precise BatchNorm statistics."""
+
+    def __init__(self, arch: _Arch, weights, heads):
+        self.arch = arch
+        self.K = heads.shape[0]
+        self.weights = weights  # per layer (K, *shape)
+        self.grads = [torch.empty_like(w) for w in weights]
+        self.heads = heads  # (K, classes, F)
+        self.heads_t = heads.transpose(1, 2).contiguous()  # (K, F, classes)
+        self._neg_ones = None
+        #: BatchNorm statistics of the last evaluation: per layer (K, C) means and variances, and the chunks
+        self.running = None
+
+    @classmethod
+    def from_models(cls, arch: _Arch, models):
+        named = [dict(m.named_parameters()) for m in models]
+        weights = [torch.stack([nd[n].detach() for nd in named]).contiguous() for n in arch.names]
+        heads = torch.stack([m.head.weight.detach() for m in models]).contiguous()
+        return cls(arch, weights, heads)
+
+    def flat_views(self):
+        """Per layer ``(weights, gradients)`` as (K, C_out, fan_in) views."""
+        return [(w.view(self.K, w.shape[1], -1), g.view(self.K, g.shape[1], -1))
+                for w, g in zip(self.weights, self.grads, strict=True)]
+
+    # ---------------------------------------------------------------- loss head
+    def _head_loss(self, feats):
+        """Mean cross-entropy per run and its gradient with respect to the logits, from features
+        ``feats`` (K, B, F) and the labels set by :meth:`loss_and_grad`."""
+        yb = self._yb
+        K, B = yb.shape
+        logp = torch.log_softmax(torch.bmm(feats, self.heads_t), dim=2)  # (K, B, classes)
+        loss = logp.gather(2, yb[:, :, None]).sum(dim=(1, 2)).neg_().div_(B)
+        if self._neg_ones is None or self._neg_ones.shape != (K, B, 1):
+            self._neg_ones = torch.full((K, B, 1), -1.0, dtype=logp.dtype, device=logp.device)
+        d = logp.exp_().scatter_add_(2, yb[:, :, None], self._neg_ones).div_(B)  # (softmax - onehot) / B
+        return loss, d
+
+    # ----------------------------------------------------------------- training
+    def loss_and_grad(self, X_rows, y_rows, rows):
+        """The mean loss of every run's mini-batch (K,) and its gradient in ``self.grads``; ``rows``
+        (K x B) are the examples' rows in ``X_rows``."""
+        self._yb = y_rows[rows]
+        if self.arch.kind == "mlp":
+            return self._mlp_train(X_rows, rows)
+        return self._conv_train(X_rows, rows)
+
+    def _mlp_train(self, X_rows, rows):
+        K, B = rows.shape
+        a = X_rows.reshape(X_rows.shape[0], -1)[rows.reshape(-1)].view(K, B, -1).transpose(1, 2)  # (K, D, B)
+        saved = []
+        for W, eps in zip(self.weights, self.arch.eps, strict=True):
+            z = torch.bmm(W, a)  # (K, C, B)
+            C = z.shape[1]
+            out, mean, invstd = _aten.native_batch_norm(z.view(1, K * C, B), None, None, None, None, True, 0.0, eps)
+            act = out.relu_().view(K, C, B)
+            saved.append((a, z, act, mean, invstd))
+            a = act
+        loss, d = self._head_loss(a.transpose(1, 2))
+        da = torch.bmm(self.heads_t, d.transpose(1, 2))  # (K, F, B)
+        for i in reversed(range(len(self.weights))):
+            a_prev, z, act, mean, invstd = saved[i]
+            C = z.shape[1]
+            dout = _aten.threshold_backward(da, act, 0)
+            dz = _aten.native_batch_norm_backward(dout.view(1, K * C, B), z.view(1, K * C, B), None, None, None, mean,
+                                                  invstd, True, self.arch.eps[i], [True, False, False])[0]
+            dz = dz.view(K, C, B)
+            torch.bmm(dz, a_prev.transpose(1, 2), out=self.grads[i])
+            if i:
+                da = torch.bmm(self.weights[i].transpose(1, 2), dz)
+        return loss
+
+    def _conv_train(self, X_rows, rows):
+        K, B = rows.shape
+        x = X_rows[rows.reshape(-1)]  # (K B, C_in, H, W)
+        x = x.view(K, B, *x.shape[1:]).transpose(1, 2)  # (K, C_in, B, H, W)
+        saved = []
+        for W, eps, pool in zip(self.weights, self.arch.eps, self.arch.pool_after, strict=True):
+            cols = _im2col(x)
+            z = torch.bmm(W.view(K, W.shape[1], -1), cols)  # (K, C, B H W)
+            C, L = z.shape[1:]
+            out, mean, invstd = _aten.native_batch_norm(z.view(1, K * C, L), None, None, None, None, True, 0.0, eps)
+            act = out.relu_().view(K, C, B, *x.shape[3:])
+            ind = None
+            nxt = act
+            if pool:
+                nxt, ind = F.max_pool2d(act.view(K * C, B, *x.shape[3:]), 2, return_indices=True)
+                nxt = nxt.view(K, C, B, *nxt.shape[2:])
+            saved.append((x.shape, cols, z, act, mean, invstd, ind))
+            x = nxt
+        C = x.shape[1]
+        feat, gind = x.reshape(K, C, B, -1).max(dim=3)  # the global max pool: (K, C, B)
+        loss, d = self._head_loss(feat.transpose(1, 2))
+        dfeat = torch.bmm(d, self.heads).transpose(1, 2)  # (K, C, B)
+        dx = torch.zeros(K, C, B, x.shape[3] * x.shape[4], dtype=x.dtype, device=x.device)
+        dx = dx.scatter_(3, gind[..., None], dfeat[..., None]).view(x.shape)
+        for i in reversed(range(len(self.weights))):
+            shape, cols, z, act, mean, invstd, ind = saved[i]
+            C, L = z.shape[1:]
+            if ind is not None:
+                dx = _aten.max_pool2d_with_indices_backward(dx.reshape(K * C, B, *dx.shape[3:]),
+                                                            act.view(K * C, B, *act.shape[3:]), [2, 2], [2, 2], [0, 0],
+                                                            [1, 1], False, ind)
+            dout = _aten.threshold_backward(dx.reshape(act.shape), act, 0)
+            dz = _aten.native_batch_norm_backward(dout.view(1, K * C, L), z.view(1, K * C, L), None, None, None, mean,
+                                                  invstd, True, self.arch.eps[i], [True, False, False])[0]
+            dz = dz.view(K, C, L)
+            W = self.weights[i].view(K, C, -1)
+            torch.bmm(dz, cols.transpose(1, 2), out=self.grads[i].view(K, C, -1))
+            if i:
+                dx = _col2im(torch.bmm(W.transpose(1, 2), dz), shape)
+        return loss
+
+    # --------------------------------------------------------------- evaluation
+    def _forward_eval(self, x, runs: slice, shared: bool, stats=None):
+        """Logits (G, n, classes) of the runs ``runs`` on a chunk: ``x`` shared (n x ...) or per run
+        (G x n x ...). With ``stats`` = (running means, running variances, momentum), BatchNorm uses
+        the chunk's statistics and updates the running ones (train mode); else it uses them (eval)."""
+        G = runs.stop - runs.start
+        train = stats is not None
+        rms, rvs = (stats[0], stats[1]) if train else self._eval_stats
+        momentum = stats[2] if train else 0.0
+        if self.arch.kind == "mlp":
+            if shared:
+                a = x.reshape(x.shape[0], -1).t()  # (D, n): the first product is one matrix product for all runs
+            else:
+                a = x.reshape(G, x.shape[1], -1).transpose(1, 2)  # (G, D, n)
+            for i, (W, eps) in enumerate(zip(self.weights, self.arch.eps, strict=True)):
+                z = torch.matmul(W[runs], a)  # (G, C, n)
+                _, C, n = z.shape
+                out = _aten.native_batch_norm(z.view(1, G * C, n), None, None, rms[i], rvs[i], train, momentum,
+                                              eps)[0]
+                a = out.relu_().view(G, C, n)
+            return torch.bmm(a.transpose(1, 2), self.heads_t[runs])
+        # the ConvNet: (G, C, n, H, W), the first layer's input shared (1, C_in, n, H, W) when the data are
+        x = x.transpose(0, 1)[None] if shared else x.transpose(1, 2)
+        n = x.shape[2]
+        for i, (W, eps, pool) in enumerate(zip(self.weights, self.arch.eps, self.arch.pool_after, strict=True)):
+            C = W.shape[1]
+            Wm = W[runs].reshape(G, C, -1)
+            z = torch.empty(G, C, n, x.shape[3] * x.shape[4], dtype=x.dtype, device=x.device)
+            # the convolution in slices of examples, so that the unfolded input stays small
+            step = max(1, _EVAL_COLS // (Wm.shape[2] * x.shape[3] * x.shape[4] * x.shape[0]))
+            for s in _chunks(n, step):
+                cols = _im2col(x[:, :, s])
+                # shared input: (G C, 9 C_in) x (9 C_in, n_s H W), one matrix product for all runs
+                zs = torch.matmul(Wm, cols[0] if len(cols) == 1 else cols)  # (G, C, n_s H W)
+                z[:, :, s] = zs.view(G, C, s.stop - s.start, -1)
+            out = _aten.native_batch_norm(z.view(1, G * C, -1), None, None, rms[i], rvs[i], train, momentum, eps)[0]
+            x = out.relu_().view(G, C, n, *x.shape[3:])
+            if pool:
+                x = F.max_pool2d(x.view(G * C, n, *x.shape[3:]), 2)
+                x = x.view(G, C, n, *x.shape[2:])
+        feats = x.reshape(G, x.shape[1], n, -1).amax(dim=3)  # (G, C, n)
+        return torch.bmm(feats.transpose(1, 2), self.heads_t[runs])
+
+    @torch.no_grad()
+    def evaluate(self, data: _Data, groups):
+        """Mean train loss and test error of every run (two float64 arrays of K), as
+        :func:`~toymodel.nets.evaluate`: BatchNorm statistics from the training set in chunks of
+        ``EVAL_BATCH`` (cumulative average), then both sets with them. ``groups``: slices of runs
+        evaluated together. The statistics are kept in ``self.running``."""
+        K = self.K
+        train_loss = torch.zeros(K, dtype=torch.float64)
+        test_err = torch.zeros(K, dtype=torch.float64)
+        chans = [s[0] for s in self.arch.shapes]
+        running_m = [torch.empty(K, c, dtype=self.arch.dtype, device=self.arch.device) for c in chans]
+        running_v = [torch.empty_like(r) for r in running_m]
+        fit_chunks = _chunks(data.n, EVAL_BATCH)
+        for runs in groups:
+            G = runs.stop - runs.start
+            rms = [torch.zeros(G * c, dtype=self.arch.dtype, device=self.arch.device) for c in chans]
+            rvs = [torch.ones_like(r) for r in rms]
+            for j, s in enumerate(fit_chunks, start=1):
+                x, _ = data.chunk("train", runs, s)
+                self._forward_eval(x, runs, data.shared, (rms, rvs, 1.0 / j))
+            self._eval_stats = (rms, rvs)
+            for which, out, n in (("train", train_loss, data.n), ("test", test_err, data.n_test)):
+                for s in _chunks(n, EVAL_BATCH):
+                    x, y = data.chunk(which, runs, s)
+                    logits = self._forward_eval(x, runs, data.shared)
+                    if data.shared:
+                        y = y.expand(G, -1)
+                    if which == "train":
+                        nll = -torch.log_softmax(logits, dim=2).gather(2, y[:, :, None])
+                        out[runs] += nll.sum(dim=(1, 2)).double().cpu()
+                    else:
+                        out[runs] += (logits.argmax(dim=2) != y).sum(dim=1).double().cpu()
+            for i in range(len(chans)):
+                running_m[i][runs] = rms[i].view(G, -1)
+                running_v[i][runs] = rvs[i].view(G, -1)
+        self._eval_stats = None
+        self.running = (running_m, running_v, len(fit_chunks))
+        return (train_loss / data.n).numpy(), (test_err / data.n_test).numpy()
+
+    @torch.no_grad()
+    def write_back(self, models) -> None:
+        """Copy every run's final weights, and the BatchNorm statistics of the last evaluation, into
+        its model, which is left as the one-run function leaves it."""
+        for k, m in enumerate(models):
+            named = dict(m.named_parameters())
+            for name, W in zip(self.arch.names, self.weights, strict=True):
+                named[name].copy_(W[k])
+            if self.running is None:
+                continue
+            bns = [mod for mod in m.modules() if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d))]
+            for i, bn in enumerate(bns):
+                bn.running_mean.copy_(self.running[0][i][k])
+                bn.running_var.copy_(self.running[1][i][k])
+                bn.num_batches_tracked.fill_(self.running[2])
+
+
+# ------------------------------------------------------------------------------ steps and records
+def _channel_sums(views):
+    """Per (run, channel) ||θ_i||² and ||g_i||² in the weights' dtype (K x C), and <θ, g> per run (K,
+    float64, summed over the layers in float64)."""
+    w2 = torch.cat([(W * W).sum(dim=2) for W, _ in views], dim=1)
+    g2 = torch.cat([(G * G).sum(dim=2) for _, G in views], dim=1)
+    wg = sum((W * G).sum(dim=(1, 2)).double() for W, G in views)
+    return w2, g2, wg
+
+
+def _dot(views_a, views_b):
+    """<a, b> per run (K, float64) over every layer."""
+    return sum((A * B).sum(dim=(1, 2)).double() for A, B in zip(views_a, views_b, strict=True))
+
+
+def _col(values, dtype):
+    """A float64 vector of K as a (K, 1, 1) tensor of ``dtype`` that broadcasts over a layer."""
+    return values.to(dtype).view(-1, 1, 1)
+
+
+class _SphereRun:
+    """:class:`SphereSGD` (projected gradient, default settings) and :class:`RegimeMonitor` for K runs."""
+
+    def __init__(self, net: _Batched, elrs, radius: float, steps_per_epoch: int):
+        K, dev = net.K, net.arch.device
+        self.rho = float(radius)
+        self.elrs = elrs
+        self.lr = torch.as_tensor(elrs, dtype=torch.float64, device=dev) * (self.rho * self.rho)
+        # per step of the epoch, run-major so that each run's means are its own reductions: egn, cosine, angle
+        self.per_step = torch.zeros(3, K, steps_per_epoch, dtype=torch.float64, device=dev)
+        self.chan = torch.zeros(2, K, net.arch.channels, dtype=torch.float64, device=dev)  # sums of EGN_i, ESS_i
+        self.start = [w.clone() for w in net.weights]
+        self.epochs = {k: [] for k in ("train_loss", "test_error", "eff_grad_norm", "step_cosine", "step_angle",
+                                       "epoch_cosine", "channel_elr", "channel_egn", "channel_ess")}
+        self.harmonic = torch.zeros(K, dtype=torch.float64, device=dev)
+
+    @torch.no_grad()
+    def step(self, net: _Batched, b: int) -> None:
+        views = net.flat_views()
+        w2c, g2c, gw = _channel_sums(views)
+        w2d, g2d = w2c.double(), g2c.double()
+        sq, g2 = w2d.sum(dim=1), g2d.sum(dim=1)
+        lr = self.lr
+        coef = gw / sq
+        # θ - lr (g - coef θ) = (1 + lr coef)(θ - beta g): the same point after rescaling (SphereSGD.step)
+        beta = lr / (1.0 + lr * coef)
+        nbeta = _col(-beta, net.arch.dtype)
+        for W, G in views:
+            W.addcmul_(G, nbeta)
+        new_sq = (sq - 2 * beta * gw + beta * beta * g2).clamp_min(1e-300)
+        scale = _col(self.rho / new_sq.sqrt(), net.arch.dtype)
+        for W, _ in views:
+            W.mul_(scale)
+        d_perp = (g2 - gw * gw / sq).clamp_min(0.0).sqrt()
+        root = sq.sqrt()
+        angle = torch.atan2(beta * d_perp, root - beta * gw / root)
+        rec = self.per_step[:, :, b]
+        rec[0] = (g2 * sq).sqrt()
+        rec[1] = torch.cos(angle)
+        rec[2] = angle
+        egn = (w2d * g2d).sqrt()
+        self.chan[0] += egn
+        self.chan[1] += egn * lr[:, None] / w2d
+
+    @torch.no_grad()
+    def end_epoch(self, net: _Batched, steps: int, train_loss, test_error) -> None:
+        ep = self.epochs
+        ep["train_loss"].append(train_loss)
+        ep["test_error"].append(test_error)
+        means = self.per_step[:, :, :steps].mean(dim=2).cpu().numpy()
+        ep["eff_grad_norm"].append(means[0])
+        ep["step_cosine"].append(means[1])
+        ep["step_angle"].append(means[2])
+        views = [w.view(net.K, w.shape[1], -1) for w in net.weights]
+        start = [s.view(net.K, s.shape[1], -1) for s in self.start]
+        cos = _dot(start, views) / (_dot(start, start) * _dot(views, views)).sqrt()
+        ep["epoch_cosine"].append(cos.clamp_max(1.0).cpu().numpy())
+        w2 = torch.cat([(W * W).sum(dim=2) for W in views], dim=1).double()
+        ep["channel_elr"].append((self.lr[:, None] / w2).cpu().numpy())
+        chan = (self.chan / steps).cpu().numpy()
+        ep["channel_egn"].append(chan[0])
+        ep["channel_ess"].append(chan[1])
+        self.harmonic = torch.maximum(self.harmonic, (w2.sum(dim=1) / (self.rho * self.rho) - 1.0).abs())
+        self.chan.zero_()
+        for s, w in zip(self.start, net.weights, strict=True):
+            s.copy_(w)
+
+    def results(self, net: _Batched, seeds) -> list[TrainResult]:
+        ep = {k: np.stack(v, axis=-1 if np.ndim(v[0]) == 1 else 1) for k, v in self.epochs.items()}
+        flat = torch.cat([w.reshape(net.K, -1) for w in net.weights], dim=1).double().cpu().numpy()
+        harmonic = self.harmonic.cpu().numpy()
+        out = []
+        for k, seed in enumerate(seeds):
+            out.append(TrainResult(float(self.elrs[k]), int(seed), train_loss=ep["train_loss"][k],
+                                   test_error=ep["test_error"][k], eff_grad_norm=ep["eff_grad_norm"][k],
+                                   step_cosine=ep["step_cosine"][k], step_angle=ep["step_angle"][k],
+                                   epoch_cosine=ep["epoch_cosine"][k], channel_elr=ep["channel_elr"][k],
+                                   channel_egn=ep["channel_egn"][k], channel_ess=ep["channel_ess"][k],
+                                   harmonic_error=float(harmonic[k]), final_norm=float(np.linalg.norm(flat[k])),
+                                   final_weights=flat[k].copy()))
+        return out
+
+
+class _ConventionalRun:
+    """``torch.optim.SGD`` (learning rate, weight decay, momentum) and :class:`ConventionalMonitor` for K runs."""
+
+    def __init__(self, net: _Batched, lrs, weight_decays, momentum: float, steps_per_epoch: int, total_steps: int):
+        K, dev = net.K, net.arch.device
+        self.lrs, self.wds, self.momentum = lrs, weight_decays, float(momentum)
+        self.lr = torch.as_tensor(lrs, dtype=torch.float64, device=dev)
+        self.wd = torch.as_tensor(weight_decays, dtype=torch.float64, device=dev)
+        self.decay = 1.0 - self.lr * self.wd
+        self.buffers = None
+        self.per_step = torch.zeros(2, K, steps_per_epoch, dtype=torch.float64, device=dev)  # total ELR, cosine
+        self.total_elr = torch.zeros(total_steps, K, dtype=torch.float64, device=dev)
+        self.chan = torch.zeros(2, K, net.arch.channels, dtype=torch.float64, device=dev)  # sums of ELR_i, ESS_i
+        self.sum_log1p = torch.zeros(K, net.arch.channels, dtype=torch.float64, device=dev)
+        self.log_elr0 = None
+        self.steps = 0
+        self.epochs = {k: [] for k in ("train_loss", "test_error", "total_elr", "step_cosine", "channel_elr",
+                                       "channel_ess")}
+
+    @torch.no_grad()
+    def step(self, net: _Batched, b: int) -> None:
+        views = net.flat_views()
+        w2c, g2c, _ = _channel_sums(views)
+        w2d, g2d = w2c.double(), g2c.double()
+        lr, decay = self.lr, self.decay
+        # the monitor, before the step: channel ELR and ESS (derivation 11), the law's sums
+        elr_c = lr[:, None] / (decay[:, None] * w2d)
+        ess = elr_c * (g2d * w2d).sqrt()
+        if self.log_elr0 is None:
+            self.log_elr0 = elr_c.log()
+        self.sum_log1p += torch.log1p(ess * ess)
+        self.chan[0] += elr_c
+        self.chan[1] += ess
+        sq = w2d.sum(dim=1)
+        self.total_elr[self.steps] = lr / (decay * sq)
+        self.per_step[0, :, b] = self.total_elr[self.steps]
+        # torch.optim.SGD: d = g + λθ; with momentum v <- μ v + d (v = d at the first step); θ <- θ - η v
+        dtype = net.arch.dtype
+        if bool((self.wd != 0).any()):
+            wd = _col(self.wd, dtype)
+            for W, G in views:
+                G.addcmul_(W, wd)
+        if self.momentum:
+            if self.buffers is None:
+                self.buffers = [G.clone() for _, G in views]
+            else:
+                for v, (_, G) in zip(self.buffers, views, strict=True):
+                    v.mul_(self.momentum).add_(G)
+            dirs = self.buffers
+        else:
+            dirs = [G for _, G in views]
+        wd_dot = _dot([W for W, _ in views], dirs)
+        dd = _dot(dirs, dirs)
+        nlr = _col(-lr, dtype)
+        for (W, _), d in zip(views, dirs, strict=True):
+            W.addcmul_(d, nlr)
+        # cos(θ, θ - η d) from the Gram entries
+        new_sq = (sq - 2 * lr * wd_dot + lr * lr * dd).clamp_min(0.0)
+        self.per_step[1, :, b] = ((sq - lr * wd_dot) / (sq * new_sq).sqrt()).clamp_max(1.0)
+        self.steps += 1
+
+    @torch.no_grad()
+    def end_epoch(self, net: _Batched, steps: int, train_loss, test_error) -> None:
+        ep = self.epochs
+        ep["train_loss"].append(train_loss)
+        ep["test_error"].append(test_error)
+        means = self.per_step[:, :, :steps].mean(dim=2).cpu().numpy()
+        ep["total_elr"].append(means[0])
+        ep["step_cosine"].append(means[1])
+        chan = (self.chan / steps).cpu().numpy()
+        ep["channel_elr"].append(chan[0])
+        ep["channel_ess"].append(chan[1])
+        self.chan.zero_()
+
+    def results(self, net: _Batched, seeds) -> list[ConventionalResult]:
+        ep = {k: np.stack(v, axis=-1 if np.ndim(v[0]) == 1 else 1) for k, v in self.epochs.items()}
+        views = [w.view(net.K, w.shape[1], -1) for w in net.weights]
+        w2 = torch.cat([(W * W).sum(dim=2) for W in views], dim=1).double()
+        log_elr_t = (self.lr[:, None] / (self.decay[:, None] * w2)).log()
+        boundary = (-(log_elr_t - self.log_elr0) / self.steps).cpu().numpy()
+        mean_log1p = (self.sum_log1p / self.steps).cpu().numpy()
+        total_elr = self.total_elr[:self.steps].t().cpu().numpy()
+        flat = torch.cat([w.reshape(net.K, -1) for w in net.weights], dim=1).double().cpu().numpy()
+        out = []
+        for k, seed in enumerate(seeds):
+            lr, wd = float(self.lrs[k]), float(self.wds[k])
+            out.append(ConventionalResult(lr, wd, int(seed), ep["train_loss"][k], ep["test_error"][k],
+                                          ep["total_elr"][k], ep["step_cosine"][k], total_elr[k].copy(),
+                                          ep["channel_elr"][k], ep["channel_ess"][k], mean_log1p[k], boundary[k],
+                                          -2.0 * math.log(1.0 - lr * wd), flat[k].copy()))
+        return out
+
+
+# ------------------------------------------------------------------------------ memory
+class EnsembleMemory(NamedTuple):
+    """Bytes an ensemble of ``runs`` runs needs beyond its data: ``parameters`` (weights, gradients,
+    the epoch's starting point, momentum buffers and the step's temporaries), ``batch`` (the
+    activations of one mini-batch of every run, forward and backward), ``evaluation`` (one
+    evaluation chunk of ``eval_runs`` runs) and ``records``; ``total`` is their sum. Each grows
+    linearly in the runs (``evaluation`` in ``eval_runs``), so a caller can split an ensemble."""
+
+    runs: int
+    eval_runs: int
+    parameters: int
+    batch: int
+    evaluation: int
+    records: int
+
+    @property
+    def total(self) -> int:
+        return self.parameters + self.batch + self.evaluation + self.records
+
+
+def _activations(arch: _Arch, example_shape) -> list[int]:
+    """Entries per example of every layer's output (after BatchNorm; the ConvNet's also after pooling)."""
+    if arch.kind == "mlp":
+        return [s[0] for s in arch.shapes]
+    h, w = example_shape[1:]
+    out = []
+    for shape, pool in zip(arch.shapes, arch.pool_after, strict=True):
+        out.append(shape[0] * h * w)
+        if pool:
+            h, w = h // 2, w // 2
+            out.append(shape[0] * h * w)
+    return out
+
+
+def _eval_runs(arch: _Arch, example_shape, runs: int, eval_runs=None) -> int:
+    """Runs evaluated together: ``eval_runs`` if given, else as many as keep one chunk's
+    activations within :data:`EVAL_MEMORY` (at least one)."""
+    if eval_runs is not None:
+        return min(int(eval_runs), runs)
+    per_run = _eval_chunk_bytes(arch, example_shape, 1)
+    return max(1, min(runs, EVAL_MEMORY // per_run))
+
+
+def _eval_chunk_bytes(arch: _Arch, example_shape, group: int) -> int:
+    item = torch.empty((), dtype=arch.dtype).element_size()
+    acts = [math.prod(example_shape)] + _activations(arch, example_shape)
+    # the largest layer's input and output, and its BatchNorm output, live at once
+    widest = max(a + 2 * b for a, b in zip(acts[:-1], acts[1:], strict=True))
+    return group * EVAL_BATCH * widest * item
+
+
+def ensemble_memory(model: nn.Module, runs: int, batch_size: int, epochs: int, example_shape, n_train: int, *,
+                    conventional: bool = False, momentum: bool = False, eval_runs=None) -> EnsembleMemory:
+    """The memory of an ensemble of ``runs`` copies of ``model`` (an MLPSI or ConvNetSI in its dtype)
+    trained for ``epochs`` on ``n_train`` examples of shape ``example_shape`` in mini-batches of
+    ``batch_size``, so that a caller can split the runs or refuse (the training functions refuse
+    an ensemble that exceeds the available memory).
+
+    Notes
+    -----
+    With P trained weights per run, C channels, A the entries of all layer outputs per example,
+    W the widest layer (input plus twice its output), s bytes per entry and K runs:
+    parameters = K P s (6 + momentum), batch = 4 K B (A + D) s (each layer's input, BatchNorm
+    input and output, gradient; D the input), evaluation = G ``EVAL_BATCH`` W s for G runs
+    evaluated together, records = 8 K (E (6 + 3 C) + 3 S / E) for E epochs of S steps (plus
+    8 K S for conventional training's total ELR per step).
+    """
+    arch = _arch(model)
+    runs = _count(runs, "runs")
+    example_shape = tuple(int(s) for s in example_shape)
+    item = torch.empty((), dtype=arch.dtype).element_size()
+    group = _eval_runs(arch, example_shape, runs, eval_runs)
+    steps = (int(n_train) // int(batch_size)) * int(epochs)
+    acts = sum(_activations(arch, example_shape)) + math.prod(example_shape)
+    records = 8 * runs * (epochs * (6 + 3 * arch.channels) + 3 * steps // max(epochs, 1))
+    if conventional:
+        records += 8 * runs * steps
+    return EnsembleMemory(runs, group, runs * arch.n_params * item * (6 + bool(momentum)),
+                          4 * runs * int(batch_size) * acts * item, _eval_chunk_bytes(arch, example_shape, group),
+                          records)
+
+
+# ------------------------------------------------------------------------------ validation
+def _count(value, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _per_run(values, K: int, name: str, *, allow_zero: bool = False) -> np.ndarray:
+    """K floats (a scalar is repeated), positive (or >= 0) and finite."""
+    try:
+        arr = np.array(values, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number or one number per run, got {values!r}") from None
+    if arr.ndim == 0:
+        arr = np.full(K, float(arr))
+    if arr.shape != (K,):
+        raise ValueError(f"{name} must be a number or {K} numbers (one per run), got shape {arr.shape}")
+    bad = ~np.isfinite(arr) | ((arr < 0) if allow_zero else (arr <= 0))
+    if bad.any():
+        sign = ">= 0" if allow_zero else "positive"
+        raise ValueError(f"{name} must be {sign} and finite, got {float(arr[bad][0])!r}")
+    return arr
+
+
+def _check_models(models) -> tuple[list, _Arch]:
+    try:
+        models = list(models)
+    except TypeError:
+        raise ValueError(f"models must be a sequence of MLPSI or ConvNetSI, got {type(models).__name__}") from None
+    if not models:
+        raise ValueError("models must not be empty")
+    if len({id(m) for m in models}) != len(models):
+        raise ValueError("models must be distinct objects (each run trains its own model)")
+    arch = _arch(models[0])
+    for m in models[1:]:
+        other = _arch(m)
+        if other != arch:
+            raise ValueError(f"models must share one architecture, dtype and device: {type(m).__name__} with "
+                             f"weights {other.shapes} ({other.dtype}, {other.device}) against {arch.shapes} "
+                             f"({arch.dtype}, {arch.device})")
+    return models, arch
+
+
+def _check_seeds(seeds, K: int) -> list[int]:
+    try:
+        seeds = list(seeds)
+    except TypeError:
+        raise ValueError(f"seeds must be one non-negative integer per run, got {seeds!r}") from None
+    if len(seeds) != K:
+        raise ValueError(f"seeds must be one non-negative integer per run ({K}), got {len(seeds)}")
+    return [_count(s, "seeds", 0) for s in seeds]
+
+
+def _eval_set(eval_epochs, epochs: int) -> set:
+    """The epochs (0-based) after which the runs are evaluated; the last always is."""
+    if eval_epochs is None:
+        return set(range(epochs))
+    if isinstance(eval_epochs, numbers.Integral) and not isinstance(eval_epochs, bool):
+        every = _count(eval_epochs, "eval_epochs")
+        chosen = set(range(every - 1, epochs, every))
+    else:
+        try:
+            chosen = {_count(e, "eval_epochs", 0) for e in eval_epochs}
+        except TypeError:
+            raise ValueError(f"eval_epochs must be None, a positive integer or epoch indices, got {eval_epochs!r}") \
+                from None
+        if any(e >= epochs for e in chosen):
+            raise ValueError(f"eval_epochs must be epoch indices below {epochs}, got {max(chosen)}")
+    return chosen | {epochs - 1}
+
+
+def _setup(models, tensors, seeds, epochs, batch_size, eval_epochs, eval_runs, conventional, momentum):
+    models, arch = _check_models(models)
+    K = len(models)
+    seeds = _check_seeds(seeds, K)
+    epochs = _count(epochs, "epochs")
+    data = _Data(tensors, K, arch)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or not 2 <= batch_size <= data.n:
+        raise ValueError(f"batch_size must be an integer from 2 to the training set size {data.n}, got {batch_size!r}")
+    batch_size = int(batch_size)
+    evals = _eval_set(eval_epochs, epochs)
+    if eval_runs is not None:
+        _count(eval_runs, "eval_runs")
+    mem = ensemble_memory(models[0], K, batch_size, epochs, data.example_shape, data.n, conventional=conventional,
+                          momentum=momentum, eval_runs=eval_runs)
+    check_memory(mem.total, f"an ensemble of {K} runs")
+    groups = [slice(k, min(K, k + mem.eval_runs)) for k in range(0, K, mem.eval_runs)]
+    return models, arch, K, seeds, epochs, data, batch_size, evals, groups
+
+
+def _example(data: _Data, k: int):
+    X = data.per_run[k][0]
+    return X[:min(len(X), 256)]
+
+
+# ------------------------------------------------------------------------------ the loop
+def _loop(net: _Batched, run, data: _Data, seeds, epochs: int, batch_size: int, evals, groups, on_step, progress):
+    """Mini-batches without replacement (each run's order from its stream ``BATCH_ORDER``), a step
+    of every run, and evaluation after the epochs in ``evals`` (NaN records otherwise)."""
+    K = net.K
+    rngs = [_streams.rng(s, _streams.BATCH_ORDER) for s in seeds]
+    X_rows, y_rows = data.rows("train")
+    nb = data.n // batch_size
+    nan = np.full(K, np.nan)
+    t = 0
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=epochs, desc=f"ensemble of {K}", unit="epoch")
+    try:
+        for epoch in range(epochs):
+            perm = torch.from_numpy(np.stack([r.permutation(data.n) for r in rngs])).to(X_rows.device)
+            rows_all = perm[:, :nb * batch_size] + data.offsets
+            for b in range(nb):
+                rows = rows_all[:, b * batch_size:(b + 1) * batch_size]
+                loss = net.loss_and_grad(X_rows, y_rows, rows)
+                run.step(net, b)
+                if on_step is not None:
+                    on_step(t, loss.double().cpu().numpy())
+                t += 1
+            if epoch in evals:
+                tr, te = net.evaluate(data, groups)
+                tr = np.where(np.isfinite(tr), tr, np.inf)
+            else:
+                tr, te = nan, nan
+            run.end_epoch(net, nb, tr, te)
+            if bar is not None:
+                bar.update()
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+# ------------------------------------------------------------------------------ public
+def train_ensemble_on_sphere(models, tensors, elrs, epochs: int, batch_size: int, *, seeds, radius: float = 1.0,
+                             eval_epochs=None, eval_runs=None, on_step=None, progress: bool = False
+                             ) -> list[TrainResult]:
+    """Train K runs of one network on the sphere at fixed total ELRs as one batched computation.
+
+    Run k is what ``train_on_sphere(models[k], tensors_k, elrs[k], epochs, batch_size,
+    seed=seeds[k], radius=radius)`` does and returns: its model's scale-invariant weights found
+    and put on the sphere by :meth:`SphereSGD.for_model`, mini-batches in the order of stream
+    ``BATCH_ORDER`` of its seed, the projected sphere step, :class:`RegimeMonitor`'s records and
+    :func:`evaluate` after every epoch. Each model is left trained, with the BatchNorm statistics
+    of the last evaluation, as the one-run function leaves it.
+
+    Parameters
+    ----------
+    models : sequence of K MLPSI or ConvNetSI
+        Distinct models of one architecture, dtype and device, each initialised for its run.
+    tensors : (X_train, y_train, X_test, y_test), or K such tuples
+        Shared by every run, or one per run (same shapes; e.g. the digits split by each seed).
+    elrs : float or K floats
+        Total ELR of each run.
+    epochs, batch_size : int
+        As for :func:`train_on_sphere`.
+    seeds : K non-negative ints
+        Each run's seed (its batch order).
+    radius : float
+        The sphere's radius, as for :func:`train_on_sphere`.
+    eval_epochs : None, int or epoch indices
+        When to evaluate: after every epoch (None, the one-run behaviour), after every n-th epoch
+        (an int n), or after the given epochs (0-based); always after the last. Epochs not
+        evaluated record NaN train loss and test error.
+    eval_runs : int, optional
+        Runs evaluated together (default: as many as fit :data:`EVAL_MEMORY`); the results do not
+        depend on it.
+    on_step : callable, optional
+        Called after every step with the step's index and the K mini-batch losses (float64).
+    progress : bool
+        Show a progress bar over the epochs.
+
+    Returns
+    -------
+    list of K TrainResult
+    """
+    models, arch, K, seeds, epochs, data, batch_size, evals, groups = _setup(
+        models, tensors, seeds, epochs, batch_size, eval_epochs, eval_runs, False, False)
+    elrs = _per_run(elrs, K, "elrs")
+    radius = float(_per_run(radius, 1, "radius")[0])
+    for k, m in enumerate(models):
+        # what train_on_sphere does: check the weights, freeze the rest, rescale onto the sphere. Every
+        # layer's weight of these models is scale-invariant by construction, so naming them skips the
+        # structural search (a torch.fx trace per model) and only the numerical check remains
+        m.train()
+        SphereSGD.for_model(m, _example(data, k), float(elrs[k]), list(arch.names), radius=radius)
+    net = _Batched.from_models(arch, models)
+    run = _SphereRun(net, elrs, radius, data.n // batch_size)
+    _loop(net, run, data, seeds, epochs, batch_size, evals, groups, on_step, progress)
+    net.write_back(models)
+    return run.results(net, seeds)
+
+
+def train_ensemble_conventional(models, tensors, lrs, weight_decays, epochs: int, batch_size: int, *, seeds,
+                                momentum: float = 0.0, eval_epochs=None, eval_runs=None, on_step=None,
+                                progress: bool = False) -> list[ConventionalResult]:
+    """Train K runs of one network conventionally (SGD with weight decay) as one batched computation.
+
+    Run k is what ``train_conventional(models[k], tensors_k, lrs[k], weight_decays[k], epochs,
+    batch_size, seed=seeds[k])`` does and returns, with ``torch.optim.SGD(momentum=momentum)``
+    (PyTorch's convention: v ← μ v + ∇F + λθ, θ ← θ - η v; no dampening, no Nesterov; μ = 0 is
+    plain SGD): the scale-invariant weights found by :func:`find_scale_invariant` (the others
+    frozen), :class:`ConventionalMonitor`'s records. With momentum the monitor's channel ELR and
+    ESS keep their plain-SGD definitions (derivation 11), as :class:`ConventionalMonitor` on such
+    an optimizer would report them; the law of derivation 12 is for μ = 0.
+
+    ``lrs`` and ``weight_decays`` are numbers or one per run, with lr·weight_decay < 1;
+    ``momentum`` in [0, 1). Every other parameter is as for :func:`train_ensemble_on_sphere`.
+    Returns a list of K :class:`~toymodel.netrecords.ConventionalResult`.
+    """
+    mom = float(momentum) if isinstance(momentum, numbers.Real) and not isinstance(momentum, bool) else math.nan
+    if not 0.0 <= mom < 1.0:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+    models, arch, K, seeds, epochs, data, batch_size, evals, groups = _setup(
+        models, tensors, seeds, epochs, batch_size, eval_epochs, eval_runs, True, mom > 0)
+    lrs = _per_run(lrs, K, "lrs")
+    wds = _per_run(weight_decays, K, "weight_decays", allow_zero=True)
+    bad = lrs * wds >= 1
+    if bad.any():
+        raise ValueError(f"lrs * weight_decays must be below 1, got {float((lrs * wds)[bad][0])!r}")
+    for k, m in enumerate(models):
+        # what train_conventional does, the structural search skipped (see train_ensemble_on_sphere)
+        m.train()
+        bad = [c for c in scale_invariance_report(m, _example(data, k), arch.names) if not c.invariant]
+        if bad:
+            raise ValueError(f"models: run {k}: not scale-invariant: {', '.join(c.name for c in bad)}")
+        for n, p in m.named_parameters():
+            p.requires_grad_(n in arch.names)
+    net = _Batched.from_models(arch, models)
+    steps = data.n // batch_size
+    run = _ConventionalRun(net, lrs, wds, mom, steps, steps * epochs)
+    _loop(net, run, data, seeds, epochs, batch_size, evals, groups, on_step, progress)
+    net.write_back(models)
+    return run.results(net, seeds)
