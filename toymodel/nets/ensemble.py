@@ -235,23 +235,36 @@ _EVAL_COLS = 2**23
 
 
 def _im2col(x):
-    """The 3 x 3 patches (padding 1) of ``x`` (K, C, B, H, W) as (K, 9 C, B H W), in the order of
-    a convolution weight (C, 3, 3): a convolution is then one batched matrix product per run."""
-    K, C, B, H, W = x.shape
-    xp = F.pad(x, (1, 1, 1, 1))
+    """The 3 x 3 patches (padding 1) of ``x`` (K, C, H, W, B) as (K, 9 C, H W B), in the order of a
+    convolution weight (C, 3, 3): a convolution is then one matrix product per run. The batch is
+    the innermost axis, so the patches are copied in runs of W B entries."""
+    K, C, H, W, B = x.shape
+    xp = F.pad(x, (0, 0, 1, 1, 1, 1))
     s = xp.stride()
-    return xp.as_strided((K, C, 3, 3, B, H, W), (s[0], s[1], s[3], s[4], s[2], s[3], s[4])).reshape(K, 9 * C, -1)
+    return xp.as_strided((K, C, 3, 3, H, W, B), (s[0], s[1], s[2], s[3], s[2], s[3], s[4])).reshape(K, 9 * C, -1)
 
 
 def _col2im(cols, shape):
-    """The adjoint of :func:`_im2col`: patches (K, 9 C, B H W) summed back onto (K, C, B, H, W)."""
-    K, C, B, H, W = shape
-    d = cols.view(K, C, 3, 3, B, H, W)
-    out = torch.zeros(K, C, B, H + 2, W + 2, dtype=cols.dtype, device=cols.device)
+    """The adjoint of :func:`_im2col`: patches (K, 9 C, H W B) summed back onto (K, C, H, W, B)."""
+    K, C, H, W, B = shape
+    d = cols.view(K, C, 3, 3, H, W, B)
+    out = torch.zeros(K, C, H + 2, W + 2, B, dtype=cols.dtype, device=cols.device)
     for dy in range(3):
         for dx in range(3):
-            out[:, :, :, dy:dy + H, dx:dx + W] += d[:, :, dy, dx]
-    return out[:, :, :, 1:H + 1, 1:W + 1]
+            out[:, :, dy:dy + H, dx:dx + W] += d[:, :, dy, dx]
+    return out[:, :, 1:H + 1, 1:W + 1]
+
+
+def _planes(x):
+    """(K, C, H, W, B) as the channels-last (K C, B, H, W) that max-pooling works on."""
+    K, C, H, W, B = x.shape
+    return x.reshape(K * C, H, W, B).permute(0, 3, 1, 2)
+
+
+def _unplanes(x, K: int):
+    """The inverse of :func:`_planes`: (K C, B, H, W) back to (K, C, H, W, B)."""
+    N, B, H, W = x.shape
+    return x.permute(0, 2, 3, 1).reshape(K, N // K, H, W, B)
 
 
 # ------------------------------------------------------------------------------ batched network
@@ -332,37 +345,37 @@ class _Batched:
     def _conv_train(self, X_rows, rows):
         K, B = rows.shape
         x = X_rows[rows.reshape(-1)]  # (K B, C_in, H, W)
-        x = x.view(K, B, *x.shape[1:]).transpose(1, 2)  # (K, C_in, B, H, W)
+        x = x.view(K, B, *x.shape[1:]).permute(0, 2, 3, 4, 1).contiguous()  # (K, C_in, H, W, B)
         saved = []
         for W, eps, pool in zip(self.weights, self.arch.eps, self.arch.pool_after, strict=True):
             cols = _im2col(x)
-            z = torch.bmm(W.view(K, W.shape[1], -1), cols)  # (K, C, B H W)
+            z = torch.bmm(W.view(K, W.shape[1], -1), cols)  # (K, C, H W B)
             C, L = z.shape[1:]
             out, mean, invstd = _aten.native_batch_norm(z.view(1, K * C, L), None, None, None, None, True, 0.0, eps)
-            act = out.relu_().view(K, C, B, *x.shape[3:])
+            act = out.relu_().view(K, C, *x.shape[2:])
             ind = None
             nxt = act
             if pool:
-                nxt, ind = F.max_pool2d(act.view(K * C, B, *x.shape[3:]), 2, return_indices=True)
-                nxt = nxt.view(K, C, B, *nxt.shape[2:])
+                nxt, ind = F.max_pool2d(_planes(act), 2, return_indices=True)
+                nxt = _unplanes(nxt, K)
             saved.append((x.shape, cols, z, act, mean, invstd, ind))
             x = nxt
         C = x.shape[1]
-        feat, gind = x.reshape(K, C, B, -1).max(dim=3)  # the global max pool: (K, C, B)
+        feat, gind = x.view(K, C, -1, B).max(dim=2)  # the global max pool: (K, C, B)
         loss, d = self._head_loss(feat.transpose(1, 2))
         dfeat = torch.bmm(d, self.heads).transpose(1, 2)  # (K, C, B)
-        dx = torch.zeros(K, C, B, x.shape[3] * x.shape[4], dtype=x.dtype, device=x.device)
-        dx = dx.scatter_(3, gind[..., None], dfeat[..., None]).view(x.shape)
+        dx = torch.zeros(K, C, x.shape[2] * x.shape[3], B, dtype=x.dtype, device=x.device)
+        dx = dx.scatter_(2, gind[:, :, None], dfeat[:, :, None]).view(x.shape)
         for i in reversed(range(len(self.weights))):
             shape, cols, z, act, mean, invstd, ind = saved[i]
             C, L = z.shape[1:]
             if ind is not None:
-                dx = _aten.max_pool2d_with_indices_backward(dx.reshape(K * C, B, *dx.shape[3:]),
-                                                            act.view(K * C, B, *act.shape[3:]), [2, 2], [2, 2], [0, 0],
+                dx = _aten.max_pool2d_with_indices_backward(_planes(dx), _planes(act), [2, 2], [2, 2], [0, 0],
                                                             [1, 1], False, ind)
-            dout = _aten.threshold_backward(dx.reshape(act.shape), act, 0)
-            dz = _aten.native_batch_norm_backward(dout.view(1, K * C, L), z.view(1, K * C, L), None, None, None, mean,
-                                                  invstd, True, self.arch.eps[i], [True, False, False])[0]
+                dx = _unplanes(dx, K)
+            dout = _aten.threshold_backward(dx, act, 0)
+            dz = _aten.native_batch_norm_backward(dout.reshape(1, K * C, L), z.view(1, K * C, L), None, None, None,
+                                                  mean, invstd, True, self.arch.eps[i], [True, False, False])[0]
             dz = dz.view(K, C, L)
             W = self.weights[i].view(K, C, -1)
             torch.bmm(dz, cols.transpose(1, 2), out=self.grads[i].view(K, C, -1))
@@ -390,28 +403,31 @@ class _Batched:
                 out = _aten.native_batch_norm(z.view(1, G * C, n), None, None, rms[i], rvs[i], train, momentum,
                                               eps)[0]
                 a = out.relu_().view(G, C, n)
-            return torch.bmm(a.transpose(1, 2), self.heads_t[runs])
-        # the ConvNet: (G, C, n, H, W), the first layer's input shared (1, C_in, n, H, W) when the data are
-        x = x.transpose(0, 1)[None] if shared else x.transpose(1, 2)
-        n = x.shape[2]
+            return self._eval_logits(a, runs)
+        # the ConvNet: (G, C, H, W, n), the first layer's input shared (1, C_in, H, W, n) when the data are
+        x = (x.permute(1, 2, 3, 0)[None] if shared else x.permute(0, 2, 3, 4, 1)).contiguous()
+        n = x.shape[4]
         for i, (W, eps, pool) in enumerate(zip(self.weights, self.arch.eps, self.arch.pool_after, strict=True)):
             C = W.shape[1]
             Wm = W[runs].reshape(G, C, -1)
-            z = torch.empty(G, C, n, x.shape[3] * x.shape[4], dtype=x.dtype, device=x.device)
+            z = torch.empty(G, C, *x.shape[2:], dtype=x.dtype, device=x.device)
             # the convolution in slices of examples, so that the unfolded input stays small
-            step = max(1, _EVAL_COLS // (Wm.shape[2] * x.shape[3] * x.shape[4] * x.shape[0]))
+            step = max(1, _EVAL_COLS // (Wm.shape[2] * x.shape[2] * x.shape[3] * x.shape[0]))
             for s in _chunks(n, step):
-                cols = _im2col(x[:, :, s])
-                # shared input: (G C, 9 C_in) x (9 C_in, n_s H W), one matrix product for all runs
-                zs = torch.matmul(Wm, cols[0] if len(cols) == 1 else cols)  # (G, C, n_s H W)
-                z[:, :, s] = zs.view(G, C, s.stop - s.start, -1)
+                cols = _im2col(x[..., s])
+                # shared input: (G C, 9 C_in) x (9 C_in, H W n_s), one matrix product for all runs
+                zs = torch.matmul(Wm, cols[0] if len(cols) == 1 else cols)  # (G, C, H W n_s)
+                z[..., s] = zs.view(G, C, *x.shape[2:4], -1)
             out = _aten.native_batch_norm(z.view(1, G * C, -1), None, None, rms[i], rvs[i], train, momentum, eps)[0]
-            x = out.relu_().view(G, C, n, *x.shape[3:])
+            x = out.relu_().view(z.shape)
             if pool:
-                x = F.max_pool2d(x.view(G * C, n, *x.shape[3:]), 2)
-                x = x.view(G, C, n, *x.shape[2:])
-        feats = x.reshape(G, x.shape[1], n, -1).amax(dim=3)  # (G, C, n)
-        return torch.bmm(feats.transpose(1, 2), self.heads_t[runs])
+                x = _unplanes(F.max_pool2d(_planes(x), 2), G)
+        return self._eval_logits(x.reshape(G, x.shape[1], -1, n).amax(dim=2), runs)  # the global max pool
+
+    def _eval_logits(self, feats, runs: slice):
+        """Logits (G, n, classes) from features (G, F, n): the product in the shape a matrix product
+        does well (classes x F times F x n), then the small result transposed."""
+        return torch.bmm(self.heads[runs], feats).transpose(1, 2).contiguous()
 
     @torch.no_grad()
     def evaluate(self, data: _Data, groups):
