@@ -169,13 +169,11 @@ def test_a_run_alone_equals_the_run_among_others(digits, kind, dtype):
                                           seeds=[3, 0, 1, 2])[2]
     assert (among.elr, among.seed) == (0.05, 1)
     _assert_identical(alone, among, TRAIN_FIELDS)
-    # one data set shared by the runs (a single tuple) gives what a copy per run gives, and evaluating
-    # the runs one at a time what evaluating them together gives
+    # one data set shared by the runs (a single tuple) gives what a copy per run gives
     shared = nets.train_ensemble_on_sphere([_model(kind, s, dtype) for s in (0, 1)], tens[0], 0.05, 1, 32,
                                            seeds=[0, 1])
     copies = nets.train_ensemble_on_sphere([_model(kind, s, dtype) for s in (0, 1)],
-                                           [tens[0], tuple(t.clone() for t in tens[0])], 0.05, 1, 32, seeds=[0, 1],
-                                           eval_runs=1)
+                                           [tens[0], tuple(t.clone() for t in tens[0])], 0.05, 1, 32, seeds=[0, 1])
     for a, b in zip(shared, copies, strict=True):
         _assert_identical(a, b, TRAIN_FIELDS)
 
@@ -275,7 +273,6 @@ def test_inputs_are_checked_at_the_boundary(digits):
         (dict(radius=0.0), "radius must be positive"),
         (dict(eval_epochs=[7]), "eval_epochs must be epoch indices below 2"),
         (dict(eval_epochs=0), "eval_epochs must be an integer >= 1"),
-        (dict(eval_runs=0), "eval_runs must be an integer >= 1"),
         (dict(tensors=[tens]), "tensors must be"),
         (dict(tensors=nets.as_tensors(digits[0], torch.float32)), "X_train is torch.float32"),
         (dict(tensors=(tens[0][:, :, :4], *tens[1:])), "examples of 32 features"),
@@ -301,11 +298,11 @@ def test_the_memory_estimate(digits, monkeypatch):
     # linear in the runs: parameters (8192 float32 weights, 6 copies), the batch's activations and the records
     assert one.parameters == 8192 * 4 * 6 and many.parameters == 64 * one.parameters
     assert many.batch == 64 * one.batch and many.records == 64 * one.records
-    # the MLP's evaluation fits the budget with every run; a ConvNet on 28 x 28 images does one run at a time
-    assert many.eval_runs == 64 and many.evaluation == 64 * one.evaluation
+    # the evaluation is one run's: 4096 examples of the widest layer (64 in, 2 x 64 out)
+    assert many.evaluation == one.evaluation == 4096 * (64 + 2 * 64) * 4
+    # a ConvNet's batch keeps each layer's unfolded input: 9 times its input, far more than the MLP's
     big = nets.ensemble_memory(conv, 64, 32, 60, (1, 28, 28), 60000)
-    assert big.eval_runs == 1 and big.total > many.total
-    assert nets.ensemble_memory(mlp, 64, 32, 60, (1, 8, 8), 1438, eval_runs=8).eval_runs == 8
+    assert big.batch > 9 * 64 * 32 * (28 * 28 + 8 * 28 * 28) * 4 and big.total > many.total
     # conventional training keeps the total ELR of every step, momentum one more copy of the weights
     conv_mem = nets.ensemble_memory(mlp, 64, 32, 60, (1, 8, 8), 1438, conventional=True, momentum=True)
     assert conv_mem.records == many.records + 8 * 64 * 44 * 60

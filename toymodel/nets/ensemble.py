@@ -13,25 +13,31 @@ Notes
 **Batching.** The trained weights of the K runs are stacked, ``(K, C_out, fan_in)`` per layer
 (``(K, C_out, C_in, 3, 3)`` for a convolution), and the frozen output layers ``(K, classes, F)``.
 The MLP keeps its activations as ``(K, features, batch)``: a layer is one batched matrix product
-(``bmm``) and BatchNorm normalises each (run, channel) row over the batch. The ConvNet keeps them
-as ``(batch, K * channels, H, W)``: a layer is one grouped convolution (``groups=K``; each run's
-channels see only that run's input channels) and BatchNorm normalises each of the K * C channels
-over batch and pixels, which is exactly what the native BatchNorm kernel does per channel. The
-backward pass is written out layer by layer with the native backward kernels (``bmm``,
-``convolution_backward``, ``native_batch_norm_backward``, ``threshold_backward``, the max-pool
-backward), not by autograd or ``torch.func.vmap``: at these sizes a step of K = 64 MLP runs is a
-few dozen kernels on arrays of some 10^5 entries, and autograd's graph, its per-node temporaries
-and the layouts ``vmap`` chooses (BatchNorm over a non-contiguous axis, softmax over the class
-axis in the middle) cost about twice the hand-written pass (``benchmarks/bench_bridge.py``).
+(``bmm``, one GEMM per run) and BatchNorm normalises each (run, channel) row over the batch (the
+native kernel on a ``(1, K C, B)`` view). The ConvNet keeps them as ``(K, C, H, W, batch)``, the
+batch innermost: a 3 x 3 convolution is the unfolded input (im2col, one strided copy in runs of
+W x batch entries) times the weights, again one GEMM per run, and its input gradient the adjoint
+(col2im: nine shifted sums); max-pooling works on the same memory seen as channels-last planes.
+The backward pass is written out layer by layer with the native kernels (``bmm``,
+``native_batch_norm_backward``, ``threshold_backward``, the max-pool backward), not by autograd
+or ``torch.func.vmap``: at these sizes a step of K = 64 MLP runs is a few dozen kernels on arrays
+of some 10^5 entries, and autograd's graph, its per-node temporaries and the layouts ``vmap``
+chooses (BatchNorm over a non-contiguous axis, softmax over the class axis in the middle) cost
+about 1.5-2 times the hand-written pass; a grouped convolution (``groups=K``) was 1.3-1.6 times
+slower than the batch-innermost GEMMs and rounds differently for one run than for several. The
+per-epoch evaluation is not batched: it runs :func:`~toymodel.nets.evaluate` on each run's
+model with the run's current weights, because a chunk of ``EVAL_BATCH`` examples already keeps
+the kernels busy (one run at a time measured as fast or faster, for both networks and both data
+sets), and so it is the one-run evaluation exactly. ``eval_epochs`` thins it out where it
+dominates (Fashion-MNIST's 70,000 evaluated images per 1,875 steps).
 
-**Independence of runs.** No operation mixes runs: the matrix products are per run (batched),
-the grouped convolution connects only a run's own channels, BatchNorm's statistics and every
-reduction of the step and the monitor are per run or per (run, channel), and the losses of the
-runs are summed only as a bookkeeping device that is never differentiated. Each run draws its
-own mini-batches from its own stream ``BATCH_ORDER`` and starts from its own model (initialised
-by the caller, e.g. from stream ``NET_INIT``), so a run's numbers do not depend on which other
-runs share its ensemble, up to the rounding of kernels whose blocking may depend on the batch
-count (the tests compare a run alone and among others).
+**Independence of runs.** No operation mixes runs: every matrix product is one run's, BatchNorm's
+statistics and every reduction of the step and the monitor are along one run's own rows, and the
+runs' losses are summed only as bookkeeping, never differentiated. Each run draws its own
+mini-batches from its own stream ``BATCH_ORDER`` (gathered from its own training set) and starts
+from its own model (initialised by the caller, e.g. from stream ``NET_INIT``). A run's arithmetic
+is therefore the same whichever runs share its ensemble: the tests find a run alone and among
+others identical bit for bit, in float32 and float64, for both networks.
 
 **What is the same as one run.** The sphere step is :class:`~toymodel.nets.SphereSGD`'s: the
 gradient projected on the tangent space, the step θ - β g with β = η/(1 + η⟨g, θ⟩/‖θ‖²) and
@@ -63,13 +69,9 @@ from ..netrecords import ConventionalResult, TrainResult
 from .invariance import scale_invariance_report
 from .models import MLPSI, ConvNetSI
 from .optim import SphereSGD
-from .training import EVAL_BATCH
+from .training import EVAL_BATCH, evaluate
 
-__all__ = ["train_ensemble_on_sphere", "train_ensemble_conventional", "ensemble_memory", "EnsembleMemory",
-           "EVAL_MEMORY"]
-
-#: bytes of activations one evaluation chunk may take: the runs are evaluated in groups that fit
-EVAL_MEMORY = 2**28
+__all__ = ["train_ensemble_on_sphere", "train_ensemble_conventional", "ensemble_memory", "EnsembleMemory"]
 
 _aten = torch.ops.aten
 
@@ -154,9 +156,10 @@ def _arch(model: nn.Module) -> _Arch:
 
 # ------------------------------------------------------------------------------ data
 class _Data:
-    """The runs' data: one ``(X_train, y_train, X_test, y_test)`` shared by every run, or one per run
-    stacked along a leading run axis. Rows are addressed flat: run k's example i is row
-    ``offsets[k] + i`` of ``X_train.view(-1, ...)`` (offsets all 0 when shared)."""
+    """The runs' data: one ``(X_train, y_train, X_test, y_test)`` shared by every run, or one per run.
+    The distinct training sets (told apart by identity: runs given the same tensors share them) are
+    stacked once, and rows are addressed flat: run k's example i is row ``offsets[k] + i`` of
+    :meth:`rows`. Evaluation uses each run's own tuple, ``per_run[k]``."""
 
     def __init__(self, tensors, K: int, arch: _Arch):
         if isinstance(tensors, tuple) and len(tensors) == 4 and all(isinstance(t, torch.Tensor) for t in tensors):
@@ -172,33 +175,24 @@ class _Data:
                 raise ValueError(f"tensors must be (X_train, y_train, X_test, y_test) or {K} such tuples, one per "
                                  f"run, got {len(per_run)} entries")
         first = per_run[0]
-        self.shared = all(all(a is b for a, b in zip(t, first, strict=True)) for t in per_run)
         for t in per_run:
             _check_tensors(t, first, arch)
-        self.n = len(first[1])
-        self.n_test = len(first[3])
-        if self.shared:
-            self.X_train, self.y_train, self.X_test, self.y_test = first
-        else:
-            self.X_train, self.y_train, self.X_test, self.y_test = (torch.stack([t[i] for t in per_run])
-                                                                    for i in range(4))
         self.per_run = per_run
-        dev = first[0].device
-        self.offsets = (torch.zeros(K, 1, dtype=torch.int64, device=dev) if self.shared
-                        else torch.arange(K, device=dev)[:, None] * self.n)
+        self.n = len(first[1])
         self.example_shape = tuple(first[0].shape[1:])
+        which = {}
+        index = [which.setdefault((id(t[0]), id(t[1])), len(which)) for t in per_run]
+        sets = [per_run[index.index(u)] for u in range(len(which))]
+        if len(sets) == 1:
+            self.X_train, self.y_train = sets[0][:2]
+        else:
+            self.X_train = torch.stack([t[0] for t in sets])
+            self.y_train = torch.stack([t[1] for t in sets])
+        self.offsets = torch.as_tensor(index, device=first[0].device)[:, None] * self.n
 
-    def rows(self, which: str):
-        """``X`` and ``y`` of the training or test set with one example per row."""
-        X, y = (self.X_train, self.y_train) if which == "train" else (self.X_test, self.y_test)
-        return X.reshape((-1,) + self.example_shape), y.reshape(-1)
-
-    def chunk(self, which: str, runs: slice, s: slice):
-        """Examples ``s`` of the set: ``(X, y)`` shared (n x ...) or of the runs ``runs`` (G x n x ...)."""
-        X, y = (self.X_train, self.y_train) if which == "train" else (self.X_test, self.y_test)
-        if self.shared:
-            return X[s], y[s]
-        return X[runs, s], y[runs, s]
+    def rows(self):
+        """The training inputs and labels with one example per row (every distinct set in turn)."""
+        return self.X_train.reshape((-1,) + self.example_shape), self.y_train.reshape(-1)
 
 
 def _check_tensors(t, first, arch: _Arch) -> None:
@@ -228,10 +222,6 @@ def _check_tensors(t, first, arch: _Arch) -> None:
 
 def _chunks(n: int, size: int):
     return [slice(i, min(n, i + size)) for i in range(0, n, size)]
-
-
-#: entries of the unfolded input (im2col) a ConvNet layer forms at once when evaluating
-_EVAL_COLS = 2**23
 
 
 def _im2col(x):
@@ -280,8 +270,6 @@ class _Batched:
         self.heads = heads  # (K, classes, F)
         self.heads_t = heads.transpose(1, 2).contiguous()  # (K, F, classes)
         self._neg_ones = None
-        #: BatchNorm statistics of the last evaluation: per layer (K, C) means and variances, and the chunks
-        self.running = None
 
     @classmethod
     def from_models(cls, arch: _Arch, models):
@@ -383,106 +371,13 @@ class _Batched:
                 dx = _col2im(torch.bmm(W.transpose(1, 2), dz), shape)
         return loss
 
-    # --------------------------------------------------------------- evaluation
-    def _forward_eval(self, x, runs: slice, shared: bool, stats=None):
-        """Logits (G, n, classes) of the runs ``runs`` on a chunk: ``x`` shared (n x ...) or per run
-        (G x n x ...). With ``stats`` = (running means, running variances, momentum), BatchNorm uses
-        the chunk's statistics and updates the running ones (train mode); else it uses them (eval)."""
-        G = runs.stop - runs.start
-        train = stats is not None
-        rms, rvs = (stats[0], stats[1]) if train else self._eval_stats
-        momentum = stats[2] if train else 0.0
-        if self.arch.kind == "mlp":
-            if shared:
-                a = x.reshape(x.shape[0], -1).t()  # (D, n): the first product is one matrix product for all runs
-            else:
-                a = x.reshape(G, x.shape[1], -1).transpose(1, 2)  # (G, D, n)
-            for i, (W, eps) in enumerate(zip(self.weights, self.arch.eps, strict=True)):
-                z = torch.matmul(W[runs], a)  # (G, C, n)
-                _, C, n = z.shape
-                out = _aten.native_batch_norm(z.view(1, G * C, n), None, None, rms[i], rvs[i], train, momentum,
-                                              eps)[0]
-                a = out.relu_().view(G, C, n)
-            return self._eval_logits(a, runs)
-        # the ConvNet: (G, C, H, W, n), the first layer's input shared (1, C_in, H, W, n) when the data are
-        x = (x.permute(1, 2, 3, 0)[None] if shared else x.permute(0, 2, 3, 4, 1)).contiguous()
-        n = x.shape[4]
-        for i, (W, eps, pool) in enumerate(zip(self.weights, self.arch.eps, self.arch.pool_after, strict=True)):
-            C = W.shape[1]
-            Wm = W[runs].reshape(G, C, -1)
-            z = torch.empty(G, C, *x.shape[2:], dtype=x.dtype, device=x.device)
-            # the convolution in slices of examples, so that the unfolded input stays small
-            step = max(1, _EVAL_COLS // (Wm.shape[2] * x.shape[2] * x.shape[3] * x.shape[0]))
-            for s in _chunks(n, step):
-                cols = _im2col(x[..., s])
-                # shared input: (G C, 9 C_in) x (9 C_in, H W n_s), one matrix product for all runs
-                zs = torch.matmul(Wm, cols[0] if len(cols) == 1 else cols)  # (G, C, H W n_s)
-                z[..., s] = zs.view(G, C, *x.shape[2:4], -1)
-            out = _aten.native_batch_norm(z.view(1, G * C, -1), None, None, rms[i], rvs[i], train, momentum, eps)[0]
-            x = out.relu_().view(z.shape)
-            if pool:
-                x = _unplanes(F.max_pool2d(_planes(x), 2), G)
-        return self._eval_logits(x.reshape(G, x.shape[1], -1, n).amax(dim=2), runs)  # the global max pool
-
-    def _eval_logits(self, feats, runs: slice):
-        """Logits (G, n, classes) from features (G, F, n): the product in the shape a matrix product
-        does well (classes x F times F x n), then the small result transposed."""
-        return torch.bmm(self.heads[runs], feats).transpose(1, 2).contiguous()
-
-    @torch.no_grad()
-    def evaluate(self, data: _Data, groups):
-        """Mean train loss and test error of every run (two float64 arrays of K), as
-        :func:`~toymodel.nets.evaluate`: BatchNorm statistics from the training set in chunks of
-        ``EVAL_BATCH`` (cumulative average), then both sets with them. ``groups``: slices of runs
-        evaluated together. The statistics are kept in ``self.running``."""
-        K = self.K
-        train_loss = torch.zeros(K, dtype=torch.float64)
-        test_err = torch.zeros(K, dtype=torch.float64)
-        chans = [s[0] for s in self.arch.shapes]
-        running_m = [torch.empty(K, c, dtype=self.arch.dtype, device=self.arch.device) for c in chans]
-        running_v = [torch.empty_like(r) for r in running_m]
-        fit_chunks = _chunks(data.n, EVAL_BATCH)
-        for runs in groups:
-            G = runs.stop - runs.start
-            rms = [torch.zeros(G * c, dtype=self.arch.dtype, device=self.arch.device) for c in chans]
-            rvs = [torch.ones_like(r) for r in rms]
-            for j, s in enumerate(fit_chunks, start=1):
-                x, _ = data.chunk("train", runs, s)
-                self._forward_eval(x, runs, data.shared, (rms, rvs, 1.0 / j))
-            self._eval_stats = (rms, rvs)
-            for which, out, n in (("train", train_loss, data.n), ("test", test_err, data.n_test)):
-                for s in _chunks(n, EVAL_BATCH):
-                    x, y = data.chunk(which, runs, s)
-                    logits = self._forward_eval(x, runs, data.shared)
-                    if data.shared:
-                        y = y.expand(G, -1)
-                    if which == "train":
-                        nll = -torch.log_softmax(logits, dim=2).gather(2, y[:, :, None])
-                        out[runs] += nll.sum(dim=(1, 2)).double().cpu()
-                    else:
-                        out[runs] += (logits.argmax(dim=2) != y).sum(dim=1).double().cpu()
-            for i in range(len(chans)):
-                running_m[i][runs] = rms[i].view(G, -1)
-                running_v[i][runs] = rvs[i].view(G, -1)
-        self._eval_stats = None
-        self.running = (running_m, running_v, len(fit_chunks))
-        return (train_loss / data.n).numpy(), (test_err / data.n_test).numpy()
-
     @torch.no_grad()
     def write_back(self, models) -> None:
-        """Copy every run's final weights, and the BatchNorm statistics of the last evaluation, into
-        its model, which is left as the one-run function leaves it."""
+        """Copy every run's weights into its model."""
         for k, m in enumerate(models):
             named = dict(m.named_parameters())
             for name, W in zip(self.arch.names, self.weights, strict=True):
                 named[name].copy_(W[k])
-            if self.running is None:
-                continue
-            bns = [mod for mod in m.modules() if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d))]
-            for i, bn in enumerate(bns):
-                bn.running_mean.copy_(self.running[0][i][k])
-                bn.running_var.copy_(self.running[1][i][k])
-                bn.num_batches_tracked.fill_(self.running[2])
 
 
 # ------------------------------------------------------------------------------ steps and records
@@ -683,14 +578,14 @@ class _ConventionalRun:
 
 # ------------------------------------------------------------------------------ memory
 class EnsembleMemory(NamedTuple):
-    """Bytes an ensemble of ``runs`` runs needs beyond its data: ``parameters`` (weights, gradients,
-    the epoch's starting point, momentum buffers and the step's temporaries), ``batch`` (the
-    activations of one mini-batch of every run, forward and backward), ``evaluation`` (one
-    evaluation chunk of ``eval_runs`` runs) and ``records``; ``total`` is their sum. Each grows
-    linearly in the runs (``evaluation`` in ``eval_runs``), so a caller can split an ensemble."""
+    """Bytes an ensemble of ``runs`` runs needs beyond its data and models: ``parameters``
+    (weights, gradients, the epoch's starting point, momentum buffers and the step's temporaries),
+    ``batch`` (the activations of one mini-batch of every run, forward and backward),
+    ``evaluation`` (one evaluation chunk of one run; the runs are evaluated one after the other)
+    and ``records``; ``total`` is their sum. All but ``evaluation`` grow linearly in the runs, so
+    a caller can split an ensemble."""
 
     runs: int
-    eval_runs: int
     parameters: int
     batch: int
     evaluation: int
@@ -701,39 +596,40 @@ class EnsembleMemory(NamedTuple):
         return self.parameters + self.batch + self.evaluation + self.records
 
 
-def _activations(arch: _Arch, example_shape) -> list[int]:
-    """Entries per example of every layer's output (after BatchNorm; the ConvNet's also after pooling)."""
+def _layers(arch: _Arch, example_shape) -> list[tuple[int, int, int]]:
+    """Per layer and example: the entries of its input, of its output, and of its pooled output (0
+    without pooling)."""
     if arch.kind == "mlp":
-        return [s[0] for s in arch.shapes]
+        return [(s[1], s[0], 0) for s in arch.shapes]
     h, w = example_shape[1:]
     out = []
     for shape, pool in zip(arch.shapes, arch.pool_after, strict=True):
-        out.append(shape[0] * h * w)
+        size = shape[0] * h * w
         if pool:
             h, w = h // 2, w // 2
-            out.append(shape[0] * h * w)
+        out.append((shape[1] * (size // shape[0]), size, shape[0] * h * w if pool else 0))
     return out
 
 
-def _eval_runs(arch: _Arch, example_shape, runs: int, eval_runs=None) -> int:
-    """Runs evaluated together: ``eval_runs`` if given, else as many as keep one chunk's
-    activations within :data:`EVAL_MEMORY` (at least one)."""
-    if eval_runs is not None:
-        return min(int(eval_runs), runs)
-    per_run = _eval_chunk_bytes(arch, example_shape, 1)
-    return max(1, min(runs, EVAL_MEMORY // per_run))
+def _train_entries(arch: _Arch, example_shape) -> int:
+    """Entries per example of a mini-batch's forward and backward pass: the input; per layer what the
+    backward pass keeps (the unfolded input of a convolution, BatchNorm's input and output, the
+    pooled output and its int64 indices as two entries each); the largest layer's backward
+    temporaries (the unfolded gradient, three of its output's size)."""
+    conv = arch.kind == "convnet"
+    kept = sum(9 * i * conv + 2 * o + 3 * p for i, o, p in _layers(arch, example_shape))
+    temp = max(9 * i * conv + 2 * i + 3 * o for i, o, _ in _layers(arch, example_shape))
+    return math.prod(example_shape) + kept + temp
 
 
-def _eval_chunk_bytes(arch: _Arch, example_shape, group: int) -> int:
+def _eval_chunk_bytes(arch: _Arch, example_shape) -> int:
+    """One evaluation chunk of one run: the largest layer's input, output and BatchNorm output."""
     item = torch.empty((), dtype=arch.dtype).element_size()
-    acts = [math.prod(example_shape)] + _activations(arch, example_shape)
-    # the largest layer's input and output, and its BatchNorm output, live at once
-    widest = max(a + 2 * b for a, b in zip(acts[:-1], acts[1:], strict=True))
-    return group * EVAL_BATCH * widest * item
+    return EVAL_BATCH * max(i + 2 * o for i, o, _ in _layers(arch, example_shape)) * item
 
 
 def ensemble_memory(model: nn.Module, runs: int, batch_size: int, epochs: int, example_shape, n_train: int, *,
-                    conventional: bool = False, momentum: bool = False, eval_runs=None) -> EnsembleMemory:
+                    conventional: bool = False, momentum: bool = False) -> EnsembleMemory:
     """The memory of an ensemble of ``runs`` copies of ``model`` (an MLPSI or ConvNetSI in its dtype)
     trained for ``epochs`` on ``n_train`` examples of shape ``example_shape`` in mini-batches of
     ``batch_size``, so that a caller can split the runs or refuse (the training functions refuse
@@ -741,25 +637,28 @@ def ensemble_memory(model: nn.Module, runs: int, batch_size: int, epochs: int, e
 
     Notes
     -----
-    With P trained weights per run, C channels, A the entries of all layer outputs per example,
-    W the widest layer (input plus twice its output), s bytes per entry and K runs:
-    parameters = K P s (6 + momentum), batch = 4 K B (A + D) s (each layer's input, BatchNorm
-    input and output, gradient; D the input), evaluation = G ``EVAL_BATCH`` W s for G runs
-    evaluated together, records = 8 K (E (6 + 3 C) + 3 S / E) for E epochs of S steps (plus
-    8 K S for conventional training's total ELR per step).
+    For K runs of P trained weights and C channels, s bytes per entry, mini-batches of B examples
+    of D entries, layer l taking i_l and giving o_l entries per example (p_l after pooling):
+
+    * parameters = K P s (6 + momentum): weights, gradients, the epoch's starting point and the
+      step's products (one more copy for the momentum buffer);
+    * batch = K B s (D + sum_l (9 i_l [conv] + 2 o_l + 3 p_l) + max_l (9 i_l [conv] + 2 i_l + 3 o_l)):
+      what the backward pass keeps, and the largest layer's backward temporaries;
+    * evaluation = s ``EVAL_BATCH`` max_l (i_l + 2 o_l): one run's chunk, as for one run;
+    * records = 8 K (E (6 + 3 C) + 3 S / E) bytes for E epochs of S steps in all, plus 8 K S for
+      conventional training's total ELR per step.
     """
     arch = _arch(model)
     runs = _count(runs, "runs")
     example_shape = tuple(int(s) for s in example_shape)
     item = torch.empty((), dtype=arch.dtype).element_size()
-    group = _eval_runs(arch, example_shape, runs, eval_runs)
     steps = (int(n_train) // int(batch_size)) * int(epochs)
-    acts = sum(_activations(arch, example_shape)) + math.prod(example_shape)
     records = 8 * runs * (epochs * (6 + 3 * arch.channels) + 3 * steps // max(epochs, 1))
     if conventional:
         records += 8 * runs * steps
-    return EnsembleMemory(runs, group, runs * arch.n_params * item * (6 + bool(momentum)),
-                          4 * runs * int(batch_size) * acts * item, _eval_chunk_bytes(arch, example_shape, group),
+    return EnsembleMemory(runs, runs * arch.n_params * item * (6 + bool(momentum)),
+                          runs * int(batch_size) * _train_entries(arch, example_shape) * item,
+                          _eval_chunk_bytes(arch, example_shape),
                           records)
 
 
@@ -834,7 +733,7 @@ def _eval_set(eval_epochs, epochs: int) -> set:
     return chosen | {epochs - 1}
 
 
-def _setup(models, tensors, seeds, epochs, batch_size, eval_epochs, eval_runs, conventional, momentum):
+def _setup(models, tensors, seeds, epochs, batch_size, eval_epochs, conventional, momentum):
     models, arch = _check_models(models)
     K = len(models)
     seeds = _check_seeds(seeds, K)
@@ -844,13 +743,10 @@ def _setup(models, tensors, seeds, epochs, batch_size, eval_epochs, eval_runs, c
         raise ValueError(f"batch_size must be an integer from 2 to the training set size {data.n}, got {batch_size!r}")
     batch_size = int(batch_size)
     evals = _eval_set(eval_epochs, epochs)
-    if eval_runs is not None:
-        _count(eval_runs, "eval_runs")
     mem = ensemble_memory(models[0], K, batch_size, epochs, data.example_shape, data.n, conventional=conventional,
-                          momentum=momentum, eval_runs=eval_runs)
+                          momentum=momentum)
     check_memory(mem.total, f"an ensemble of {K} runs")
-    groups = [slice(k, min(K, k + mem.eval_runs)) for k in range(0, K, mem.eval_runs)]
-    return models, arch, K, seeds, epochs, data, batch_size, evals, groups
+    return models, arch, K, seeds, epochs, data, batch_size, evals
 
 
 def _example(data: _Data, k: int):
@@ -858,13 +754,31 @@ def _example(data: _Data, k: int):
     return X[:min(len(X), 256)]
 
 
+def _check_invariance(model, example, arch: _Arch) -> None:
+    """The numerical check of :func:`find_scale_invariant` on one model. Every layer weight of an
+    MLPSI or ConvNetSI feeds a BatchNorm without affine parameters (``_arch`` checks the structure of
+    every model), so the weights the one-run functions find are these layers', in this order; the
+    check on the first model guards the premise (the other models share its architecture)."""
+    model.train()
+    bad = [c for c in scale_invariance_report(model, example, arch.names) if not c.invariant]
+    if bad:
+        raise ValueError("models: not scale-invariant: " + ", ".join(
+            f"{c.name} (output changes by {c.deviation:.2g} > {c.tolerance:.2g})" for c in bad))
+
+
+def _freeze_others(model, arch: _Arch) -> None:
+    model.train()
+    for n, p in model.named_parameters():
+        p.requires_grad_(n in arch.names)
+
+
 # ------------------------------------------------------------------------------ the loop
-def _loop(net: _Batched, run, data: _Data, seeds, epochs: int, batch_size: int, evals, groups, on_step, progress):
+def _loop(net: _Batched, run, models, data: _Data, seeds, epochs: int, batch_size: int, evals, on_step, progress):
     """Mini-batches without replacement (each run's order from its stream ``BATCH_ORDER``), a step
-    of every run, and evaluation after the epochs in ``evals`` (NaN records otherwise)."""
+    of every run, and after the epochs in ``evals`` each run's evaluation (NaN records otherwise)."""
     K = net.K
     rngs = [_streams.rng(s, _streams.BATCH_ORDER) for s in seeds]
-    X_rows, y_rows = data.rows("train")
+    X_rows, y_rows = data.rows()
     nb = data.n // batch_size
     nan = np.full(K, np.nan)
     t = 0
@@ -885,8 +799,7 @@ def _loop(net: _Batched, run, data: _Data, seeds, epochs: int, batch_size: int, 
                     on_step(t, loss.double().cpu().numpy())
                 t += 1
             if epoch in evals:
-                tr, te = net.evaluate(data, groups)
-                tr = np.where(np.isfinite(tr), tr, np.inf)
+                tr, te = _evaluate(net, models, data)
             else:
                 tr, te = nan, nan
             run.end_epoch(net, nb, tr, te)
@@ -897,10 +810,25 @@ def _loop(net: _Batched, run, data: _Data, seeds, epochs: int, batch_size: int, 
             bar.close()
 
 
+def _evaluate(net: _Batched, models, data: _Data):
+    """Every run's train loss and test error, by :func:`evaluate` on its own model with the run's
+    current weights: exactly the one-run evaluation (the BatchNorm statistics of the training set
+    stay set in the model). Evaluating the runs together would gain nothing: a chunk of
+    ``EVAL_BATCH`` examples already keeps the kernels busy (measured: as fast or faster one run at
+    a time, for both models and both data sets)."""
+    net.write_back(models)
+    train_loss, test_error = np.empty(net.K), np.empty(net.K)
+    for k, m in enumerate(models):
+        Xtr, ytr, Xte, yte = data.per_run[k]
+        (tr, _), (_, te) = evaluate(m, [(Xtr, ytr), (Xte, yte)], Xtr)
+        train_loss[k] = tr if math.isfinite(tr) else math.inf
+        test_error[k] = te
+    return train_loss, test_error
+
+
 # ------------------------------------------------------------------------------ public
 def train_ensemble_on_sphere(models, tensors, elrs, epochs: int, batch_size: int, *, seeds, radius: float = 1.0,
-                             eval_epochs=None, eval_runs=None, on_step=None, progress: bool = False
-                             ) -> list[TrainResult]:
+                             eval_epochs=None, on_step=None, progress: bool = False) -> list[TrainResult]:
     """Train K runs of one network on the sphere at fixed total ELRs as one batched computation.
 
     Run k is what ``train_on_sphere(models[k], tensors_k, elrs[k], epochs, batch_size,
@@ -928,9 +856,6 @@ def train_ensemble_on_sphere(models, tensors, elrs, epochs: int, batch_size: int
         When to evaluate: after every epoch (None, the one-run behaviour), after every n-th epoch
         (an int n), or after the given epochs (0-based); always after the last. Epochs not
         evaluated record NaN train loss and test error.
-    eval_runs : int, optional
-        Runs evaluated together (default: as many as fit :data:`EVAL_MEMORY`); the results do not
-        depend on it.
     on_step : callable, optional
         Called after every step with the step's index and the K mini-batch losses (float64).
     progress : bool
@@ -940,26 +865,26 @@ def train_ensemble_on_sphere(models, tensors, elrs, epochs: int, batch_size: int
     -------
     list of K TrainResult
     """
-    models, arch, K, seeds, epochs, data, batch_size, evals, groups = _setup(
-        models, tensors, seeds, epochs, batch_size, eval_epochs, eval_runs, False, False)
+    models, arch, K, seeds, epochs, data, batch_size, evals = _setup(
+        models, tensors, seeds, epochs, batch_size, eval_epochs, False, False)
     elrs = _per_run(elrs, K, "elrs")
     radius = float(_per_run(radius, 1, "radius")[0])
+    _check_invariance(models[0], _example(data, 0), arch)
     for k, m in enumerate(models):
-        # what train_on_sphere does: check the weights, freeze the rest, rescale onto the sphere. Every
-        # layer's weight of these models is scale-invariant by construction, so naming them skips the
-        # structural search (a torch.fx trace per model) and only the numerical check remains
-        m.train()
-        SphereSGD.for_model(m, _example(data, k), float(elrs[k]), list(arch.names), radius=radius)
+        # what train_on_sphere does with SphereSGD.for_model: freeze all but the scale-invariant
+        # weights and rescale these onto the sphere (the optimizer's constructor, so the same numbers)
+        _freeze_others(m, arch)
+        SphereSGD([dict(m.named_parameters())[n] for n in arch.names], float(elrs[k]), radius=radius)
     net = _Batched.from_models(arch, models)
     run = _SphereRun(net, elrs, radius, data.n // batch_size)
-    _loop(net, run, data, seeds, epochs, batch_size, evals, groups, on_step, progress)
+    _loop(net, run, models, data, seeds, epochs, batch_size, evals, on_step, progress)
     net.write_back(models)
     return run.results(net, seeds)
 
 
 def train_ensemble_conventional(models, tensors, lrs, weight_decays, epochs: int, batch_size: int, *, seeds,
-                                momentum: float = 0.0, eval_epochs=None, eval_runs=None, on_step=None,
-                                progress: bool = False) -> list[ConventionalResult]:
+                                momentum: float = 0.0, eval_epochs=None, on_step=None, progress: bool = False
+                                ) -> list[ConventionalResult]:
     """Train K runs of one network conventionally (SGD with weight decay) as one batched computation.
 
     Run k is what ``train_conventional(models[k], tensors_k, lrs[k], weight_decays[k], epochs,
@@ -977,24 +902,19 @@ def train_ensemble_conventional(models, tensors, lrs, weight_decays, epochs: int
     mom = float(momentum) if isinstance(momentum, numbers.Real) and not isinstance(momentum, bool) else math.nan
     if not 0.0 <= mom < 1.0:
         raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-    models, arch, K, seeds, epochs, data, batch_size, evals, groups = _setup(
-        models, tensors, seeds, epochs, batch_size, eval_epochs, eval_runs, True, mom > 0)
+    models, arch, K, seeds, epochs, data, batch_size, evals = _setup(
+        models, tensors, seeds, epochs, batch_size, eval_epochs, True, mom > 0)
     lrs = _per_run(lrs, K, "lrs")
     wds = _per_run(weight_decays, K, "weight_decays", allow_zero=True)
     bad = lrs * wds >= 1
     if bad.any():
         raise ValueError(f"lrs * weight_decays must be below 1, got {float((lrs * wds)[bad][0])!r}")
-    for k, m in enumerate(models):
-        # what train_conventional does, the structural search skipped (see train_ensemble_on_sphere)
-        m.train()
-        bad = [c for c in scale_invariance_report(m, _example(data, k), arch.names) if not c.invariant]
-        if bad:
-            raise ValueError(f"models: run {k}: not scale-invariant: {', '.join(c.name for c in bad)}")
-        for n, p in m.named_parameters():
-            p.requires_grad_(n in arch.names)
+    _check_invariance(models[0], _example(data, 0), arch)
+    for m in models:
+        _freeze_others(m, arch)  # what train_conventional does after find_scale_invariant
     net = _Batched.from_models(arch, models)
     steps = data.n // batch_size
     run = _ConventionalRun(net, lrs, wds, mom, steps, steps * epochs)
-    _loop(net, run, data, seeds, epochs, batch_size, evals, groups, on_step, progress)
+    _loop(net, run, models, data, seeds, epochs, batch_size, evals, on_step, progress)
     net.write_back(models)
     return run.results(net, seeds)
