@@ -215,7 +215,7 @@ def ensemble_vs_one_run(repeats: int, dtype: str = "float32", cases=ENSEMBLE_CAS
     return out
 
 
-def profile_ensemble(dtype: str = "float32", runs: int = 63) -> dict:
+def profile_ensemble(dtype: str = "float32", runs: int = 63, epochs: int = 2) -> dict:
     """Where an epoch of the default MLP sweep's ensemble goes: the share of the forward and backward
     pass, the optimizer's and monitor's step, and the evaluation (thread time), and the top
     operators (torch.profiler)."""
@@ -225,7 +225,7 @@ def profile_ensemble(dtype: str = "float32", runs: int = 63) -> dict:
 
     tensors, build = _ensemble_setting("mlp", "digits", None, None, dtype)
     parts = {"forward_backward": 0.0, "step": 0.0, "evaluation": 0.0}
-    originals = (ensemble._Batched.loss_and_grad, ensemble._SphereRun.step, ensemble._Batched.evaluate)
+    originals = (ensemble._Batched.loss_and_grad, ensemble._SphereRun.step, ensemble._evaluate)
 
     def timed(name, fn):
         def wrapper(*a, **k):
@@ -238,15 +238,16 @@ def profile_ensemble(dtype: str = "float32", runs: int = 63) -> dict:
 
     ensemble._Batched.loss_and_grad = timed("forward_backward", originals[0])
     ensemble._SphereRun.step = timed("step", originals[1])
-    ensemble._Batched.evaluate = timed("evaluation", originals[2])
+    ensemble._evaluate = timed("evaluation", originals[2])
     try:
         models = [build(s) for s in range(runs)]
         t = time.thread_time()
         with profile(activities=[ProfilerActivity.CPU]) as prof:
-            nets.train_ensemble_on_sphere(models, tensors, np.geomspace(1e-4, 10, runs), 1, 32, seeds=list(range(runs)))
+            nets.train_ensemble_on_sphere(models, tensors, np.geomspace(1e-4, 10, runs), epochs, 32,
+                                          seeds=list(range(runs)))
         total = time.thread_time() - t
     finally:
-        ensemble._Batched.loss_and_grad, ensemble._SphereRun.step, ensemble._Batched.evaluate = originals
+        ensemble._Batched.loss_and_grad, ensemble._SphereRun.step, ensemble._evaluate = originals
     table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
     print(table)
     shares = {k: v / total for k, v in parts.items()}

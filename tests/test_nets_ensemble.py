@@ -127,6 +127,31 @@ def test_per_step_losses_agree_with_the_one_run_path(digits, kind):
     assert _rel(got[:, 0], ref[:, 0]) < 1e-14
 
 
+def test_odd_image_sizes_and_several_input_channels():
+    """The ConvNet on 3 x 14 x 14 images (pooling 14 -> 7 -> 3 -> 1, floor division, as on 28 x 28
+    Fashion-MNIST: 28 -> 14 -> 7 -> 3), float64: the first 10 steps' losses as the one-run loop gives
+    them (1e-10, as above), and the first epoch's records (1e-8: the same steps, then averaged)."""
+    rng = np.random.default_rng(0)
+    X = torch.as_tensor(rng.standard_normal((200, 3, 14, 14)))
+    y = torch.as_tensor(rng.integers(0, 10, 200))
+    tensors = (X[:160], y[:160], X[160:], y[160:])
+
+    def model(seed):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return nets.ConvNetSI(3, 4, 10).double()
+
+    elrs, seeds = [0.01, 0.3], [0, 1]
+    ref = np.array([_one_run_losses(model(s), tensors, e, 10, 16, s) for e, s in zip(elrs, seeds, strict=True)])
+    got = []
+    ens = nets.train_ensemble_on_sphere([model(s) for s in seeds], tensors, elrs, 1, 16, seeds=seeds,
+                                        on_step=lambda t, losses: got.append(losses))
+    assert _rel(np.array(got).T[:, :10], ref) < 1e-10
+    one = [nets.train_on_sphere(model(s), tensors, e, 1, 16, seed=s) for e, s in zip(elrs, seeds, strict=True)]
+    for a, b in zip(one, ens, strict=True):
+        _assert_results_close(a, b, TRAIN_FIELDS, rtol=1e-8)
+
+
 def test_whole_results_agree_with_train_on_sphere(digits):
     """Every field of TrainResult, over two epochs, at an ELR whose run converges (differences stay at
     rounding, 1e-15 measured, so 1e-12), and the first epoch of a run in the equilibrium (amplified
