@@ -270,6 +270,7 @@ class _Batched:
         self.heads = heads  # (K, classes, F)
         self.heads_t = heads.transpose(1, 2).contiguous()  # (K, F, classes)
         self._neg_ones = None
+        self._ws = {}
 
     @classmethod
     def from_models(cls, arch: _Arch, models):
@@ -283,13 +284,47 @@ class _Batched:
         return [(w.view(self.K, w.shape[1], -1), g.view(self.K, g.shape[1], -1))
                 for w, g in zip(self.weights, self.grads, strict=True)]
 
+    def _buf(self, name: str, shape, dtype=None):
+        """A workspace tensor of ``name``, shape and dtype, kept from step to step: the step's large
+        temporaries are written into these instead of fresh memory, whose page faults cost as much
+        as the arithmetic at these sizes."""
+        key = (name, tuple(shape), dtype or self.arch.dtype)
+        b = self._ws.get(key)
+        if b is None:
+            b = self._ws[key] = torch.empty(key[1], dtype=key[2], device=self.arch.device)
+        return b
+
+    # ---------------------------------------------------------------- BatchNorm
+    def _bn_relu(self, z, eps: float, name: str):
+        """BatchNorm (batch statistics, no affine) of every row of ``z`` (K, C, L), in place (``z``
+        becomes the normalised ẑ), then ReLU into a workspace tensor; returns (ReLU output, 1/σ)."""
+        mean = z.mean(dim=2, keepdim=True)
+        z.sub_(mean)
+        tmp = torch.mul(z, z, out=self._buf("tmp", z.shape))
+        invstd = tmp.mean(dim=2, keepdim=True).add_(eps).rsqrt_()  # 1/sqrt(biased variance + eps)
+        z.mul_(invstd)
+        return torch.clamp_min(z, 0, out=self._buf(f"{name}.act", z.shape)), invstd
+
+    def _bn_relu_backward(self, da, act, zhat, invstd):
+        """The gradient with respect to BatchNorm's input from the gradient ``da`` with respect to the
+        ReLU's output ``act``: PyTorch's batch-statistics formula (dy - mean(dy) - ẑ mean(dy ẑ)) / σ
+        with dy = da where the ReLU passed, else 0. Returns a workspace tensor."""
+        dy = _aten.threshold_backward.grad_input(da, act, 0, grad_input=self._buf("dy", zhat.shape))
+        m1 = dy.mean(dim=2, keepdim=True)
+        tmp = torch.mul(dy, zhat, out=self._buf("tmp", zhat.shape))
+        m2 = tmp.mean(dim=2, keepdim=True)
+        torch.mul(zhat, m2, out=tmp)
+        return dy.sub_(m1).sub_(tmp).mul_(invstd)
+
     # ---------------------------------------------------------------- loss head
     def _head_loss(self, feats):
-        """Mean cross-entropy per run and its gradient with respect to the logits, from features
-        ``feats`` (K, B, F) and the labels set by :meth:`loss_and_grad`."""
+        """Mean cross-entropy per run and its gradient with respect to the logits (K, B, classes),
+        from features ``feats`` (K, F, B) and the labels set by :meth:`loss_and_grad`."""
         yb = self._yb
         K, B = yb.shape
-        logp = torch.log_softmax(torch.bmm(feats, self.heads_t), dim=2)  # (K, B, classes)
+        # the product as classes x F times F x B (a shape matrix products do well), then transposed
+        logits = torch.bmm(self.heads, feats).transpose(1, 2).contiguous()
+        logp = torch.log_softmax(logits, dim=2)  # (K, B, classes)
         loss = logp.gather(2, yb[:, :, None]).sum(dim=(1, 2)).neg_().div_(B)
         if self._neg_ones is None or self._neg_ones.shape != (K, B, 1):
             self._neg_ones = torch.full((K, B, 1), -1.0, dtype=logp.dtype, device=logp.device)
@@ -301,70 +336,63 @@ class _Batched:
         """The mean loss of every run's mini-batch (K,) and its gradient in ``self.grads``; ``rows``
         (K x B) are the examples' rows in ``X_rows``."""
         self._yb = y_rows[rows]
+        flat = rows.reshape(-1)
+        x = torch.index_select(X_rows, 0, flat, out=self._buf("x", (len(flat),) + tuple(X_rows.shape[1:])))
         if self.arch.kind == "mlp":
-            return self._mlp_train(X_rows, rows)
-        return self._conv_train(X_rows, rows)
+            return self._mlp_train(x.view(*rows.shape, -1))
+        return self._conv_train(x.view(*rows.shape, *X_rows.shape[1:]))
 
-    def _mlp_train(self, X_rows, rows):
-        K, B = rows.shape
-        a = X_rows.reshape(X_rows.shape[0], -1)[rows.reshape(-1)].view(K, B, -1).transpose(1, 2)  # (K, D, B)
+    def _mlp_train(self, x):
+        K, B = x.shape[:2]
+        a = x.transpose(1, 2)  # (K, D, B)
         saved = []
-        for W, eps in zip(self.weights, self.arch.eps, strict=True):
-            z = torch.bmm(W, a)  # (K, C, B)
-            C = z.shape[1]
-            out, mean, invstd = _aten.native_batch_norm(z.view(1, K * C, B), None, None, None, None, True, 0.0, eps)
-            act = out.relu_().view(K, C, B)
-            saved.append((a, z, act, mean, invstd))
+        for i, (W, eps) in enumerate(zip(self.weights, self.arch.eps, strict=True)):
+            z = torch.bmm(W, a, out=self._buf(f"{i}.z", (K, W.shape[1], B)))  # (K, C, B)
+            act, invstd = self._bn_relu(z, eps, str(i))
+            saved.append((a, z, invstd))
             a = act
-        loss, d = self._head_loss(a.transpose(1, 2))
-        da = torch.bmm(self.heads_t, d.transpose(1, 2))  # (K, F, B)
-        for i in reversed(range(len(self.weights))):
-            a_prev, z, act, mean, invstd = saved[i]
-            C = z.shape[1]
-            dout = _aten.threshold_backward(da, act, 0)
-            dz = _aten.native_batch_norm_backward(dout.view(1, K * C, B), z.view(1, K * C, B), None, None, None, mean,
-                                                  invstd, True, self.arch.eps[i], [True, False, False])[0]
-            dz = dz.view(K, C, B)
+        loss, d = self._head_loss(a)
+        L = len(self.weights)
+        da = torch.bmm(self.heads_t, d.transpose(1, 2), out=self._buf(f"{L - 1}.da", a.shape))  # (K, F, B)
+        for i in reversed(range(L)):
+            a_prev, zhat, invstd = saved[i]
+            dz = self._bn_relu_backward(da, a if i == L - 1 else saved[i + 1][0], zhat, invstd)
             torch.bmm(dz, a_prev.transpose(1, 2), out=self.grads[i])
             if i:
-                da = torch.bmm(self.weights[i].transpose(1, 2), dz)
+                da = torch.bmm(self.weights[i].transpose(1, 2), dz, out=self._buf(f"{i - 1}.da", a_prev.shape))
         return loss
 
-    def _conv_train(self, X_rows, rows):
-        K, B = rows.shape
-        x = X_rows[rows.reshape(-1)]  # (K B, C_in, H, W)
-        x = x.view(K, B, *x.shape[1:]).permute(0, 2, 3, 4, 1).contiguous()  # (K, C_in, H, W, B)
+    def _conv_train(self, x):
+        K, B = x.shape[:2]
+        x = x.permute(0, 2, 3, 4, 1).contiguous()  # (K, C_in, H, W, B)
         saved = []
-        for W, eps, pool in zip(self.weights, self.arch.eps, self.arch.pool_after, strict=True):
+        for i, (W, eps, pool) in enumerate(zip(self.weights, self.arch.eps, self.arch.pool_after, strict=True)):
             cols = _im2col(x)
-            z = torch.bmm(W.view(K, W.shape[1], -1), cols)  # (K, C, H W B)
-            C, L = z.shape[1:]
-            out, mean, invstd = _aten.native_batch_norm(z.view(1, K * C, L), None, None, None, None, True, 0.0, eps)
-            act = out.relu_().view(K, C, *x.shape[2:])
+            C = W.shape[1]
+            z = torch.bmm(W.view(K, C, -1), cols, out=self._buf(f"{i}.z", (K, C, cols.shape[2])))  # (K, C, H W B)
+            act, invstd = self._bn_relu(z, eps, str(i))
+            act = act.view(K, C, *x.shape[2:])
             ind = None
             nxt = act
             if pool:
                 nxt, ind = F.max_pool2d(_planes(act), 2, return_indices=True)
                 nxt = _unplanes(nxt, K)
-            saved.append((x.shape, cols, z, act, mean, invstd, ind))
+            saved.append((x.shape, cols, z, act, invstd, ind))
             x = nxt
         C = x.shape[1]
         feat, gind = x.view(K, C, -1, B).max(dim=2)  # the global max pool: (K, C, B)
-        loss, d = self._head_loss(feat.transpose(1, 2))
+        loss, d = self._head_loss(feat)
         dfeat = torch.bmm(d, self.heads).transpose(1, 2)  # (K, C, B)
         dx = torch.zeros(K, C, x.shape[2] * x.shape[3], B, dtype=x.dtype, device=x.device)
         dx = dx.scatter_(2, gind[:, :, None], dfeat[:, :, None]).view(x.shape)
         for i in reversed(range(len(self.weights))):
-            shape, cols, z, act, mean, invstd, ind = saved[i]
-            C, L = z.shape[1:]
+            shape, cols, zhat, act, invstd, ind = saved[i]
+            C = zhat.shape[1]
             if ind is not None:
                 dx = _aten.max_pool2d_with_indices_backward(_planes(dx), _planes(act), [2, 2], [2, 2], [0, 0],
                                                             [1, 1], False, ind)
                 dx = _unplanes(dx, K)
-            dout = _aten.threshold_backward(dx, act, 0)
-            dz = _aten.native_batch_norm_backward(dout.reshape(1, K * C, L), z.view(1, K * C, L), None, None, None,
-                                                  mean, invstd, True, self.arch.eps[i], [True, False, False])[0]
-            dz = dz.view(K, C, L)
+            dz = self._bn_relu_backward(dx.reshape(zhat.shape), act.view(zhat.shape), zhat, invstd)
             W = self.weights[i].view(K, C, -1)
             torch.bmm(dz, cols.transpose(1, 2), out=self.grads[i].view(K, C, -1))
             if i:
@@ -381,18 +409,23 @@ class _Batched:
 
 
 # ------------------------------------------------------------------------------ steps and records
-def _channel_sums(views):
+def _rowsums(net: _Batched, A, B, dims=2):
+    """Sums of A * B over ``dims``, the product formed in a workspace tensor."""
+    return torch.mul(A, B, out=net._buf("prod", A.shape)).sum(dim=dims)
+
+
+def _channel_sums(net: _Batched, views):
     """Per (run, channel) ||θ_i||² and ||g_i||² in the weights' dtype (K x C), and <θ, g> per run (K,
     float64, summed over the layers in float64)."""
-    w2 = torch.cat([(W * W).sum(dim=2) for W, _ in views], dim=1)
-    g2 = torch.cat([(G * G).sum(dim=2) for _, G in views], dim=1)
-    wg = sum((W * G).sum(dim=(1, 2)).double() for W, G in views)
+    w2 = torch.cat([_rowsums(net, W, W) for W, _ in views], dim=1)
+    g2 = torch.cat([_rowsums(net, G, G) for _, G in views], dim=1)
+    wg = sum(_rowsums(net, W, G, (1, 2)).double() for W, G in views)
     return w2, g2, wg
 
 
-def _dot(views_a, views_b):
+def _dot(net: _Batched, views_a, views_b):
     """<a, b> per run (K, float64) over every layer."""
-    return sum((A * B).sum(dim=(1, 2)).double() for A, B in zip(views_a, views_b, strict=True))
+    return sum(_rowsums(net, A, B, (1, 2)).double() for A, B in zip(views_a, views_b, strict=True))
 
 
 def _col(values, dtype):
@@ -419,7 +452,7 @@ class _SphereRun:
     @torch.no_grad()
     def step(self, net: _Batched, b: int) -> None:
         views = net.flat_views()
-        w2c, g2c, gw = _channel_sums(views)
+        w2c, g2c, gw = _channel_sums(net, views)
         w2d, g2d = w2c.double(), g2c.double()
         sq, g2 = w2d.sum(dim=1), g2d.sum(dim=1)
         lr = self.lr
@@ -455,9 +488,9 @@ class _SphereRun:
         ep["step_angle"].append(means[2])
         views = [w.view(net.K, w.shape[1], -1) for w in net.weights]
         start = [s.view(net.K, s.shape[1], -1) for s in self.start]
-        cos = _dot(start, views) / (_dot(start, start) * _dot(views, views)).sqrt()
+        cos = _dot(net, start, views) / (_dot(net, start, start) * _dot(net, views, views)).sqrt()
         ep["epoch_cosine"].append(cos.clamp_max(1.0).cpu().numpy())
-        w2 = torch.cat([(W * W).sum(dim=2) for W in views], dim=1).double()
+        w2 = torch.cat([_rowsums(net, W, W) for W in views], dim=1).double()
         ep["channel_elr"].append((self.lr[:, None] / w2).cpu().numpy())
         chan = (self.chan / steps).cpu().numpy()
         ep["channel_egn"].append(chan[0])
@@ -505,7 +538,7 @@ class _ConventionalRun:
     @torch.no_grad()
     def step(self, net: _Batched, b: int) -> None:
         views = net.flat_views()
-        w2c, g2c, _ = _channel_sums(views)
+        w2c, g2c, _ = _channel_sums(net, views)
         w2d, g2d = w2c.double(), g2c.double()
         lr, decay = self.lr, self.decay
         # the monitor, before the step: channel ELR and ESS (derivation 11), the law's sums
@@ -534,8 +567,8 @@ class _ConventionalRun:
             dirs = self.buffers
         else:
             dirs = [G for _, G in views]
-        wd_dot = _dot([W for W, _ in views], dirs)
-        dd = _dot(dirs, dirs)
+        wd_dot = _dot(net, [W for W, _ in views], dirs)
+        dd = _dot(net, dirs, dirs)
         nlr = _col(-lr, dtype)
         for (W, _), d in zip(views, dirs, strict=True):
             W.addcmul_(d, nlr)
@@ -560,7 +593,7 @@ class _ConventionalRun:
     def results(self, net: _Batched, seeds) -> list[ConventionalResult]:
         ep = {k: np.stack(v, axis=-1 if np.ndim(v[0]) == 1 else 1) for k, v in self.epochs.items()}
         views = [w.view(net.K, w.shape[1], -1) for w in net.weights]
-        w2 = torch.cat([(W * W).sum(dim=2) for W in views], dim=1).double()
+        w2 = torch.cat([_rowsums(net, W, W) for W in views], dim=1).double()
         log_elr_t = (self.lr[:, None] / (self.decay[:, None] * w2)).log()
         boundary = (-(log_elr_t - self.log_elr0) / self.steps).cpu().numpy()
         mean_log1p = (self.sum_log1p / self.steps).cpu().numpy()
