@@ -224,27 +224,6 @@ def _chunks(n: int, size: int):
     return [slice(i, min(n, i + size)) for i in range(0, n, size)]
 
 
-def _im2col(x):
-    """The 3 x 3 patches (padding 1) of ``x`` (K, C, H, W, B) as (K, 9 C, H W B), in the order of a
-    convolution weight (C, 3, 3): a convolution is then one matrix product per run. The batch is
-    the innermost axis, so the patches are copied in runs of W B entries."""
-    K, C, H, W, B = x.shape
-    xp = F.pad(x, (0, 0, 1, 1, 1, 1))
-    s = xp.stride()
-    return xp.as_strided((K, C, 3, 3, H, W, B), (s[0], s[1], s[2], s[3], s[2], s[3], s[4])).reshape(K, 9 * C, -1)
-
-
-def _col2im(cols, shape):
-    """The adjoint of :func:`_im2col`: patches (K, 9 C, H W B) summed back onto (K, C, H, W, B)."""
-    K, C, H, W, B = shape
-    d = cols.view(K, C, 3, 3, H, W, B)
-    out = torch.zeros(K, C, H + 2, W + 2, B, dtype=cols.dtype, device=cols.device)
-    for dy in range(3):
-        for dx in range(3):
-            out[:, :, dy:dy + H, dx:dx + W] += d[:, :, dy, dx]
-    return out[:, :, 1:H + 1, 1:W + 1]
-
-
 def _planes(x):
     """(K, C, H, W, B) as the channels-last (K C, B, H, W) that max-pooling works on."""
     K, C, H, W, B = x.shape
@@ -291,8 +270,31 @@ class _Batched:
         key = (name, tuple(shape), dtype or self.arch.dtype)
         b = self._ws.get(key)
         if b is None:
-            b = self._ws[key] = torch.empty(key[1], dtype=key[2], device=self.arch.device)
+            b = self._ws[key] = torch.zeros(key[1], dtype=key[2], device=self.arch.device)
         return b
+
+    def _im2col(self, x, name: str):
+        """The 3 x 3 patches (padding 1) of ``x`` (K, C, H, W, B) as (K, 9 C, H W B), in the order of
+        a convolution weight (C, 3, 3): a convolution is then one matrix product per run. The batch
+        is the innermost axis, so the patches are copied in runs of W B entries."""
+        K, C, H, W, B = x.shape
+        pad = self._buf("pad", (K, C, H + 2, W + 2, B))  # the border stays 0
+        pad[:, :, 1:H + 1, 1:W + 1] = x
+        s = pad.stride()
+        cols = self._buf(f"{name}.cols", (K, 9 * C, H * W * B))
+        cols.view(K, C, 3, 3, H, W, B).copy_(pad.as_strided((K, C, 3, 3, H, W, B),
+                                                             (s[0], s[1], s[2], s[3], s[2], s[3], s[4])))
+        return cols
+
+    def _col2im(self, cols, shape):
+        """The adjoint of :meth:`_im2col`: patches (K, 9 C, H W B) summed back onto (K, C, H, W, B)."""
+        K, C, H, W, B = shape
+        d = cols.view(K, C, 3, 3, H, W, B)
+        out = self._buf("col2im", (K, C, H + 2, W + 2, B)).zero_()
+        for dy in range(3):
+            for dx in range(3):
+                out[:, :, dy:dy + H, dx:dx + W] += d[:, :, dy, dx]
+        return out[:, :, 1:H + 1, 1:W + 1]
 
     # ---------------------------------------------------------------- BatchNorm
     def _bn_relu(self, z, eps: float, name: str):
@@ -364,10 +366,10 @@ class _Batched:
 
     def _conv_train(self, x):
         K, B = x.shape[:2]
-        x = x.permute(0, 2, 3, 4, 1).contiguous()  # (K, C_in, H, W, B)
+        x = x.permute(0, 2, 3, 4, 1)  # (K, C_in, H, W, B), copied into place by the unfolding
         saved = []
         for i, (W, eps, pool) in enumerate(zip(self.weights, self.arch.eps, self.arch.pool_after, strict=True)):
-            cols = _im2col(x)
+            cols = self._im2col(x, str(i))
             C = W.shape[1]
             z = torch.bmm(W.view(K, C, -1), cols, out=self._buf(f"{i}.z", (K, C, cols.shape[2])))  # (K, C, H W B)
             act, invstd = self._bn_relu(z, eps, str(i))
@@ -396,7 +398,8 @@ class _Batched:
             W = self.weights[i].view(K, C, -1)
             torch.bmm(dz, cols.transpose(1, 2), out=self.grads[i].view(K, C, -1))
             if i:
-                dx = _col2im(torch.bmm(W.transpose(1, 2), dz), shape)
+                dcols = torch.bmm(W.transpose(1, 2), dz, out=self._buf("dcols", cols.shape))
+                dx = self._col2im(dcols, shape)
         return loss
 
     @torch.no_grad()
