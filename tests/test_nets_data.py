@@ -134,10 +134,13 @@ def test_the_data_resolver(tmp_path, rng, monkeypatch):
     assert nets.resolve_data(tmp_path / "x.npz") == str(tmp_path / "x.npz")
     assert nets.load_data(5, str(tmp_path / "x.npz")).source.startswith("sha256:")
     assert nets.load_data(1, None).source == "digits"
+    # any other file is read as .npz, as before, and says what is wrong with it; an unknown name is refused
     (tmp_path / "x.csv").write_text("1,2")
-    for bad, message in [(tmp_path / "x.csv", "must be an .npz file"), ("cifar-7", "neither a file nor a folder")]:
-        with pytest.raises(ValueError, match=message):
-            nets.resolve_data(bad)
+    assert nets.resolve_data(tmp_path / "x.csv") == str(tmp_path / "x.csv")
+    with pytest.raises(ValueError, match="cannot read data file"):
+        nets.load_data(0, tmp_path / "x.csv")
+    with pytest.raises(ValueError, match="neither a file nor a folder, nor one of digits, fashion-mnist"):
+        nets.resolve_data("cifar-7")
 
 
 def test_train_subset_is_stratified_and_seeded(rng):

@@ -241,8 +241,8 @@ def _named_folder(name: str) -> Path:
 
 def resolve_data(data) -> str | None:
     """Where the data of a ``--data`` value are, without reading them: ``None`` (or ``"digits"``)
-    for scikit-learn's digits; otherwise an absolute path, of an ``.npz`` file or of a folder of IDX
-    files. A name of :data:`NAMED_DATASETS` (``fashion-mnist``) is looked up in
+    for scikit-learn's digits; otherwise an absolute path, of a file (read as ``.npz``) or of a
+    folder of IDX files. A name of :data:`NAMED_DATASETS` (``fashion-mnist``) is looked up in
     ``$TOYMODEL_DATA/<name>`` and then ``/usr/share/datasets/<name>``, where its Debian package
     installs it; when it is in neither, the ``ValueError`` names the package and how to install it.
     """
@@ -250,10 +250,7 @@ def resolve_data(data) -> str | None:
         return None
     text = str(data)
     path = Path(text).expanduser()
-    if path.is_file():
-        if path.suffix != ".npz":
-            raise ValueError(f"data must be an .npz file, a folder of IDX files or one of digits, "
-                             f"{', '.join(NAMED_DATASETS)}; got the file {path}")
+    if path.is_file():  # read by load_npz, which says what is wrong with a file that is not one
         return str(path.resolve())
     if path.is_dir():
         return str(path.resolve())
