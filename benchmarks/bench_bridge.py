@@ -4,7 +4,7 @@ ensemble engine against one run at a time.
     python benchmarks/bench_bridge.py            # per-step costs, interleaved, and the ConvNet
     python benchmarks/bench_bridge.py --full     # also both default MLP sweeps end to end
     python benchmarks/bench_bridge.py --ensemble # one run at a time against nets.train_ensemble_on_sphere
-    python benchmarks/bench_bridge.py --ensemble --profile   # and where the ensemble's step spends its time
+    python benchmarks/bench_bridge.py --ensemble --profile   # and vmap/autograd/hand-written, where time goes
 
 The baseline is the bridge's NumPy MLP with hand-written backpropagation as it was before
 ``toymodel.nets`` (same model, data, batches, projection and records), one run at a time, which is
@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from toymodel import _streams, bridge, nets
 
@@ -215,6 +216,63 @@ def ensemble_vs_one_run(repeats: int, dtype: str = "float32", cases=ENSEMBLE_CAS
     return out
 
 
+def formulations(runs: int = 63, repeats: int = 20, dtype: str = "float32") -> dict:
+    """Microseconds per run of one forward and backward pass of ``runs`` MLP runs on their own
+    mini-batches, three ways: ``torch.func.vmap`` of ``grad`` over ``functional_call`` (BatchNorm
+    without running statistics), autograd through the same batched computation written with
+    ``bmm``, and the engine's hand-written pass (thread time, the best of ``repeats``)."""
+    import copy
+
+    from torch.func import functional_call, grad, replace_all_batch_norm_modules_, vmap
+
+    from toymodel.nets import ensemble
+
+    tensors, build = _ensemble_setting("mlp", "digits", None, None, dtype)
+    X, y = tensors[0].flatten(1), tensors[1]
+    models = [build(s) for s in range(runs)]
+    arch = ensemble._arch(models[0])
+    net = ensemble._Batched.from_models(arch, models)
+    rows = torch.stack([torch.from_numpy(np.random.default_rng(k).permutation(len(y))[:32]) for k in range(runs)])
+    template = copy.deepcopy(models[0])
+    replace_all_batch_norm_modules_(template)
+    stacked = {n: w.clone() for n, w in zip(arch.names, net.weights, strict=True)}
+
+    def loss_fn(params, head, xb, yb):
+        return F.cross_entropy(functional_call(template, {**params, "head.weight": head}, (xb,)), yb)
+
+    vmapped = vmap(grad(loss_fn))
+    leaves = [w.clone().requires_grad_(True) for w in net.weights]
+
+    def with_vmap():
+        return vmapped(stacked, net.heads, X[rows], y[rows])
+
+    def with_autograd():
+        a = X[rows].transpose(1, 2)
+        for W in leaves:
+            z = torch.bmm(W, a)
+            mean = z.mean(dim=2, keepdim=True)
+            var = z.var(dim=2, keepdim=True, unbiased=False)
+            a = torch.relu((z - mean) / torch.sqrt(var + 1e-12))
+        logits = torch.bmm(a.transpose(1, 2), net.heads_t)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[2]), y[rows].reshape(-1), reduction="none")
+        return torch.autograd.grad(loss.view(runs, -1).mean(dim=1).sum(), leaves)
+
+    def hand_written():
+        return net.loss_and_grad(X, y, rows)
+
+    out = {}
+    for name, fn in (("vmap", with_vmap), ("autograd", with_autograd), ("hand_written", hand_written)):
+        fn()
+        times = []
+        for _ in range(repeats):
+            t = time.thread_time()
+            fn()
+            times.append(time.thread_time() - t)
+        out[name] = min(times) / runs * 1e6
+    print("forward and backward, us per run (K = %d): " % runs + ", ".join(f"{k} {v:.0f}" for k, v in out.items()))
+    return out
+
+
 def profile_ensemble(dtype: str = "float32", runs: int = 63, epochs: int = 2) -> dict:
     """Where an epoch of the default MLP sweep's ensemble goes: the share of the forward and backward
     pass, the optimizer's and monitor's step, and the evaluation (thread time), and the top
@@ -273,6 +331,7 @@ def main(argv=None) -> int:
     if args.ensemble:
         res["ensemble"] = ensemble_vs_one_run(args.repeats)
         if args.profile:
+            res["formulations"] = formulations()
             res["ensemble_profile"] = profile_ensemble()
         if args.json:
             with open(args.json, "w") as f:
