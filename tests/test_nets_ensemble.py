@@ -300,7 +300,8 @@ def test_inputs_are_checked_at_the_boundary(digits):
         (dict(eval_epochs=0), "eval_epochs must be an integer >= 1"),
         (dict(tensors=[tens]), "tensors must be"),
         (dict(tensors=nets.as_tensors(digits[0], torch.float32)), "X_train is torch.float32"),
-        (dict(tensors=(tens[0][:, :, :4], *tens[1:])), "examples of 32 features"),
+        (dict(tensors=(tens[0][:, :, :4], tens[1], tens[2][:, :, :4], tens[3])), "examples of 32 features"),
+        (dict(tensors=(tens[0], tens[1], tens[2][:, :, :4], tens[3])), "their test examples too"),
     ]
     for change, message in cases:
         kw = dict(models=ms, tensors=tens, elrs=[0.1, 0.2], epochs=2, batch_size=32, seeds=[0, 1]) | change

@@ -80,7 +80,7 @@ _aten = torch.ops.aten
 class _Arch(NamedTuple):
     """What fixes a batched network: ``kind`` ("mlp" or "convnet"), the trained weights' names (as
     in ``named_parameters``) and shapes, the BatchNorm eps of each layer, where max-pooling
-    follows (ConvNet), the head's shape, the example shape, dtype and device."""
+    follows (ConvNet), the head's shape, the dtype and the device."""
 
     kind: str
     names: tuple
@@ -205,9 +205,9 @@ def _check_tensors(t, first, arch: _Arch) -> None:
             raise ValueError(f"tensors: {name} must be int64 labels, one per example, on {arch.device}")
     if len(Xtr) != len(ytr) or len(Xte) != len(yte) or len(Xte) == 0:
         raise ValueError("tensors: every set needs one label per example and the test set an example")
-    if Xtr.shape != first[0].shape or Xte.shape != first[2].shape:
-        raise ValueError(f"tensors: the runs' sets must have the same shapes, got {tuple(Xtr.shape)} and "
-                         f"{tuple(first[0].shape)}")
+    if Xtr.shape != first[0].shape or Xte.shape[1:] != Xtr.shape[1:]:
+        raise ValueError(f"tensors: the runs' training sets must have the same shape, and their test examples "
+                         f"too, got {tuple(Xtr.shape)}, {tuple(Xte.shape)} against {tuple(first[0].shape)}")
     if arch.kind == "mlp":
         if math.prod(Xtr.shape[1:]) != arch.shapes[0][1]:
             raise ValueError(f"tensors: examples of {math.prod(Xtr.shape[1:])} features, the MLP takes "
@@ -218,10 +218,6 @@ def _check_tensors(t, first, arch: _Arch) -> None:
     for name, y in (("y_train", ytr), ("y_test", yte)):
         if len(y) and (int(y.min()) < 0 or int(y.max()) >= classes):
             raise ValueError(f"tensors: {name} has labels outside 0..{classes - 1}")
-
-
-def _chunks(n: int, size: int):
-    return [slice(i, min(n, i + size)) for i in range(0, n, size)]
 
 
 def _planes(x):
@@ -238,8 +234,8 @@ def _unplanes(x, K: int):
 
 # ------------------------------------------------------------------------------ batched network
 class _Batched:
-    """K runs of one architecture: stacked weights, gradients and frozen heads; the forward and
-    backward pass on a mini-batch of every run; evaluation with precise BatchNorm statistics."""
+    """K runs of one architecture: stacked weights, gradients and frozen heads, and the forward and
+    backward pass on a mini-batch of every run, its large temporaries in a workspace."""
 
     def __init__(self, arch: _Arch, weights, heads):
         self.arch = arch
