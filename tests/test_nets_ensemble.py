@@ -333,6 +333,9 @@ def test_the_memory_estimate(digits, monkeypatch):
     conv_mem = nets.ensemble_memory(mlp, 64, 32, 60, (1, 8, 8), 1438, conventional=True, momentum=True)
     assert conv_mem.records == many.records + 8 * 64 * 44 * 60
     assert conv_mem.parameters == 64 * 8192 * 4 * 7
+    # distinct training sets are stacked once (inputs and int64 labels); one set is used in place
+    assert many.data == 0 and nets.ensemble_memory(mlp, 64, 32, 60, (1, 8, 8), 1438, train_sets=3).data == (
+        3 * 1438 * (64 * 4 + 8))
     # training refuses an ensemble that does not fit
     monkeypatch.setattr(validate, "available_memory", lambda: 10**6)
     with pytest.raises(ValueError, match="an ensemble of 2 runs would need about"):
