@@ -888,7 +888,9 @@ def train_ensemble_on_sphere(models, tensors, elrs, epochs: int, batch_size: int
     models : sequence of K MLPSI or ConvNetSI
         Distinct models of one architecture, dtype and device, each initialised for its run.
     tensors : (X_train, y_train, X_test, y_test), or K such tuples
-        Shared by every run, or one per run (same shapes; e.g. the digits split by each seed).
+        Shared by every run, or one per run (e.g. the digits split by each seed): training sets of
+        one shape, in the models' dtype and device. Runs given the same tensors share them; distinct
+        training sets are stacked into one copy (see :func:`ensemble_memory`).
     elrs : float or K floats
         Total ELR of each run.
     epochs, batch_size : int
