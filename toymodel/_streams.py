@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["INITIAL_POINT", "TANGENT", "BENETTIN", "SGD_NOISE", "CONTINUATION_NOISE", "RANDOM_ALPHAS", "DATA_SPLIT",
-           "NET_INIT", "BATCH_ORDER", "RANDOM_GUESS", "rng", "seed_sequence"]
+           "NET_INIT", "BATCH_ORDER", "RANDOM_GUESS", "TRAIN_SUBSET", "rng", "seed_sequence"]
 
 #: the initial point of a trajectory: ``default_rng(seed)`` (no stream id)
 INITIAL_POINT = None
@@ -34,6 +34,8 @@ NET_INIT = 11
 BATCH_ORDER = 12
 #: networks: the random points at which the random-guess level is measured
 RANDOM_GUESS = 13
+#: networks: the stratified subset of the training set (:func:`toymodel.nets.train_subset`)
+TRAIN_SUBSET = 14
 
 
 def _entropy(seed, stream):

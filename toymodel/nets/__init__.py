@@ -1,4 +1,4 @@
-"""Train any scale-invariant PyTorch model on the sphere at a fixed effective learning rate.
+r"""Train any scale-invariant PyTorch model on the sphere at a fixed effective learning rate.
 
 The paper's training procedure as a library (optional extra ``toymodel[torch]``; the rest of
 the package never imports torch):
@@ -12,8 +12,11 @@ the package never imports torch):
   consecutive weights, effective gradient norm, per-channel ELR and ESS) and classifies the run
   with :mod:`toymodel.regimes`;
 * :class:`MLPSI` and :class:`ConvNetSI` are fully scale-invariant models written as ordinary
-  ``nn.Module``\\ s; :func:`load_digits_split` and :func:`load_npz` the data;
+  ``nn.Module``\ s; :func:`load_digits_split`, :func:`load_npz` and :func:`load_idx` the data
+  (:func:`load_data` of a ``--data`` value, :func:`train_subset` a stratified part of it);
   :func:`train_on_sphere` the whole loop, as :mod:`toymodel.bridge` runs it;
+* :func:`train_ensemble_on_sphere` and :func:`train_ensemble_conventional` train K runs of one
+  network (different ELRs, seeds, data) as one batched computation, with the one-run results;
 * :mod:`toymodel.nets.sphere` is the sphere's geometry (flatten, assign, project, retract, random
   point, and which parameters form the sphere), used by all of the above.
 
@@ -32,7 +35,8 @@ A minimal use::
 """
 
 from . import sphere
-from .data import Data, load_data, load_digits_split, load_npz
+from .data import Data, load_data, load_digits_split, load_idx, load_npz, read_idx, resolve_data, train_subset
+from .ensemble import EnsembleMemory, ensemble_memory, train_ensemble_conventional, train_ensemble_on_sphere
 from .invariance import InvarianceCheck, channel_sq_norms, find_scale_invariant, scale_invariance_report
 from .models import MLPSI, ConvNetSI
 from .monitor import ConventionalMonitor, Monitor, RegimeMonitor, TrainResult
@@ -42,5 +46,7 @@ from .training import as_tensors, evaluate, random_guess_level, train_convention
 
 __all__ = ["find_scale_invariant", "scale_invariance_report", "scale_invariant_parameters", "InvarianceCheck",
            "channel_sq_norms", "sphere", "SphereSGD", "Monitor", "RegimeMonitor", "ConventionalMonitor", "TrainResult",
-           "MLPSI", "ConvNetSI", "Data", "load_data", "load_digits_split", "load_npz", "as_tensors", "evaluate",
-           "random_guess_level", "train_on_sphere", "train_conventional"]
+           "MLPSI", "ConvNetSI", "Data", "load_data", "load_digits_split", "load_npz", "load_idx", "read_idx",
+           "resolve_data", "train_subset", "as_tensors", "evaluate", "random_guess_level", "train_on_sphere",
+           "train_conventional", "train_ensemble_on_sphere", "train_ensemble_conventional", "ensemble_memory",
+           "EnsembleMemory"]

@@ -1,9 +1,14 @@
-"""Data for the network experiments: scikit-learn's digits (bundled, nothing is downloaded) or
-any classification set in an ``.npz`` file. NumPy only; the models get tensors later."""
+"""Data for the network experiments: scikit-learn's digits (bundled, nothing is downloaded), any
+classification set in an ``.npz`` file, or a folder of IDX files (MNIST, Fashion-MNIST, KMNIST),
+found by name for the sets a system package installs. NumPy only; the models get tensors later."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import os
+import struct
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -11,9 +16,22 @@ import numpy as np
 
 from .. import _streams
 
-__all__ = ["Data", "load_digits_split", "load_npz", "load_data", "SKLEARN_HINT"]
+__all__ = ["Data", "load_digits_split", "load_npz", "load_idx", "read_idx", "load_data", "resolve_data",
+           "train_subset", "SKLEARN_HINT", "IDX_FILES", "NAMED_DATASETS", "DATA_ENV", "SYSTEM_DATA_DIR"]
 
 SKLEARN_HINT = "the digits data need scikit-learn: pip install 'toymodel[torch]'"
+
+#: the four files of an IDX set, each plain or gzipped (``.gz``): (role, file name, dimensions)
+IDX_FILES = (("train images", "train-images-idx3-ubyte", 3), ("train labels", "train-labels-idx1-ubyte", 1),
+             ("test images", "t10k-images-idx3-ubyte", 3), ("test labels", "t10k-labels-idx1-ubyte", 1))
+#: the IDX type code of unsigned bytes, the only one these sets use
+_IDX_UBYTE = 0x08
+#: data sets known by name: the Debian package that installs each under :data:`SYSTEM_DATA_DIR`
+NAMED_DATASETS = {"fashion-mnist": "dataset-fashion-mnist"}
+#: the environment variable naming a folder with one sub-folder per named set (searched first)
+DATA_ENV = "TOYMODEL_DATA"
+#: where the Debian dataset packages install (searched after ``$TOYMODEL_DATA``)
+SYSTEM_DATA_DIR = Path("/usr/share/datasets")
 
 
 class Data(NamedTuple):
@@ -107,7 +125,178 @@ def load_npz(path) -> Data:
     return Data(Xtr, ytr.astype(np.int64), Xte, yte.astype(np.int64), n_classes, f"sha256:{digest}")
 
 
+def _idx_bytes(path: Path) -> bytes:
+    if path.suffix != ".gz":
+        return path.read_bytes()
+    try:
+        with gzip.open(path, "rb") as f:
+            return f.read()
+    except (OSError, EOFError, zlib.error) as e:  # not gzip, truncated stream, corrupt data
+        raise ValueError(f"{path}: cannot decompress: {e}") from None
+
+
+def read_idx(path, ndim: int) -> np.ndarray:
+    """The unsigned-byte array of one IDX file (plain or ``.gz``) of ``ndim`` dimensions.
+
+    The header is checked: the magic number (two zero bytes, the type code 0x08 for unsigned bytes,
+    the number of dimensions), then the file's length against the sizes it announces (a truncated
+    file or trailing bytes). Anything else is a ``ValueError`` naming the file and what is wrong.
+    """
+    path = Path(path)
+    raw = _idx_bytes(path)
+    if len(raw) < 4:
+        raise ValueError(f"{path}: not an IDX file: {len(raw)} bytes, shorter than the 4-byte magic number")
+    if raw[0] != 0 or raw[1] != 0:
+        raise ValueError(f"{path}: bad magic number 0x{raw[:4].hex()}: an IDX file starts with two zero bytes")
+    if raw[2] != _IDX_UBYTE:
+        raise ValueError(f"{path}: type code 0x{raw[2]:02x} in the magic number, expected 0x08 (unsigned bytes)")
+    if raw[3] != ndim:
+        raise ValueError(f"{path}: {raw[3]} dimensions in the magic number, expected {ndim} "
+                         f"({'images N x rows x columns' if ndim == 3 else 'labels N'})")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{path}: truncated: {len(raw)} bytes, shorter than its {header}-byte header")
+    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    expected = int(np.prod(dims, dtype=np.int64))
+    got = len(raw) - header
+    if got != expected:
+        what = "truncated" if got < expected else "trailing bytes"
+        raise ValueError(f"{path}: {what}: the header announces {' x '.join(map(str, dims))} = {expected} bytes "
+                         f"of data, the file has {got}")
+    if dims[0] == 0:
+        raise ValueError(f"{path}: no examples (the header announces 0)")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _idx_path(folder: Path, name: str) -> Path:
+    for p in (folder / name, folder / f"{name}.gz"):
+        if p.is_file():
+            return p
+    raise ValueError(f"IDX file missing: {folder / name} (or {name}.gz)")
+
+
+def load_idx(folder) -> Data:
+    """A classification set from a folder of IDX files (MNIST, Fashion-MNIST, KMNIST format).
+
+    The folder holds :data:`IDX_FILES` (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+    ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``), each plain or gzipped (the plain file
+    is read when both exist). Images become N x 1 x rows x columns, standardised with the training
+    set's mean and standard deviation (one channel, as :func:`load_npz` does for images); labels
+    int64 from 0, ``n_classes`` the largest training label plus one. The files' split is used as it
+    is. ``source`` is the SHA-256 of the four files' decompressed contents (the same for the plain
+    and the gzipped set). Every check of :func:`read_idx`, and images and labels that disagree in
+    count, images of different sizes, or test labels outside the training labels' range, is a
+    ``ValueError`` naming the file.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"IDX data folder not found: {folder}")
+    paths = [_idx_path(folder, name) for _, name, _ in IDX_FILES]
+    digest = hashlib.sha256()
+    arrays = []
+    for path, (_, name, ndim) in zip(paths, IDX_FILES, strict=True):
+        a = read_idx(path, ndim)
+        digest.update(f"{name}:{a.shape}".encode())
+        digest.update(a.tobytes())
+        arrays.append(a)
+    Xtr, ytr, Xte, yte = arrays
+    for (Xp, X), (yp, y) in (((paths[0], Xtr), (paths[1], ytr)), ((paths[2], Xte), (paths[3], yte))):
+        if len(X) != len(y):
+            raise ValueError(f"{Xp} has {len(X)} images but {yp} has {len(y)} labels")
+    if Xtr.shape[1:] != Xte.shape[1:]:
+        raise ValueError(f"{paths[2]}: images of {Xte.shape[1]} x {Xte.shape[2]}, the training images "
+                         f"({paths[0]}) are {Xtr.shape[1]} x {Xtr.shape[2]}")
+    n_classes = int(ytr.max()) + 1
+    if n_classes < 2:
+        raise ValueError(f"{paths[1]}: a single class (every label is 0)")
+    if int(yte.max()) >= n_classes:
+        raise ValueError(f"{paths[3]}: label {int(yte.max())} outside the training labels' range 0..{n_classes - 1}")
+    # the training mean and standard deviation from the 256-bin histogram (exact sums), applied as a
+    # table of the 256 standardised values: the same numbers as _standardise, without the
+    # temporaries of a 60000-image float64 array
+    hist = np.bincount(Xtr.reshape(-1), minlength=256).astype(float)
+    values = np.arange(256.0)
+    mu = hist @ values / hist.sum()
+    sd = np.sqrt(hist @ (values - mu) ** 2 / hist.sum())
+    table = (values - mu) / (sd if sd > 0 else 1.0)
+    return Data(table[Xtr[:, None]], ytr.astype(np.int64), table[Xte[:, None]], yte.astype(np.int64), n_classes,
+                f"idx-sha256:{digest.hexdigest()}")
+
+
+def _named_folder(name: str) -> Path:
+    """The folder of a named data set: ``$TOYMODEL_DATA/<name>``, then ``SYSTEM_DATA_DIR/<name>``."""
+    tried = []
+    env = os.environ.get(DATA_ENV)
+    if env:
+        tried.append(Path(env) / name)
+    tried.append(SYSTEM_DATA_DIR / name)
+    for folder in tried:
+        if folder.is_dir():
+            return folder
+    package = NAMED_DATASETS[name]
+    raise ValueError(f"data set {name} not found (looked in {', '.join(str(t) for t in tried)}): install the Debian "
+                     f"package {package} (sudo apt-get install {package}) or put its IDX files in "
+                     f"${DATA_ENV}/{name}")
+
+
+def resolve_data(data) -> str | None:
+    """Where the data of a ``--data`` value are, without reading them: ``None`` (or ``"digits"``)
+    for scikit-learn's digits; otherwise an absolute path, of a file (read as ``.npz``) or of a
+    folder of IDX files. A name of :data:`NAMED_DATASETS` (``fashion-mnist``) is looked up in
+    ``$TOYMODEL_DATA/<name>`` and then ``/usr/share/datasets/<name>``, where its Debian package
+    installs it; when it is in neither, the ``ValueError`` names the package and how to install it.
+    """
+    if data is None or str(data) == "digits":
+        return None
+    text = str(data)
+    path = Path(text).expanduser()
+    if path.is_file():  # read by load_npz, which says what is wrong with a file that is not one
+        return str(path.resolve())
+    if path.is_dir():
+        return str(path.resolve())
+    if text in NAMED_DATASETS:
+        return str(_named_folder(text).resolve())
+    raise ValueError(f"data not found: {text!r} is neither a file nor a folder, nor one of digits, "
+                     f"{', '.join(NAMED_DATASETS)}")
+
+
 def load_data(seed: int, data=None) -> Data:
-    """``load_npz(data)`` when a file is given (the same for every seed), else the digits split by
-    ``seed``."""
-    return load_digits_split(seed) if data is None else load_npz(data)
+    """The data of a ``--data`` value (see :func:`resolve_data`): the digits split by ``seed`` when
+    ``data`` is None or ``"digits"``; otherwise the same for every seed: :func:`load_npz` of a file,
+    :func:`load_idx` of a folder or of a named set."""
+    where = resolve_data(data)
+    if where is None:
+        return load_digits_split(seed)
+    return load_npz(where) if Path(where).is_file() else load_idx(where)
+
+
+def train_subset(data: Data, n: int, seed: int) -> Data:
+    """A stratified subset of ``n`` training examples, chosen by stream ``TRAIN_SUBSET`` of ``seed``;
+    the test set stays whole.
+
+    Each class keeps its share of the training set: class c gets ``floor(n N_c / N)`` examples and
+    the ones left over go to the classes with the largest remainders (ties to the smaller class
+    label), so the counts sum to ``n`` exactly. Within a class the examples are drawn without
+    replacement; the subset keeps the training set's order. Inputs keep the standardisation of the
+    whole training set. ``source`` gains ``subset n seed``, so cache keys tell subsets apart.
+    """
+    import numbers
+
+    N = len(data.y_train)
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 1 <= int(n) <= N:
+        raise ValueError(f"n must be an integer from 1 to the training set size {N}, got {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or int(seed) < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    n = int(n)
+    counts = np.bincount(data.y_train, minlength=data.n_classes)
+    quota = n * counts / N
+    take = np.floor(quota).astype(np.int64)
+    left = n - int(take.sum())
+    order = np.lexsort((np.arange(len(counts)), -(quota - take)))  # largest remainder, then class label
+    take[order[:left]] += 1
+    rng = _streams.rng(seed, _streams.TRAIN_SUBSET)
+    chosen = [rng.choice(np.flatnonzero(data.y_train == c), size=int(k), replace=False)
+              for c, k in enumerate(take) if k]
+    idx = np.sort(np.concatenate(chosen))
+    return Data(data.X_train[idx], data.y_train[idx], data.X_test, data.y_test, data.n_classes,
+                f"{data.source}|subset {n} seed {int(seed)}")
