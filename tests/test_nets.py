@@ -368,8 +368,8 @@ def test_the_conventional_monitor_follows_a_scheduler_and_refuses_what_it_cannot
     si = [m.body[0].weight, m.body[3].weight]
     with pytest.raises(ValueError, match="Adam"):
         nets.ConventionalMonitor(torch.optim.Adam(si, lr=1e-3), si)
-    with pytest.raises(ValueError, match="momentum"):
-        nets.ConventionalMonitor(torch.optim.SGD(si, lr=0.1, momentum=0.9, weight_decay=0.01), si)
+    with pytest.raises(ValueError, match="nesterov"):
+        nets.ConventionalMonitor(torch.optim.SGD(si, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01), si)
     with pytest.raises(ValueError, match="one parameter group"):
         nets.ConventionalMonitor(torch.optim.SGD(si[:1], lr=0.1), si)
     opt = torch.optim.SGD(si, lr=0.5, weight_decay=0.01)
@@ -417,3 +417,26 @@ def test_the_sphere_module_projects_retracts_and_draws_uniform_points():
     assert torch.equal(nets.sphere.flatten(t), torch.arange(10.0))
     with pytest.raises(ValueError, match="11 entries, the parameters 10"):
         nets.sphere.assign(t, np.arange(11.0))
+
+
+def test_with_momentum_the_conventional_monitor_measures_each_channels_turn(digits):
+    m = _mlp()
+    si = [m.body[0].weight, m.body[3].weight]
+    opt = torch.optim.SGD(si, lr=0.5, weight_decay=0.01, momentum=0.9)
+    mon = nets.ConventionalMonitor(opt, si)
+    X, y = _x(digits, n=256), torch.as_tensor(digits.y_train[:256])
+    log1p = []
+    for t in range(6):
+        before = [p.detach().clone() for p in si]
+        opt.zero_grad()
+        F.cross_entropy(m(X[32 * t:32 * t + 32]), y[32 * t:32 * t + 32]).backward()
+        opt.step()
+        # ESS_i = tan of the angle between a channel's weights before and after the step, directly
+        cos = torch.cat([torch.nn.functional.cosine_similarity(b.reshape(b.shape[0], -1), p.detach().reshape(
+            p.shape[0], -1), dim=1) for b, p in zip(before, si, strict=True)]).double()
+        log1p.append((-2 * torch.log(cos)).numpy())  # log(1 + tan^2) = -2 log cos
+    mon.end_epoch()
+    # float64 weights: the Gram form and the direct cosine agree to rounding of O(1) sums (1e-10 relative on
+    # log(1 + ESS^2) of about 1e-3)
+    assert np.allclose(mon.law()["mean_log1p_ess2"], np.mean(log1p, axis=0), rtol=1e-8)
+    assert mon.result().momentum == 0.9

@@ -64,7 +64,9 @@ class ConventionalResult:
     per channel the law of derivation 12 (``mean_log1p_ess2``, its ``law_boundary`` term
     (log r_i²(T) - log r_i²(0))/T, and the value ``law_theory`` = -2 log(1 - lr weight_decay), the
     time mean of its per-step values under a schedule); and the final scale-invariant weights
-    (flat, float64) for fine-tuning."""
+    (flat, float64) for fine-tuning. With ``momentum`` > 0 (PyTorch's heavy ball) ESS_i is the tangent
+    of the angle between consecutive weights of channel i, the ELRs are the nominal lr / ((1 - lr wd)
+    r_i^2), and ``law_theory`` stays plain SGD's -2 log(1 - lr wd), a reference rather than an identity."""
 
     lr: float
     weight_decay: float
@@ -80,6 +82,7 @@ class ConventionalResult:
     law_boundary: np.ndarray
     law_theory: float
     final_weights: np.ndarray
+    momentum: float = 0.0
 
     @property
     def lr_wd(self) -> float:

@@ -533,7 +533,7 @@ class _ConventionalRun:
         self.total_elr = torch.zeros(total_steps, K, dtype=torch.float64, device=dev)
         self.chan = torch.zeros(2, K, net.arch.channels, dtype=torch.float64, device=dev)  # sums of ELR_i, ESS_i
         self.sum_log1p = torch.zeros(K, net.arch.channels, dtype=torch.float64, device=dev)
-        self.log_elr0 = None
+        self.log_w2_0 = None
         self.steps = 0
         self.epochs = {k: [] for k in ("train_loss", "test_error", "total_elr", "step_cosine", "channel_elr",
                                        "channel_ess")}
@@ -544,14 +544,18 @@ class _ConventionalRun:
         w2c, g2c, _ = _channel_sums(net, views)
         w2d, g2d = w2c.double(), g2c.double()
         lr, decay = self.lr, self.decay
-        # the monitor, before the step: channel ELR and ESS (derivation 11), the law's sums
+        # the monitor, before the step: channel ELR and ESS (derivation 11), the law's sums; with momentum
+        # the ESS is the tangent of each channel's turn, measured after the step
         elr_c = lr[:, None] / (decay[:, None] * w2d)
-        ess = elr_c * (g2d * w2d).sqrt()
-        if self.log_elr0 is None:
-            self.log_elr0 = elr_c.log()
-        self.sum_log1p += torch.log1p(ess * ess)
+        if self.log_w2_0 is None:
+            self.log_w2_0 = w2d.log()
         self.chan[0] += elr_c
-        self.chan[1] += ess
+        if not self.momentum:
+            ess = elr_c * (g2d * w2d).sqrt()
+            self.sum_log1p += torch.log1p(ess * ess)
+            self.chan[1] += ess
+        else:
+            before = [W.clone() for W, _ in views]
         sq = w2d.sum(dim=1)
         self.total_elr[self.steps] = lr / (decay * sq)
         self.per_step[0, :, b] = self.total_elr[self.steps]
@@ -575,6 +579,12 @@ class _ConventionalRun:
         nlr = _col(-lr, dtype)
         for (W, _), d in zip(views, dirs, strict=True):
             W.addcmul_(d, nlr)
+        if self.momentum:
+            dot = torch.cat([_rowsums(net, B, W) for B, (W, _) in zip(before, views, strict=True)], dim=1).double()
+            n2 = torch.cat([_rowsums(net, W, W) for W, _ in views], dim=1).double()
+            ess2 = ((w2d * n2 - dot * dot).clamp_min(0.0)) / (dot * dot)
+            self.sum_log1p += torch.log1p(ess2)
+            self.chan[1] += ess2.sqrt()
         # cos(θ, θ - η d) from the Gram entries
         new_sq = (sq - 2 * lr * wd_dot + lr * lr * dd).clamp_min(0.0)
         self.per_step[1, :, b] = ((sq - lr * wd_dot) / (sq * new_sq).sqrt()).clamp_max(1.0)
@@ -597,8 +607,7 @@ class _ConventionalRun:
         ep = {k: np.stack(v, axis=-1 if np.ndim(v[0]) == 1 else 1) for k, v in self.epochs.items()}
         views = [w.view(net.K, w.shape[1], -1) for w in net.weights]
         w2 = torch.cat([_rowsums(net, W, W) for W in views], dim=1).double()
-        log_elr_t = (self.lr[:, None] / (self.decay[:, None] * w2)).log()
-        boundary = (-(log_elr_t - self.log_elr0) / self.steps).cpu().numpy()
+        boundary = ((w2.log() - self.log_w2_0) / self.steps).cpu().numpy()
         mean_log1p = (self.sum_log1p / self.steps).cpu().numpy()
         total_elr = self.total_elr[:self.steps].t().cpu().numpy()
         flat = torch.cat([w.reshape(net.K, -1) for w in net.weights], dim=1).double().cpu().numpy()
@@ -608,7 +617,7 @@ class _ConventionalRun:
             out.append(ConventionalResult(lr, wd, int(seed), ep["train_loss"][k], ep["test_error"][k],
                                           ep["total_elr"][k], ep["step_cosine"][k], total_elr[k].copy(),
                                           ep["channel_elr"][k], ep["channel_ess"][k], mean_log1p[k], boundary[k],
-                                          -2.0 * math.log(1.0 - lr * wd), flat[k].copy()))
+                                          -2.0 * math.log(1.0 - lr * wd), flat[k].copy(), self.momentum))
         return out
 
 

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["find_scale_invariant", "scale_invariance_report", "InvarianceCheck", "channel_sq_norms", "DTYPE_RTOL"]
+__all__ = ["find_scale_invariant", "scale_invariance_report", "InvarianceCheck", "channel_sq_norms", "channel_dots",
+           "DTYPE_RTOL"]
 
 #: rounding allowance of the numerical check, relative to the output's largest entry
 DTYPE_RTOL = {torch.float64: 1e-10, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 1e-2}
@@ -79,6 +80,24 @@ def channel_sq_norms(tensors) -> torch.Tensor:
         Detached, in the tensors' dtype and on their device.
     """
     return torch.cat([t.detach().reshape(t.shape[0], -1).square().sum(dim=1) for t in tensors])
+
+
+def channel_dots(tensors_a, tensors_b) -> torch.Tensor:
+    """The inner product of every output channel (dim 0 slice) of two lists of tensors of the same
+    shapes, concatenated: one value per scale-invariant group.
+
+    Parameters
+    ----------
+    tensors_a, tensors_b : sequence of torch.Tensor
+        Pairwise of the same shape (C_i, ...).
+
+    Returns
+    -------
+    torch.Tensor, shape (sum of C_i,)
+        Detached, in the tensors' dtype and on their device.
+    """
+    return torch.cat([(a.detach() * b.detach()).reshape(a.shape[0], -1).sum(dim=1)
+                      for a, b in zip(tensors_a, tensors_b, strict=True)])
 
 
 def _structural_candidates(model: nn.Module) -> list[str] | None:

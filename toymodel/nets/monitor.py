@@ -15,7 +15,7 @@ import torch
 
 from ..netrecords import ConventionalResult, TrainResult
 from . import sphere
-from .invariance import channel_sq_norms
+from .invariance import channel_dots, channel_sq_norms
 
 __all__ = ["Monitor", "RegimeMonitor", "ConventionalMonitor", "TrainResult"]
 
@@ -298,10 +298,15 @@ class ConventionalMonitor(Monitor):
     channel, the sum over steps of log(1 + ESS_i²) and of -2 log(1 - η_t λ), and the log squared
     channel norms at the first step and after the last.
 
-    η and λ are read from the optimizer's parameter group at every step, so a learning-rate
-    scheduler is followed. What this cannot measure is refused with a ValueError: an optimizer
-    other than ``torch.optim.SGD``, momentum, dampening or Nesterov (the formulas above hold for
-    plain SGD only), and ``params`` that are not all in one of the optimizer's groups.
+    η, λ and the momentum μ are read from the optimizer's parameter group at every step, so a
+    learning-rate scheduler is followed. With momentum (PyTorch's heavy ball) the step is not
+    orthogonal to the weights and the formulas above do not hold: ESS_i is then measured as the
+    tangent of the angle between channel i's weights before and after the step (the definition that
+    equals the formula for plain SGD; computed from the Gram entries, so to about 1e-16/ESS_i² relative),
+    the ELRs stay the nominal η/((1 - ηλ) r_i²), and the law's value -2 log(1 - ηλ) is plain SGD's,
+    a reference rather than an identity. What this cannot measure is refused with a ValueError: an
+    optimizer other than ``torch.optim.SGD``, dampening or Nesterov, and ``params`` that are not all
+    in one of the optimizer's groups.
 
     Parameters
     ----------
@@ -341,11 +346,11 @@ class ConventionalMonitor(Monitor):
 
     def _hyper(self):
         g = self.optimizer.param_groups[self._gi]
-        for name, bad in (("momentum", g.get("momentum", 0.0)), ("dampening", g.get("dampening", 0.0)),
-                          ("nesterov", g.get("nesterov", False))):
+        for name, bad in (("dampening", g.get("dampening", 0.0)), ("nesterov", g.get("nesterov", False))):
             if bad:
-                raise ValueError(f"ConventionalMonitor measures plain SGD with weight decay; the optimizer has "
-                                 f"{name}={bad!r}")
+                raise ValueError(f"ConventionalMonitor measures SGD with weight decay and heavy-ball momentum; the "
+                                 f"optimizer has {name}={bad!r}")
+        self.momentum = float(g.get("momentum", 0.0))
         lr, wd = float(g["lr"]), float(g.get("weight_decay", 0.0))
         decay = 1.0 - lr * wd
         if not decay > 0:
@@ -362,18 +367,29 @@ class ConventionalMonitor(Monitor):
         w2 = channel_sq_norms(ps).double()
         g2 = channel_sq_norms(grads).double()
         elr_c = self.lr / (self.decay * w2)
-        ess = elr_c * (g2 * w2).sqrt()
         if self._sum_log1p is None:
-            self._sum_log1p = torch.zeros_like(ess)
+            self._sum_log1p = torch.zeros_like(elr_c)
             self._log_w2_0 = w2.log()
-        self._sum_log1p += torch.log1p(ess * ess)
         self._sum_law += -2.0 * math.log(self.decay)
-        self._chan.append(torch.stack((elr_c, ess)))
         self._theta = sphere.flatten(ps)
         self._step["total_elr"].append(self.lr / (self.decay * float(w2.sum())))
+        if self.momentum:  # the ESS is measured after the step, from the turn of each channel
+            self._w2, self._elr_c = w2, elr_c
+            self._prev = [p.detach().clone() for p in ps]
+            return
+        ess = elr_c * (g2 * w2).sqrt()
+        self._sum_log1p += torch.log1p(ess * ess)
+        self._chan.append(torch.stack((elr_c, ess)))
 
     @torch.no_grad()
     def _after(self, opt, args, kwargs):
+        if self.momentum:
+            dot = channel_dots(self._prev, self.params).double()
+            n2 = channel_sq_norms(self.params).double()
+            ess2 = (self._w2 * n2 - dot * dot).clamp_min(0.0) / (dot * dot)
+            self._sum_log1p += torch.log1p(ess2)
+            self._chan.append(torch.stack((self._elr_c, ess2.sqrt())))
+            self._prev = None
         new = sphere.flatten(self.params)
         old = self._theta
         self._step["cosine"].append(min(1.0, float((old @ new) / (old.norm() * new.norm()))))
@@ -435,4 +451,4 @@ class ConventionalMonitor(Monitor):
         return ConventionalResult(self.lr, self.weight_decay, int(seed), r["train_loss"], r["test_error"],
                                   r["total_elr"], r["step_cosine"], r["total_elr_per_step"], r["channel_elr"],
                                   r["channel_ess"], law["mean_log1p_ess2"], law["boundary"], law["theory"],
-                                  sphere.flatten(self.params).double().cpu().numpy())
+                                  sphere.flatten(self.params).double().cpu().numpy(), self.momentum)

@@ -194,9 +194,9 @@ def train_on_sphere(model: nn.Module, tensors, elr: float, epochs: int, batch_si
 
 
 def train_conventional(model: nn.Module, tensors, lr: float, weight_decay: float, epochs: int, batch_size: int, *,
-                       seed: int = 0, params=None) -> ConventionalResult:
+                       seed: int = 0, params=None, momentum: float = 0.0) -> ConventionalResult:
     """Conventional training: ``torch.optim.SGD`` with learning rate ``lr`` and weight decay
-    ``weight_decay`` (no momentum, no projection) on the model's scale-invariant parameters,
+    ``weight_decay`` (no projection; heavy-ball ``momentum`` as in torch) on the model's scale-invariant parameters,
     recorded by :class:`ConventionalMonitor`. Batches, evaluation and seeds as in
     :func:`train_on_sphere`.
 
@@ -215,6 +215,8 @@ def train_conventional(model: nn.Module, tensors, lr: float, weight_decay: float
     params : sequence of str or torch.Tensor, optional
         The scale-invariant parameters, each checked as in :meth:`SphereSGD.for_model`; default:
         found by :func:`~toymodel.nets.find_scale_invariant`. Every other parameter is frozen.
+    momentum : float, optional
+        ``torch.optim.SGD``'s momentum μ in [0, 1) (default 0; no dampening, no Nesterov).
 
     Returns
     -------
@@ -234,7 +236,9 @@ def train_conventional(model: nn.Module, tensors, lr: float, weight_decay: float
     names, si = sphere.scale_invariant_parameters(model, tensors[0][:min(n, 256)], params)
     for nm, p in model.named_parameters():
         p.requires_grad_(nm in names)
-    opt = torch.optim.SGD(si, lr=lr, weight_decay=weight_decay, momentum=0.0)
+    if not (0.0 <= float(momentum) < 1.0):
+        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+    opt = torch.optim.SGD(si, lr=lr, weight_decay=weight_decay, momentum=float(momentum))
     with ConventionalMonitor(opt, si) as mon:
         _loop(model, opt, mon, tensors, epochs, batch_size, seed)
     return mon.result(seed)
