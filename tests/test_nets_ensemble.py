@@ -14,7 +14,8 @@ from toymodel.nets import ensemble  # noqa: E402
 
 #: the fields of TrainResult that hold numbers per epoch or per channel
 TRAIN_FIELDS = ("train_loss", "test_error", "eff_grad_norm", "step_cosine", "step_angle", "epoch_cosine",
-                "channel_elr", "channel_egn", "channel_ess", "norm_drift", "final_norm", "final_weights")
+                "channel_elr", "channel_egn", "channel_ess", "channel_log1p_ess2", "norm_drift", "final_norm",
+                "final_weights")
 CONVENTIONAL_FIELDS = ("train_loss", "test_error", "total_elr", "step_cosine", "total_elr_per_step", "channel_elr",
                        "channel_ess", "mean_log1p_ess2", "law_boundary", "law_theory", "final_weights")
 

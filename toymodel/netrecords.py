@@ -28,6 +28,8 @@ class TrainResult:
     of the tangent Hessian at the end (largest first), ``sharpness_trace`` and
     ``sharpness_trace_se``, its Hutchinson trace and standard error. ``final_weights``: the
     scale-invariant weights at the end (flat, float64), from which fine-tuning starts.
+    ``channel_log1p_ess2`` (E x C): each channel's epoch mean of log(1 + ESS_i²) over the steps, the
+    time mean the landing rule of derivation 16 reads from a fixed-ELR sweep.
     """
 
     elr: float
@@ -47,6 +49,7 @@ class TrainResult:
     sharpness_trace: float | None = None
     sharpness_trace_se: float | None = None
     final_weights: np.ndarray | None = None
+    channel_log1p_ess2: np.ndarray | None = None
 
     def classify(self, random_guess: float, window: slice | None = None):
         """``(regime, subtype)`` of this run over ``window`` (default: the last quarter of the

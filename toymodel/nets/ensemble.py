@@ -446,10 +446,12 @@ class _SphereRun:
         self.lr = torch.as_tensor(elrs, dtype=torch.float64, device=dev) * (self.rho * self.rho)
         # per step of the epoch, run-major so that each run's means are its own reductions: egn, cosine, angle
         self.per_step = torch.zeros(3, K, steps_per_epoch, dtype=torch.float64, device=dev)
-        self.chan = torch.zeros(2, K, net.arch.channels, dtype=torch.float64, device=dev)  # sums of EGN_i, ESS_i
+        # sums over the epoch's steps of EGN_i, ESS_i and log(1 + ESS_i^2)
+        self.chan = torch.zeros(3, K, net.arch.channels, dtype=torch.float64, device=dev)
         self.start = [w.clone() for w in net.weights]
         self.epochs = {k: [] for k in ("train_loss", "test_error", "eff_grad_norm", "step_cosine", "step_angle",
-                                       "epoch_cosine", "channel_elr", "channel_egn", "channel_ess")}
+                                       "epoch_cosine", "channel_elr", "channel_egn", "channel_ess",
+                                       "channel_log1p_ess2")}
         self.harmonic = torch.zeros(K, dtype=torch.float64, device=dev)
 
     @torch.no_grad()
@@ -477,8 +479,10 @@ class _SphereRun:
         rec[1] = torch.cos(angle)
         rec[2] = angle
         egn = (w2d * g2d).sqrt()
+        ess = egn * lr[:, None] / w2d
         self.chan[0] += egn
-        self.chan[1] += egn * lr[:, None] / w2d
+        self.chan[1] += ess
+        self.chan[2] += torch.log1p(ess * ess)
 
     @torch.no_grad()
     def end_epoch(self, net: _Batched, steps: int, train_loss, test_error) -> None:
@@ -498,6 +502,7 @@ class _SphereRun:
         chan = (self.chan / steps).cpu().numpy()
         ep["channel_egn"].append(chan[0])
         ep["channel_ess"].append(chan[1])
+        ep["channel_log1p_ess2"].append(chan[2])
         self.harmonic = torch.maximum(self.harmonic, (w2.sum(dim=1) / (self.rho * self.rho) - 1.0).abs())
         self.chan.zero_()
         for s, w in zip(self.start, net.weights, strict=True):
@@ -515,7 +520,7 @@ class _SphereRun:
                                    epoch_cosine=ep["epoch_cosine"][k], channel_elr=ep["channel_elr"][k],
                                    channel_egn=ep["channel_egn"][k], channel_ess=ep["channel_ess"][k],
                                    norm_drift=float(harmonic[k]), final_norm=float(np.linalg.norm(flat[k])),
-                                   final_weights=flat[k].copy()))
+                                   final_weights=flat[k].copy(), channel_log1p_ess2=ep["channel_log1p_ess2"][k]))
         return out
 
 

@@ -152,8 +152,9 @@ class RegimeMonitor(Monitor):
     if the step had a closure (:class:`SphereSGD` keeps what it returned), or as given to
     :meth:`log_loss`. Per epoch (:meth:`end_epoch`): the train loss and test error if given, the
     cosine between the weights at consecutive epoch ends, every channel's ELR at the epoch's end,
-    and the epoch means of the per-step values. :meth:`records` exports everything as arrays,
-    :meth:`result` as a :class:`TrainResult`, :meth:`classify` gives the regime.
+    and the epoch means of the per-step values (log(1 + ESS_i²) too: the mean the landing rule
+    reads). :meth:`records` exports everything as arrays, :meth:`result` as a :class:`TrainResult`,
+    :meth:`classify` gives the regime.
 
     Parameters
     ----------
@@ -171,7 +172,7 @@ class RegimeMonitor(Monitor):
 
     STEP_RECORDS = ("cosine", "angle", "eff_grad_norm")
     EPOCH_RECORDS = ("eff_grad_norm", "step_cosine", "step_angle", "epoch_cosine", "channel_elr", "channel_egn",
-                     "channel_ess")
+                     "channel_ess", "channel_log1p_ess2")
 
     def __init__(self, optimizer, group: int = 0):
         if not hasattr(optimizer, "last_step"):
@@ -228,6 +229,7 @@ class RegimeMonitor(Monitor):
         ess = egn * lrs[:, None] / sums[:, 0]  # ELR_i ||θ_i|| ||g_i|| with ELR_i = lr / ||θ_i||²
         ep["channel_egn"].append(egn.mean(dim=0).cpu().numpy())
         ep["channel_ess"].append(ess.mean(dim=0).cpu().numpy())
+        ep["channel_log1p_ess2"].append(torch.log1p(ess * ess).mean(dim=0).cpu().numpy())
         self._norm_drift = max(self._norm_drift, abs(float(w2.double().sum()) / (rho * rho) - 1.0))
         self._sums = []
         self._epoch_start = theta
@@ -260,7 +262,7 @@ class RegimeMonitor(Monitor):
                            step_cosine=r["step_cosine"], step_angle=r["step_angle"], epoch_cosine=r["epoch_cosine"],
                            channel_elr=r["channel_elr"], channel_egn=r["channel_egn"], channel_ess=r["channel_ess"],
                            norm_drift=self._norm_drift, final_norm=float(flat.norm()),
-                           final_weights=flat.cpu().numpy())
+                           final_weights=flat.cpu().numpy(), channel_log1p_ess2=r["channel_log1p_ess2"])
 
     def classify(self, random_guess: float, window: slice | None = None):
         """``(regime, subtype)`` of the run so far; see :meth:`TrainResult.classify`.
