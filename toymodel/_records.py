@@ -80,31 +80,31 @@ def atomic_write_text(path, text: str) -> None:
 
 
 def save_record(path, obj) -> None:
-    """Store a dataclass in one .npz file, atomically: its array fields exactly, the others
-    (JSON-able) as metadata."""
-    arrays, meta = {}, {}
-    for f in dataclasses.fields(obj):
-        v = getattr(obj, f.name)
-        (arrays if isinstance(v, np.ndarray) else meta)[f.name] = v
+    """Store a dataclass in one .npz file, atomically: its arrays exactly (nested dataclasses and
+    lists of them included), everything else as JSON metadata."""
+    arrays, meta, kinds = {}, {}, {}
+    _flatten(obj, "", arrays, meta, kinds)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, __meta__=np.array(json.dumps(meta)), **arrays)
+            np.savez(fh, __meta__=np.array(json.dumps({"meta": meta, "kinds": kinds})), **arrays)
 
 
 def load_record(path, cls):
-    """The ``cls`` instance stored by :func:`save_record`, or None if missing or unreadable."""
+    """The ``cls`` instance stored by :func:`save_record`, or None if missing, unreadable or of
+    another type."""
     path = Path(path)
     if not path.exists():
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["__meta__"]))
+            header = json.loads(str(z["__meta__"]))
             arrays = {k: z[k] for k in z.files if k != "__meta__"}
-    except (OSError, ValueError, KeyError):
+        obj = _unflatten("", arrays, header["meta"], header["kinds"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ImportError):
         return None
-    return cls(**arrays, **meta)
+    return obj if isinstance(obj, cls) else None
 
 
 def check_writable_dir(path, name: str = "out") -> Path:

@@ -396,10 +396,13 @@ class SweepStats:
         The number of units in the plan (chunks of a toy sweep, runs of a network sweep).
     reused : int
         How many of them were loaded from the cache instead of computed.
+    reused_units : list
+        Those units themselves.
     """
 
     chunks: int = 0
     reused: int = 0
+    reused_units: list = field(default_factory=list)
 
 
 @dataclass(frozen=True, repr=False)
@@ -517,6 +520,7 @@ def execute(tasks, plan, *, threads=None, progress=False, desc: str = "sweep", u
             todo.append((ti, u))
         else:
             stats.reused += 1
+            stats.reused_units.append(u)
             done[(ti, u.index)] = rec
 
     def finished(ti, u, rec):

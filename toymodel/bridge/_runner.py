@@ -26,13 +26,15 @@ import numpy as np
 from .. import _streams, regimes
 from .._cli import int_arg
 from .._records import CACHE_DIRNAME, ResultType, content_key, csv_text, versions
-from .._validate import MAX_BATCH_SIZE, MAX_STEPS, as_int, as_positive_float, check_memory
+from .._validate import MAX_BATCH_SIZE, MAX_STEPS, as_int, as_positive_float, available_memory, check_memory
 from ..netrecords import ConventionalResult, TrainResult
 from ..sweep import SweepStats, check_dask_choice, execute
 
-__all__ = ["TORCH_HINT", "MODELS", "DTYPES", "DEVICES", "NET_DEFAULTS", "RADIUS", "SHARPNESS_EXAMPLES",
-           "SHARPNESS_K", "SHARPNESS_PROBES", "import_torch", "default_workers", "torch_settings", "dataset",
-           "tensors_for", "BridgeSpec", "build_model", "SphereRun", "ConventionalRun", "train", "measure_sharpness",
+__all__ = ["TORCH_HINT", "MODELS", "DTYPES", "DEVICES", "ENGINES", "MAX_ENSEMBLE", "NET_DEFAULTS", "RADIUS",
+           "SHARPNESS_EXAMPLES", "SHARPNESS_K", "SHARPNESS_PROBES", "import_torch", "default_workers", "torch_settings",
+           "dataset",
+           "tensors_for", "spec_tensors", "spec_dataset", "resolve_data", "data_seed", "BridgeSpec", "build_model",
+           "SphereRun", "ConventionalRun", "train", "train_ensemble", "NetChunk", "RunBatch", "measure_sharpness",
            "random_guess", "NetUnit", "NetTask", "Runner", "NetSweep", "classify_runs", "seed_grid",
            "add_network_arguments", "spec_from_args", "runner_from_args", "job_record"]
 
@@ -41,10 +43,16 @@ TORCH_HINT = "the networks need the optional extra: pip install 'toymodel[torch]
 MODELS = ("mlp", "convnet")
 DTYPES = ("float32", "float64")
 DEVICES = ("cpu", "cuda")
+#: how a sweep's runs are trained: as ensembles (K runs of one network as one batched computation,
+#: :func:`toymodel.nets.train_ensemble_on_sphere`) or one run at a time (the reference)
+ENGINES = ("ensemble", "runs")
+#: the most runs in one ensemble (beyond about 32 the batched computation gains little; memory is
+#: checked as well)
+MAX_ENSEMBLE = 64
 
 #: the defaults every network job shares (the jobs add their own)
 NET_DEFAULTS = dict(seeds=3, epochs=60, batch_size=32, hidden=(64, 64), out_norm=10.0, model="mlp", width=8,
-                    dtype="float32", device="cpu", data=None)
+                    dtype="float32", device="cpu", data=None, train_subset=None, engine="ensemble")
 
 #: the total norm of the scale-invariant parameters (the sphere's radius) in every run
 RADIUS = 1.0
@@ -128,51 +136,63 @@ def torch_settings(threads=None):
 
 
 # ------------------------------------------------------------------------------------ data, model
+def _nets():
+    """``toymodel.nets`` (importing it imports torch), or a ValueError naming the optional extra."""
+    import_torch()
+    from .. import nets
+
+    return nets
+
+
+def resolve_data(data) -> str | None:
+    """What ``--data`` names, resolved (:func:`toymodel.nets.resolve_data`): None for the digits,
+    else an absolute path of an ``.npz`` file or of a folder of IDX files (``fashion-mnist`` by name)."""
+    return None if data is None else _nets().resolve_data(data)
+
+
+def data_seed(seed: int, data, train_subset) -> int:
+    """The seed a run's data depend on: its own for the digits (split by seed) or a training subset
+    (drawn by seed), 0 for a fixed data set, so that every run shares one copy of it."""
+    return int(seed) if (data is None or train_subset) else 0
+
+
 @functools.lru_cache(maxsize=8)
-def dataset(seed: int, data):
-    """The data set of ``data`` (None: the digits, split by ``seed``), cached per process.
+def dataset(seed: int, data, train_subset=None):
+    """The data set of ``data`` (None: the digits, split by ``seed``), with a stratified training
+    subset of ``train_subset`` examples drawn by ``seed`` when given; cached per process.
 
     Parameters
     ----------
     seed : int
-        Splits the digits (the same file for every seed).
     data : str or None
-        What ``--data`` names (see :func:`toymodel.nets.load_data`).
+        A resolved ``--data`` value (see :func:`resolve_data`).
+    train_subset : int, optional
 
     Returns
     -------
     toymodel.nets.Data
     """
-    from ..nets import load_data
-
-    return load_data(seed, data)
+    nets = _nets()
+    d = nets.load_data(seed, data)
+    return nets.train_subset(d, int(train_subset), seed) if train_subset else d
 
 
 @functools.lru_cache(maxsize=8)
-def tensors_for(seed: int, data, dtype: str, device: str):
-    """``(X_train, y_train, X_test, y_test)`` of :func:`dataset` as tensors of ``dtype`` on ``device``.
-
-    Cached per process, as :func:`dataset` is.
-
-    Parameters
-    ----------
-    seed : int
-        Splits the digits (as in :func:`dataset`).
-    data : str or None
-        A resolved ``.npz`` path, or None for the digits.
-    dtype : {"float32", "float64"}
-        The inputs' dtype, by name (labels are int64).
-    device : {"cpu", "cuda"}
-
-    Returns
-    -------
-    tuple of torch.Tensor
-        ``(X_train, y_train, X_test, y_test)``.
-    """
+def tensors_for(seed: int, data, dtype: str, device: str, train_subset=None):
+    """``(X_train, y_train, X_test, y_test)`` of :func:`dataset` as tensors of ``dtype`` on ``device``."""
     torch = import_torch()
-    from ..nets import as_tensors
+    return _nets().as_tensors(dataset(seed, data, train_subset), getattr(torch, dtype), device)
 
-    return as_tensors(dataset(seed, data), getattr(torch, dtype), device)
+
+def spec_tensors(spec, seed: int):
+    """The tensors a run of ``spec`` with ``seed`` trains on (shared by every run of a fixed data set)."""
+    return tensors_for(data_seed(seed, spec.data, spec.train_subset), spec.data, spec.dtype, spec.device,
+                       spec.train_subset)
+
+
+def spec_dataset(spec, seed: int):
+    """The data set a run of ``spec`` with ``seed`` trains on."""
+    return dataset(data_seed(seed, spec.data, spec.train_subset), spec.data, spec.train_subset)
 
 
 @dataclass(frozen=True)
@@ -193,9 +213,13 @@ class BridgeSpec:
     dtype : {"float32", "float64"}
     device : {"cpu", "cuda"}
     data : str or None
-        A resolved path of an ``.npz`` file, or None for the digits.
+        A resolved path (an ``.npz`` file, or a folder of IDX files such as Fashion-MNIST's), or None
+        for the digits.
     sharpness : bool
         Measure the tangent Hessian at the end of every run on the sphere.
+    train_subset : int or None
+        Train on a stratified subset of this many training examples, drawn by each run's seed (the
+        test set stays whole); None for the whole training set.
     """
 
     model: str
@@ -208,12 +232,13 @@ class BridgeSpec:
     device: str
     data: str | None
     sharpness: bool = False
+    train_subset: int | None = None
 
     @classmethod
     def make(cls, *, model=NET_DEFAULTS["model"], hidden=NET_DEFAULTS["hidden"], width=NET_DEFAULTS["width"],
              out_norm=NET_DEFAULTS["out_norm"], epochs=NET_DEFAULTS["epochs"], batch_size=NET_DEFAULTS["batch_size"],
              dtype=NET_DEFAULTS["dtype"], device=NET_DEFAULTS["device"], data=None,
-             sharpness: bool = False) -> BridgeSpec:
+             sharpness: bool = False, train_subset=None) -> BridgeSpec:
         """A validated spec. Nothing here needs torch or reads the data (see :meth:`check_setup`).
 
         Defaults are those of :data:`NET_DEFAULTS`.
@@ -263,11 +288,11 @@ class BridgeSpec:
             if value not in choices:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
         width = as_int(width, "width", minimum=1)
-        if data is not None:
-            data = str(Path(data).resolve())
-            if not Path(data).is_file():
-                raise ValueError(f"data file not found: {data}")
-        return cls(model, hidden, width, out_norm, epochs, batch_size, dtype, device, data, bool(sharpness))
+        data = resolve_data(data)
+        if train_subset is not None:
+            train_subset = as_int(train_subset, "train_subset", minimum=2)
+        return cls(model, hidden, width, out_norm, epochs, batch_size, dtype, device, data, bool(sharpness),
+                   train_subset)
 
     @property
     def channels(self) -> int:
@@ -305,7 +330,7 @@ class BridgeSpec:
         torch = import_torch()
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device cuda: this machine's torch sees no CUDA device (use --device cpu)")
-        d = dataset(0, self.data)
+        d = spec_dataset(self, 0)
         if self.model == "convnet" and not d.is_image:
             raise ValueError("--model convnet needs images (X_train of shape N x C x H x W); the data are flat")
         if self.batch_size > len(d.y_train):
@@ -324,7 +349,8 @@ class BridgeSpec:
                 "width": self.width if self.model == "convnet" else None, "out_norm": repr(float(self.out_norm)),
                 "epochs": self.epochs, "batch_size": self.batch_size, "dtype": self.dtype, "device": self.device,
                 "data": dataset(0, self.data).source, "torch": import_torch().__version__,
-                **({"sharpness": [SHARPNESS_EXAMPLES, SHARPNESS_K, SHARPNESS_PROBES]} if self.sharpness else {})}
+                **({"sharpness": [SHARPNESS_EXAMPLES, SHARPNESS_K, SHARPNESS_PROBES]} if self.sharpness else {}),
+                **({"train_subset": self.train_subset} if self.train_subset else {})}
 
     def params(self) -> dict:
         """The spec's part of a job's recorded parameters (with what the data turned out to be).
@@ -339,7 +365,7 @@ class BridgeSpec:
         return dict(epochs=self.epochs, batch_size=self.batch_size, hidden=list(self.hidden), out_norm=self.out_norm,
                     model=self.model, width=self.width, dtype=self.dtype, device=self.device, data=self.data,
                     data_source=d.source, n_classes=d.n_classes, input_dim=int(np.prod(d.input_shape)),
-                    radius=RADIUS)
+                    radius=RADIUS, train_subset=self.train_subset, n_train=len(spec_dataset(self, 0).y_train))
 
 
 def build_model(spec: BridgeSpec, seed: int):
@@ -364,7 +390,7 @@ def build_model(spec: BridgeSpec, seed: int):
     torch = import_torch()
     from .. import nets
 
-    d = dataset(seed, spec.data)
+    d = spec_dataset(spec, seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(_streams.rng(seed, _streams.NET_INIT).integers(2**63)))
         if spec.model == "mlp":
@@ -422,6 +448,8 @@ class ConventionalRun:
         Epochs of the run (default None: the spec's).
     label : str
         What the row is where a job mixes kinds of runs.
+    momentum : float
+        ``torch.optim.SGD``'s heavy-ball momentum μ (default 0).
     record_type : type
         :class:`~toymodel.netrecords.ConventionalResult`, the run's record (a class attribute).
     """
@@ -430,6 +458,7 @@ class ConventionalRun:
     weight_decay: float
     epochs: int | None = None
     label: str = ""
+    momentum: float = 0.0
     record_type = ConventionalResult
 
     def payload(self) -> dict:
@@ -440,7 +469,7 @@ class ConventionalRun:
         dict
         """
         return {"lr": repr(float(self.lr)), "weight_decay": repr(float(self.weight_decay)), "epochs": self.epochs,
-                "label": self.label}
+                "label": self.label, **({"momentum": repr(float(self.momentum))} if self.momentum else {})}
 
 
 def train(spec: BridgeSpec, setting, seed: int, threads=None, start=None):
@@ -470,17 +499,72 @@ def train(spec: BridgeSpec, setting, seed: int, threads=None, start=None):
     epochs = setting.epochs or spec.epochs
     with torch_settings(threads):
         net = build_model(spec, seed)
-        tensors = tensors_for(seed, spec.data, spec.dtype, spec.device)
+        tensors = spec_tensors(spec, seed)
         if start is not None:
             nets.sphere.assign(nets.scale_invariant_parameters(net, tensors[0][:256])[1], start)
         if isinstance(setting, ConventionalRun):
             return nets.train_conventional(net, tensors, setting.lr, setting.weight_decay, epochs, spec.batch_size,
-                                           seed=seed)
+                                           seed=seed, momentum=setting.momentum)
         res = nets.train_on_sphere(net, tensors, setting.elr, epochs, spec.batch_size, seed=seed, radius=RADIUS)
-        if spec.sharpness:
-            s = measure_sharpness(net, tensors[0], tensors[1], seed)
-            res = dataclasses.replace(res, sharpness_top=s.top, sharpness_trace=s.trace, sharpness_trace_se=s.trace_se)
+        return _with_sharpness(spec, res, net, tensors, seed)
+
+
+def train_ensemble(spec: BridgeSpec, settings, runs, threads=None, starts=None) -> list:
+    """Runs of ``spec`` trained as one ensemble (:func:`toymodel.nets.train_ensemble_on_sphere` or
+    :func:`~toymodel.nets.train_ensemble_conventional`): each is the run :func:`train` gives, to
+    rounding, whatever else shares its ensemble.
+
+    Parameters
+    ----------
+    spec : BridgeSpec
+    settings : sequence of SphereRun or of ConventionalRun
+        One kind, one number of epochs and (conventional) one momentum.
+    runs : sequence of (int, int)
+        ``(k, seed)``: the setting's index and the seed of every run.
+    threads : int, optional
+        The number of torch threads (default None: 1).
+    starts : dict, optional
+        ``{(k, seed): flat weights}`` to start from.
+
+    Returns
+    -------
+    list of TrainResult or ConventionalResult
+        In the order of ``runs``.
+    """
+    nets = _nets()
+    chosen = [settings[k] for k, _ in runs]
+    first = chosen[0]
+    epochs = first.epochs or spec.epochs
+    seeds = [int(seed) for _, seed in runs]
+    with torch_settings(threads):
+        models, tensors = [], []
+        for (k, seed), setting in zip(runs, chosen, strict=True):
+            if type(setting) is not type(first) or (setting.epochs or spec.epochs) != epochs:
+                raise ValueError("an ensemble's runs must be of one kind and one number of epochs")
+            net = build_model(spec, seed)
+            t = spec_tensors(spec, seed)
+            start = None if starts is None else starts.get((k, seed))
+            if start is not None:
+                nets.sphere.assign(nets.scale_invariant_parameters(net, t[0][:256])[1], start)
+            models.append(net)
+            tensors.append(t)
+        if isinstance(first, ConventionalRun):
+            if len({s.momentum for s in chosen}) != 1:
+                raise ValueError("an ensemble's conventional runs must share one momentum")
+            return nets.train_ensemble_conventional(models, tensors, [s.lr for s in chosen],
+                                                    [s.weight_decay for s in chosen], epochs, spec.batch_size,
+                                                    seeds=seeds, momentum=first.momentum)
+        res = nets.train_ensemble_on_sphere(models, tensors, [s.elr for s in chosen], epochs, spec.batch_size,
+                                            seeds=seeds, radius=RADIUS)
+        return [_with_sharpness(spec, r, m, t, seed) for r, m, t, seed in zip(res, models, tensors, seeds, strict=True)]
+
+
+def _with_sharpness(spec: BridgeSpec, res, net, tensors, seed: int):
+    """``res`` with the sharpness at the network's end point when the spec asks for it."""
+    if not spec.sharpness:
         return res
+    s = measure_sharpness(net, tensors[0], tensors[1], seed)
+    return dataclasses.replace(res, sharpness_top=s.top, sharpness_trace=s.trace, sharpness_trace_se=s.trace_se)
 
 
 def measure_sharpness(net, X, y, seed: int):
@@ -537,7 +621,7 @@ def random_guess(spec: BridgeSpec, seed: int, points: int = 64, threads=None) ->
 
     with torch_settings(threads) as torch:
         net = build_model(spec, seed)
-        Xtr, ytr = tensors_for(seed, spec.data, spec.dtype, spec.device)[:2]
+        Xtr, ytr = spec_tensors(spec, seed)[:2]
         _, params = nets.scale_invariant_parameters(net, Xtr[:256])
         with torch.no_grad():
             return nets.random_guess_level(net, params, Xtr, ytr, radius=RADIUS, points=points, seed=seed)
@@ -568,6 +652,35 @@ class NetUnit:
         return f"run_{self.k:04d}_{self.seed:04d}"
 
 
+@dataclass(frozen=True)
+class NetChunk:
+    """One unit of a network sweep trained as an ensemble: the runs ``runs``, each ``(k, seed)``.
+
+    Attributes
+    ----------
+    index : int
+        The chunk's position in its task.
+    runs : tuple of (int, int)
+        The setting's index and the seed of every run of the ensemble.
+    """
+
+    index: int
+    runs: tuple
+
+    @property
+    def name(self) -> str:
+        """The file name of the chunk's cached records, ``runs_<index>_<first k>_<first seed>_<count>``."""
+        k, seed = self.runs[0]
+        return f"runs_{self.index:05d}_{k:04d}_{seed:04d}_{len(self.runs):03d}"
+
+
+@dataclass(frozen=True)
+class RunBatch:
+    """The records of a :class:`NetChunk`'s runs, in its order (one cached file per chunk)."""
+
+    records: list
+
+
 @dataclass(frozen=True, eq=False)
 class NetTask:
     """A network sweep as a task of :func:`toymodel.sweep.execute`: every setting with every seed,
@@ -588,6 +701,9 @@ class NetTask:
         ``{(k, seed): flat weights}``: runs that start from given weights (fine-tuning).
     sources : str
         What the starting weights came from (a content key; part of the cache key).
+    ensemble : int
+        0: one run per unit (``NetUnit``, the engine "runs"); else up to this many runs per unit,
+        trained as one ensemble (``NetChunk``). Part of the cache key (the engines agree to rounding).
     """
 
     job: str
@@ -597,6 +713,7 @@ class NetTask:
     threads: int = 1
     starts: dict | None = field(default=None, repr=False)
     sources: str = ""
+    ensemble: int = 0
 
     def __post_init__(self):
         kinds = {type(s) for s in self.settings}
@@ -605,39 +722,57 @@ class NetTask:
 
     @property
     def record_type(self):
-        """The type of the runs' records: that of the settings' kind."""
-        return type(self.settings[0]).record_type
+        """The type of a unit's record: that of the settings' kind, or :class:`RunBatch` for ensembles."""
+        return RunBatch if self.ensemble else type(self.settings[0]).record_type
 
-    def units(self) -> list[NetUnit]:
-        """Every setting with every seed, setting-major.
+    def runs(self) -> list[tuple[int, int]]:
+        """Every ``(k, seed)``, setting-major."""
+        return [(k, int(s)) for k in range(len(self.settings)) for s in self.seeds]
+
+    def units(self) -> list:
+        """The units of work: every run alone (``ensemble`` 0), or ensembles of up to ``ensemble`` runs
+        that share their number of epochs (and, for conventional runs, their momentum).
 
         Returns
         -------
-        list of NetUnit
+        list of NetUnit or of NetChunk
         """
-        return [NetUnit(k * len(self.seeds) + j, k, s) for k in range(len(self.settings))
-                for j, s in enumerate(self.seeds)]
+        if not self.ensemble:
+            return [NetUnit(i, k, s) for i, (k, s) in enumerate(self.runs())]
+        groups = {}
+        for k, s in self.runs():
+            st = self.settings[k]
+            groups.setdefault((st.epochs or self.spec.epochs, getattr(st, "momentum", 0.0)), []).append((k, s))
+        out = []
+        for runs in groups.values():
+            n = -(-len(runs) // self.ensemble)  # as few ensembles as the size allows, balanced
+            size = -(-len(runs) // n)
+            for i in range(0, len(runs), size):
+                out.append(NetChunk(len(out), tuple(runs[i:i + size])))
+        return out
 
-    def run_unit(self, unit: NetUnit, threads=None):
-        """One run (:func:`train`), from its given weights if ``starts`` has them.
+    def run_unit(self, unit, threads=None):
+        """One run (:func:`train`) or one ensemble (:func:`train_ensemble`), from given weights where
+        ``starts`` has them.
 
         Parameters
         ----------
-        unit : NetUnit
+        unit : NetUnit or NetChunk
         threads : int, optional
-            Ignored: the run uses the task's ``threads``, so that results never depend on the
-            runner.
+            Ignored: the runs use the task's ``threads``, so that results never depend on the runner.
 
         Returns
         -------
-        TrainResult or ConventionalResult
+        TrainResult, ConventionalResult or RunBatch
         """
+        if isinstance(unit, NetChunk):
+            return RunBatch(train_ensemble(self.spec, self.settings, unit.runs, self.threads, self.starts))
         start = None if self.starts is None else self.starts.get((unit.k, unit.seed))
         return train(self.spec, self.settings[unit.k], unit.seed, self.threads, start=start)
 
     def key(self) -> str:
-        """Hash of everything that changes the runs (job, settings, seeds, sources, the spec with
-        the data's source and torch's version, the package version).
+        """Hash of everything that changes the runs (job, settings, seeds, sources, engine, the spec
+        with the data's source and torch's version, the package version).
 
         Returns
         -------
@@ -645,7 +780,8 @@ class NetTask:
             The cache key.
         """
         return content_key({"job": self.job, "settings": [s.payload() for s in self.settings],
-                            "seeds": [int(s) for s in self.seeds], "sources": self.sources, **self.spec.payload()})
+                            "seeds": [int(s) for s in self.seeds], "sources": self.sources,
+                            "engine": f"ensemble-{self.ensemble}" if self.ensemble else "runs", **self.spec.payload()})
 
 
 @dataclass(frozen=True)
@@ -666,12 +802,16 @@ class Runner:
         Show progress bars (default False).
     cache_dir : pathlib.Path or None
         Where finished runs are kept and reused (default None: nowhere).
+    engine : {"ensemble", "runs"}
+        Train the runs of a sweep as ensembles (default: as few as keep every worker busy, at most
+        ``MAX_ENSEMBLE`` runs each and what memory allows) or one at a time (the reference). The two
+        agree to rounding (float64: 1e-12 over the first steps; chaotic runs then part).
 
     Raises
     ------
     ValueError
-        If ``workers`` or ``threads`` is not an integer >= 1, or for the reasons of
-        :func:`toymodel.sweep.check_dask_choice`.
+        If ``workers`` or ``threads`` is not an integer >= 1, ``engine`` is not one of ``ENGINES``, or
+        for the reasons of :func:`toymodel.sweep.check_dask_choice`.
     """
 
     workers: int = 1
@@ -680,11 +820,41 @@ class Runner:
     threads: int = 1
     progress: bool = False
     cache_dir: Path | None = None
+    engine: str = "ensemble"
 
     def __post_init__(self):
         object.__setattr__(self, "workers", as_int(self.workers, "workers", minimum=1))
         object.__setattr__(self, "threads", as_int(self.threads, "threads", minimum=1))
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         check_dask_choice(self.scheduler, self.dask_local)
+
+    def task(self, job: str, spec: BridgeSpec, settings, seeds, starts=None, sources: str = "") -> NetTask:
+        """The task of a sweep under this runner: with the ensemble engine, ensembles of as many runs
+        as keep every worker busy (``ceil(runs / workers)``), at most ``MAX_ENSEMBLE``, and no more
+        than 40% of the available memory holds (:func:`toymodel.nets.ensemble_memory`).
+
+        Parameters
+        ----------
+        job : str
+        spec : BridgeSpec
+        settings : sequence of SphereRun or of ConventionalRun
+        seeds : sequence of int
+        starts : dict, optional
+        sources : str, optional
+
+        Returns
+        -------
+        NetTask
+        """
+        settings, seeds = tuple(settings), tuple(int(s) for s in seeds)
+        size = 0
+        if self.engine == "ensemble":
+            places = self.workers if self.scheduler is None and self.dask_local is None else 2 * max(
+                1, self.dask_local or 1)
+            size = min(MAX_ENSEMBLE, -(-len(settings) * len(seeds) // places))
+            size = _fit_in_memory(spec, settings, size)
+        return NetTask(job, spec, settings, seeds, self.threads, starts, sources, size)
 
     def run(self, task: NetTask, desc: str) -> tuple[list, int]:
         """Run every unit of ``task``, reusing cached ones.
@@ -703,14 +873,19 @@ class Runner:
             How many runs came from the cache.
         """
         stats = SweepStats()
-        parts = execute([task], [(0, u) for u in task.units()], progress=self.progress, desc=desc, unit="run",
-                        cache_dir=self.cache_dir, scheduler=self.scheduler, dask_local=self.dask_local,
-                        workers=self.workers, stats=stats)[0]
+        units = task.units()
+        parts = execute([task], [(0, u) for u in units], progress=self.progress, desc=desc,
+                        unit="ensemble" if task.ensemble else "run", cache_dir=self.cache_dir,
+                        scheduler=self.scheduler, dask_local=self.dask_local, workers=min(self.workers, len(units)),
+                        stats=stats)[0]
         col = {s: j for j, s in enumerate(task.seeds)}
         runs = [[None] * len(task.seeds) for _ in task.settings]
         for u, rec in parts:
-            runs[u.k][col[u.seed]] = rec
-        return runs, stats.reused
+            pairs = zip(u.runs, rec.records, strict=True) if isinstance(u, NetChunk) else [((u.k, u.seed), rec)]
+            for (k, seed), r in pairs:
+                runs[k][col[seed]] = r
+        reused = sum(len(u.runs) if isinstance(u, NetChunk) else 1 for u in stats.reused_units)
+        return runs, reused
 
     def random_guess(self, spec: BridgeSpec, seeds) -> np.ndarray:
         """The random-guess level of every seed (:func:`random_guess`), with the runs' threads.
@@ -725,6 +900,22 @@ class Runner:
         numpy.ndarray, shape (S,)
         """
         return np.array([random_guess(spec, int(s), threads=self.threads) for s in seeds])
+
+
+def _fit_in_memory(spec: BridgeSpec, settings, size: int) -> int:
+    """The largest ensemble size up to ``size`` whose estimate (:func:`toymodel.nets.ensemble_memory`)
+    fits in 40% of the available memory (the rest for the data, the workers and the records)."""
+    nets = _nets()
+    d = spec_dataset(spec, 0)
+    model = build_model(spec, 0)
+    conv = isinstance(settings[0], ConventionalRun)
+    mom = conv and any(s.momentum for s in settings)
+    epochs = max(s.epochs or spec.epochs for s in settings)
+    limit = 0.4 * available_memory()
+    while size > 1 and nets.ensemble_memory(model, size, spec.batch_size, epochs, d.input_shape, len(d.y_train),
+                                            conventional=conv, momentum=mom).total > limit:
+        size //= 2
+    return max(1, size)
 
 
 # ------------------------------------------------------------------------------- sweep results
@@ -881,9 +1072,13 @@ def add_network_arguments(ap, *, out: str, defaults: dict = NET_DEFAULTS, seeds:
     d = defaults
     ap.add_argument("--model", default=d["model"],
                     help="mlp (MLPSI) or convnet (ConvNetSI, images only) (default: %(default)s)")
-    ap.add_argument("--data", metavar="FILE.npz", default=None,
-                    help="X_train, y_train, X_test, y_test (images N x C x H x W or flat N x D); default: "
-                         "scikit-learn's digits, split by seed")
+    ap.add_argument("--data", metavar="DATA", default=None,
+                    help="an .npz file (X_train, y_train, X_test, y_test; images N x C x H x W or flat N x D), a "
+                         "folder of IDX files (MNIST's format), or fashion-mnist (Debian's dataset-fashion-mnist, or "
+                         "$TOYMODEL_DATA/fashion-mnist); default: scikit-learn's digits, split by seed")
+    ap.add_argument("--train-subset", metavar="N", type=int_arg, default=None,
+                    help="train on a stratified subset of N training examples, drawn by each run's seed (the test "
+                         "set stays whole); for configurations too slow on CPUs")
     ap.add_argument("--seeds", type=int_arg, default=seeds or d["seeds"],
                     help="runs per setting, seeds 0..N-1 (default: %(default)s)")
     ap.add_argument("--epochs", type=int_arg, default=epochs or d["epochs"],
@@ -901,6 +1096,9 @@ def add_network_arguments(ap, *, out: str, defaults: dict = NET_DEFAULTS, seeds:
     ap.add_argument("--device", default=d["device"],
                     help="cpu or cuda: where the networks train (default: %(default)s; cuda is untested here)")
     ap.add_argument("--threads", type=int_arg, default=None, help="torch threads per run (default: 1)")
+    ap.add_argument("--engine", default=d.get("engine", "ensemble"),
+                    help="ensemble: the runs of a sweep trained as ensembles, one batched computation each (default); "
+                         "runs: one run at a time, the reference")
     ap.add_argument("--workers", type=int_arg, default=None,
                     help="local worker processes, one run each at a time (default: the usable cores, here "
                          f"{default_workers()})")
@@ -937,7 +1135,7 @@ def spec_from_args(args, sharpness: bool = False) -> BridgeSpec:
     """
     return BridgeSpec.make(model=args.model, hidden=args.hidden, width=args.width, out_norm=args.out_norm,
                            epochs=args.epochs, batch_size=args.batch_size, dtype=args.dtype, device=args.device,
-                           data=args.data, sharpness=sharpness)
+                           data=args.data, sharpness=sharpness, train_subset=args.train_subset)
 
 
 def runner_from_args(args, out=None) -> Runner:
@@ -963,4 +1161,5 @@ def runner_from_args(args, out=None) -> Runner:
     return Runner(workers=args.workers if args.workers is not None else default_workers(),
                   scheduler=args.scheduler, dask_local=args.dask_local,
                   threads=args.threads if args.threads is not None else 1, progress=not args.quiet,
-                  cache_dir=(Path(out) / CACHE_DIRNAME) if (args.resume and out is not None) else None)
+                  cache_dir=(Path(out) / CACHE_DIRNAME) if (args.resume and out is not None) else None,
+                  engine=args.engine)

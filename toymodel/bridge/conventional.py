@@ -20,13 +20,12 @@ import numpy as np
 from .. import plots, regimes
 from .._cli import Job, int_arg, plural
 from .._records import atomic_write_text, json_text
-from .._validate import as_elr_range, as_elrs, as_int, as_positive_float
+from .._validate import as_elr_range, as_elrs, as_int, as_momentum, as_positive_float
 from ._runner import (
     NET_DEFAULTS,
     BridgeSpec,
     ConventionalRun,
     NetSweep,
-    NetTask,
     Runner,
     add_network_arguments,
     classify_runs,
@@ -36,6 +35,7 @@ from ._runner import (
     seed_grid,
     spec_from_args,
 )
+from .predict import predict_landing
 
 __all__ = ["DEFAULTS", "ConventionalNetSweep", "compute_conventional", "lr_wd_grid", "read_regime_bands",
            "write_outputs", "main"]
@@ -102,7 +102,8 @@ def _below_one(lws, name: str) -> np.ndarray:
 
 
 def compute_conventional(lr_wds=None, weight_decay: float = DEFAULTS["weight_decay"], seeds: int = DEFAULTS["seeds"],
-                         spec: BridgeSpec | None = None, runner: Runner | None = None) -> ConventionalNetSweep:
+                         spec: BridgeSpec | None = None, runner: Runner | None = None, *, momentum: float = 0.0,
+                         bands=None) -> ConventionalNetSweep:
     """Train the network conventionally at every ηλ (η = ηλ/λ) for ``seeds`` seeds and classify.
 
     Parameters
@@ -131,42 +132,71 @@ def compute_conventional(lr_wds=None, weight_decay: float = DEFAULTS["weight_dec
     lws = lr_wd_grid() if lr_wds is None else _below_one(as_elrs(lr_wds, "lr_wds"), "lr_wds")
     weight_decay = as_positive_float(weight_decay, "weight_decay")
     seeds = as_int(seeds, "seeds", minimum=1)
+    momentum = as_momentum(momentum)
     spec = spec or BridgeSpec.make()
     runner = runner or Runner()
     spec.check_memory(lws.size * seeds)
     spec.check_setup()
+    predictions = [predict_landing(bands, lw, momentum) for lw in lws] if bands is not None else None
     lrs = lws / weight_decay
-    task = NetTask("bridge.conventional", spec, tuple(ConventionalRun(float(lr), weight_decay) for lr in lrs),
-                   tuple(range(seeds)), runner.threads)
+    task = runner.task("bridge.conventional", spec, [ConventionalRun(float(lr), weight_decay, momentum=momentum)
+                                                      for lr in lrs], range(seeds))
     runs, reused = runner.run(task, "bridge.conventional")
     rgs = runner.random_guess(spec, task.seeds)
-    columns, table = _summarise(runs, rgs, lrs, weight_decay, spec.epochs)
+    columns, table = _summarise(runs, rgs, lrs, weight_decay, spec.epochs, momentum, predictions)
     params = dict(lr_wd_min=float(lws.min()), lr_wd_max=float(lws.max()), num=int(lws.size), weight_decay=weight_decay,
-                  seeds=list(task.seeds), **spec.params())
+                  momentum=momentum, seeds=list(task.seeds), **spec.params(),
+                  predictions_from=None if bands is None else str(bands) if isinstance(bands, (str, Path))
+                  else "a computed sweep")
     return ConventionalNetSweep(columns, table, params, runs, rgs, reused)
 
 
-def _summarise(runs, rgs, lrs, weight_decay, epochs):
+#: a channel is dead when its ESS stays below this over the whole window (no gradient reaches it, so
+#: weight decay only shrinks it): it holds its log(1 + ESS^2) at 0, below the law
+DEAD_ESS = 1e-12
+
+
+def _summarise(runs, rgs, lrs, weight_decay, epochs, momentum=0.0, predictions=None):
     w = regimes.training_window(epochs)
     K_, S_ = len(runs), len(runs[0])
     loss_w, cos_w, regime, subtype, frac = classify_runs(runs, rgs, w)
     rg = np.asarray(rgs)[None, :]
     lrs = np.asarray(lrs)
-    t = {"lr": lrs, "weight_decay": np.full(K_, weight_decay), "lr_wd": lrs * weight_decay, "regime": regime,
-         "subtype": subtype, "n_seeds": np.full(K_, S_)}
-    for name in regimes.REGIMES:
-        t[f"frac_{name}"] = frac[name]
+    lws = lrs * weight_decay
     n_steps = len(runs[0][0].total_elr_per_step)
     w_steps = slice(n_steps * w.start // epochs, n_steps)
+    # a window shorter than the norms' time scale (1 + mu)/(2 eta lambda) steps has not equilibrated
+    transient = (w_steps.stop - w_steps.start) < (1.0 + momentum) / (2.0 * lws)
+    regime = np.where(transient, "transient", regime).astype(object)
+    subtype = np.where(transient, "", subtype).astype(object)
+    t = {"lr": lrs, "weight_decay": np.full(K_, weight_decay), "lr_wd": lws, "momentum": np.full(K_, momentum),
+         "regime": regime, "subtype": subtype, "n_seeds": np.full(K_, S_)}
+    for name in regimes.REGIMES:
+        t[f"frac_{name}"] = frac[name]
+    if predictions is not None:
+        t["predicted_elr"] = np.array([p.elr for p in predictions])
+        t["predicted_regime"] = np.array([p.regime for p in predictions], dtype=object)
+        t["target_log1p_ess2"] = np.array([p.target for p in predictions])
+
+    def dead(r):
+        return np.all(r.channel_ess[w] < DEAD_ESS, axis=0)
+
     cols = {
         # harmonic mean over the window's steps of the total ELR (the sphere's ELR of the direction)
         "hm_elr": seed_grid(runs, lambda r: 1.0 / np.mean(1.0 / r.total_elr_per_step[w_steps])),
         "mean_log1p_ess2": seed_grid(runs, lambda r: float(np.mean(r.mean_log1p_ess2))),
-        # derivation 12 on every channel: |measured - law - boundary| (exact) and without the boundary term
+        # the same over the channels that are alive (some gradient reaches them)
+        "mean_log1p_ess2_live": seed_grid(runs, lambda r: float(np.mean(r.mean_log1p_ess2[~dead(r)]))
+                                          if np.any(~dead(r)) else np.nan),
+        "dead_channel_share": seed_grid(runs, lambda r: float(np.mean(dead(r)))),
+        # derivation 12 on every channel: |measured - law - boundary| (exact for plain SGD) and without the
+        # boundary term, absolute and relative to the law
         "law_error": seed_grid(runs, lambda r: float(np.max(np.abs(r.mean_log1p_ess2 - r.law_theory
                                                                    - r.law_boundary)))),
         "law_error_without_boundary": seed_grid(runs, lambda r: float(np.max(np.abs(r.mean_log1p_ess2
                                                                                     - r.law_theory)))),
+        "rel_law_error_without_boundary": seed_grid(runs, lambda r: float(
+            np.abs(np.mean(r.mean_log1p_ess2) / r.law_theory - 1))),
         "frac_converged": (loss_w <= regimes.NETWORK_CONVERGED_LOSS_FRACTION * rg[..., None]).mean(axis=-1),
         "final_train_loss": seed_grid(runs, lambda r: r.train_loss[-1]),
         "final_test_error": seed_grid(runs, lambda r: r.test_error[-1]),
@@ -244,7 +274,7 @@ def write_outputs(cs: ConventionalNetSweep, out, fmt: str = "png", plot: bool = 
         law_per_channel_seed0=[{"lr_wd": row[0].lr_wd, "measured": row[0].mean_log1p_ess2.tolist(),
                                 "boundary": row[0].law_boundary.tolist(), "theory": row[0].law_theory}
                                for row in cs.runs],
-        fixed_elr_bands=str(bands) if bands is not None else None)
+        predictions_from=str(bands) if bands is not None else None)
     atomic_write_text(out / names[1], json_text(rec, indent=None))
     return [out / n for n in names]
 
@@ -260,8 +290,11 @@ def _add_arguments(ap) -> None:
                     help="number of log-spaced eta*lambda (default: %(default)s)")
     ap.add_argument("--weight-decay", type=float, default=d["weight_decay"],
                     help="lambda; the learning rate is eta*lambda / lambda (default: %(default)g)")
+    ap.add_argument("--momentum", type=float, default=0.0,
+                    help="heavy-ball momentum mu of torch.optim.SGD, in [0, 1) (default: 0)")
     ap.add_argument("--bands", metavar="BRIDGE_CSV", default=None,
-                    help="a fixed-ELR bridge.csv whose regime bands the figure shows under the effective ELR")
+                    help="a fixed-ELR bridge.csv: its regime bands under the effective ELR in the figure, and the "
+                         "landing rule's predicted ELR and regime in every row")
     add_network_arguments(ap, out=DEFAULT_OUT)
 
 
@@ -269,16 +302,21 @@ def _prepare(args):
     lws = lr_wd_grid(args.lr_wd_min, args.lr_wd_max, args.num)
     weight_decay = as_positive_float(args.weight_decay, "weight_decay")
     seeds = as_int(args.seeds, "seeds", minimum=1)
+    as_momentum(args.momentum)
     spec = spec_from_args(args)
     spec.check_memory(lws.size * seeds)
     runner_from_args(args)
     import_torch()
+    if args.bands is not None:  # the sweep must serve every row: checked before any training
+        for lw in lws:
+            predict_landing(args.bands, lw, args.momentum)
     return args, lws, weight_decay, seeds, spec
 
 
 def _compute(plan, out):
     args, lws, weight_decay, seeds, spec = plan
-    return compute_conventional(lws, weight_decay, seeds, spec, runner_from_args(args, out)), args.bands
+    return compute_conventional(lws, weight_decay, seeds, spec, runner_from_args(args, out), momentum=args.momentum,
+                                bands=args.bands), args.bands
 
 
 def _write(result, out, fmt, plot, wall, started):

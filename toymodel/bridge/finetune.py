@@ -26,7 +26,6 @@ from ._runner import (
     NET_DEFAULTS,
     BridgeSpec,
     NetSweep,
-    NetTask,
     Runner,
     SphereRun,
     add_network_arguments,
@@ -136,8 +135,8 @@ def compute_finetune(pretrain_elrs=None, seeds: int = DEFAULTS["seeds"], spec: B
     starts.update({(num, s): conv.runs[0][s].final_weights for s in range(seeds)})
     sources = content_key({"pre": [repr(float(e)) for e in pre.elrs], "seeds": seeds, "epochs": spec.epochs,
                            "conv": repr(float(conventional_lr_wd)), "wd": repr(float(weight_decay))})
-    task = NetTask("bridge.finetune", dataclasses.replace(spec, sharpness=True), settings, tuple(range(seeds)),
-                   runner.threads, starts, sources)
+    task = runner.task("bridge.finetune", dataclasses.replace(spec, sharpness=True), settings, range(seeds), starts,
+                       sources)
     runs, reused = runner.run(task, "bridge.finetune")
     rgs = pre.random_guess
     rows = []

@@ -31,7 +31,6 @@ from ._runner import (
     SHARPNESS_PROBES,
     BridgeSpec,
     NetSweep,
-    NetTask,
     Runner,
     SphereRun,
     add_network_arguments,
@@ -145,7 +144,7 @@ def compute_bridge(elrs=None, seeds: int = DEFAULTS["seeds"], spec: BridgeSpec |
     runner = runner or Runner()
     spec.check_memory(elrs.size * seeds)
     spec.check_setup()
-    task = NetTask("bridge", spec, tuple(SphereRun(float(e)) for e in elrs), tuple(range(seeds)), runner.threads)
+    task = runner.task("bridge", spec, [SphereRun(float(e)) for e in elrs], range(seeds))
     runs, reused = runner.run(task, "bridge")
     rgs = runner.random_guess(spec, task.seeds)
     columns, table = _summarise(runs, rgs, elrs, spec.epochs)
@@ -172,6 +171,8 @@ def _summarise(runs, rgs, elrs, epochs):
         "median_eff_grad_norm": seed_grid(runs, lambda r: np.median(r.eff_grad_norm[w])),
         "epoch_cosine": seed_grid(runs, lambda r: r.epoch_cosine[w].mean()),
         "ess_dispersion": seed_grid(runs, lambda r: _ess_dispersion(r, w)),
+        # the landing rule's reading (derivation 16): the window's time mean of log(1 + ESS_i^2), channel mean
+        "mean_log1p_ess2": seed_grid(runs, lambda r: float(np.mean(r.channel_log1p_ess2[w]))),
     }
     for name, arr in cols.items():
         t[name] = arr.mean(axis=1)
