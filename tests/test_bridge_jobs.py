@@ -136,3 +136,104 @@ def test_reading_the_regime_bands_closes_its_file(tmp_path, monkeypatch):
     # the file was opened and closed (csv.DictReader(open(path)) left it to the garbage collector)
     assert opened and all(fh.closed for fh in opened)
     assert BC.read_regime_bands(tmp_path / "missing.csv") is None
+
+
+# ------------------------------------------------------------------ the landing rule, engines, data
+def _sweep_csv(path, elrs, means, regimes_):
+    rows = ["elr,regime,subtype,mean_log1p_ess2"]
+    rows += [f"{float(e)!r},{r},{'periodic' if r == 'chaotic_equilibrium' else ''},{float(m)!r}"
+             for e, r, m in zip(elrs, regimes_, means, strict=True)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_predict_landing_on_a_made_up_sweep(tmp_path):
+    from toymodel.bridge import predict as P
+
+    elrs = np.geomspace(1e-4, 1, 9)
+    means = 0.05 * np.log(elrs / 1e-4) + 1e-3  # increasing, linear in log ELR: interpolation is exact
+    regs = ["convergence"] * 3 + ["chaotic_equilibrium"] * 4 + ["divergence"] * 2
+    path = _sweep_csv(tmp_path / "bridge.csv", elrs, means, regs)
+    lw = 0.1
+    target = -2 * np.log(1 - lw)
+    p = P.predict_landing(path, lw)
+    expect = 1e-4 * np.exp((target - 1e-3) / 0.05)
+    assert p.target == pytest.approx(target, rel=1e-12) and p.elr == pytest.approx(expect, rel=1e-12)
+    assert p.interval[0] <= p.elr <= p.interval[1] and p.regime == "chaotic_equilibrium"
+    # with momentum the target is derivation 17's -2 log(1 - eta lambda/(1 + mu)): lower, so it lands lower
+    pm = P.predict_landing(path, lw, momentum=0.9)
+    assert pm.target == pytest.approx(-2 * np.log(1 - lw / 1.9), rel=1e-12) and pm.elr < p.elr
+    # a computed sweep's table works as well as its file
+    subs = ["periodic" if r == "chaotic_equilibrium" else "" for r in regs]
+    assert P.predict_landing({"elr": elrs, "regime": regs, "subtype": subs, "mean_log1p_ess2": means}, lw) == p
+
+
+def test_predict_cli_prints_the_rule_and_refuses_bad_input(tmp_path, capsys):
+    from toymodel.bridge import predict as P
+
+    elrs = np.geomspace(1e-4, 1, 5)
+    path = _sweep_csv(tmp_path / "bridge.csv", elrs, np.linspace(0.01, 0.5, 5), ["chaotic_equilibrium"] * 5)
+    assert P.main(["--bands", str(path), "--lr", "1.0", "--weight-decay", "0.05"]) == 0
+    out = capsys.readouterr().out
+    assert "lands at effective ELR" in out and "rule:" in out and "derivation 16" in out
+    (tmp_path / "old.csv").write_text("elr,regime,subtype\n0.1,convergence,\n1,divergence,\n")
+    for argv, word in ((["--lr", "20", "--weight-decay", "0.05"], "must be below 1"),
+                       (["--lr", "1.0", "--weight-decay", "0.9", "--momentum", "0.5"], "above the sweep's range"),
+                       (["--lr", "1e-9", "--weight-decay", "1e-9"], "below the sweep's range"),
+                       (["--lr", "0.1", "--weight-decay", "0.1", "--momentum", "1.2"], "momentum")):
+        assert P.main(["--bands", str(path), *argv]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and word in err, err
+    assert P.main(["--bands", str(tmp_path / "old.csv"), "--lr", "0.1", "--weight-decay", "0.1"]) == 2
+    assert "no column mean_log1p_ess2" in capsys.readouterr().err
+
+
+def test_the_engines_agree(tmp_path):
+    from toymodel import bridge
+
+    spec = bridge.BridgeSpec.make(hidden=(16,), epochs=6, dtype="float64")
+    elrs = [3e-4, 3e-2, 3.0]
+    a = bridge.compute_bridge(elrs, 2, spec, bridge.Runner(engine="runs"))
+    b = bridge.compute_bridge(elrs, 2, spec, bridge.Runner(engine="ensemble"))
+    assert list(a.table["regime"]) == list(b.table["regime"])
+    for ra, rb in zip([r for row in a.runs for r in row], [r for row in b.runs for r in row], strict=True):
+        # float64: the first epoch agrees to rounding grown by at most a few hundred steps of a chaotic map (the
+        # library's own tests bound a step at 1e-14 and ten steps at 1e-10)
+        assert ra.train_loss[0] == pytest.approx(rb.train_loss[0], rel=1e-6)
+    assert np.allclose(a.table["mean_log1p_ess2"][:2], b.table["mean_log1p_ess2"][:2], rtol=1e-3)
+
+
+def test_idx_data_and_a_training_subset_through_the_bridge(tmp_path):
+    import gzip
+    import struct
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    for name, a in (("train-images-idx3-ubyte", rng.integers(0, 256, (90, 6, 6))),
+                    ("train-labels-idx1-ubyte", np.arange(90) % 3),
+                    ("t10k-images-idx3-ubyte", rng.integers(0, 256, (30, 6, 6))),
+                    ("t10k-labels-idx1-ubyte", np.arange(30) % 3)):
+        a = np.asarray(a, dtype=np.uint8)
+        with gzip.open(folder / f"{name}.gz", "wb") as fh:
+            fh.write(bytes([0, 0, 8, a.ndim]) + struct.pack(f">{a.ndim}I", *a.shape) + a.tobytes())
+    out = tmp_path / "o"
+    assert BC.main(["--num", "2", *TINY_NET, "--data", str(folder), "--train-subset", "45", "--batch-size", "8",
+                    "--no-plot", "--out", str(out)]) == 0
+    rec = json.loads((out / "bridge_conventional.json").read_text())
+    assert rec["parameters"]["train_subset"] == 45 and rec["parameters"]["n_train"] == 45
+    assert rec["parameters"]["data"] == str(folder.resolve())
+
+
+def test_conventional_with_momentum_predictions_and_transient_rows(tmp_path):
+    from toymodel import bridge
+
+    spec = bridge.BridgeSpec.make(hidden=(16,), epochs=8)
+    bands = bridge.compute_bridge(bridge.elr_grid(1e-4, 10, 9), 1, spec)
+    cs = BC.compute_conventional([1e-3, 0.3], 0.01, 1, spec, momentum=0.5, bands=bands)
+    t = cs.table
+    assert {"predicted_elr", "predicted_regime", "target_log1p_ess2", "dead_channel_share", "momentum"} <= set(t)
+    assert np.all(t["momentum"] == 0.5) and cs.runs[0][0].momentum == 0.5
+    # 8 epochs of 44 steps: the window (2 epochs, 88 steps) is shorter than (1 + mu)/(2 eta lambda) = 750 steps
+    # at eta lambda = 1e-3 (transient) and longer than 2.5 steps at 0.3
+    assert list(t["regime"][:1]) == ["transient"] and t["regime"][1] != "transient"

@@ -102,7 +102,7 @@ def _below_one(lws, name: str) -> np.ndarray:
 
 
 def compute_conventional(lr_wds=None, weight_decay: float = DEFAULTS["weight_decay"], seeds: int = DEFAULTS["seeds"],
-                         spec: BridgeSpec | None = None, runner: Runner | None = None, *, momentum: float = 0.0,
+                         spec: BridgeSpec | None = None, runner: Runner | None = None, *, momentum=0.0,
                          bands=None) -> ConventionalNetSweep:
     """Train the network conventionally at every ηλ (η = ηλ/λ) for ``seeds`` seeds and classify.
 
@@ -132,20 +132,21 @@ def compute_conventional(lr_wds=None, weight_decay: float = DEFAULTS["weight_dec
     lws = lr_wd_grid() if lr_wds is None else _below_one(as_elrs(lr_wds, "lr_wds"), "lr_wds")
     weight_decay = as_positive_float(weight_decay, "weight_decay")
     seeds = as_int(seeds, "seeds", minimum=1)
-    momentum = as_momentum(momentum)
+    momenta = [as_momentum(m) for m in np.atleast_1d(np.asarray(momentum, dtype=object))]
     spec = spec or BridgeSpec.make()
     runner = runner or Runner()
     spec.check_memory(lws.size * seeds)
     spec.check_setup()
-    predictions = [predict_landing(bands, lw, momentum) for lw in lws] if bands is not None else None
-    lrs = lws / weight_decay
-    task = runner.task("bridge.conventional", spec, [ConventionalRun(float(lr), weight_decay, momentum=momentum)
-                                                      for lr in lrs], range(seeds))
+    rows = [(m, lw) for m in momenta for lw in lws]
+    predictions = [predict_landing(bands, lw, m) for m, lw in rows] if bands is not None else None
+    task = runner.task("bridge.conventional", spec, [ConventionalRun(float(lw / weight_decay), weight_decay,
+                                                                     momentum=m) for m, lw in rows], range(seeds))
     runs, reused = runner.run(task, "bridge.conventional")
     rgs = runner.random_guess(spec, task.seeds)
-    columns, table = _summarise(runs, rgs, lrs, weight_decay, spec.epochs, momentum, predictions)
+    columns, table = _summarise(runs, rgs, np.array([lw / weight_decay for _, lw in rows]), weight_decay, spec.epochs,
+                                np.array([m for m, _ in rows]), predictions)
     params = dict(lr_wd_min=float(lws.min()), lr_wd_max=float(lws.max()), num=int(lws.size), weight_decay=weight_decay,
-                  momentum=momentum, seeds=list(task.seeds), **spec.params(),
+                  momentum=momenta, seeds=list(task.seeds), **spec.params(),
                   predictions_from=None if bands is None else str(bands) if isinstance(bands, (str, Path))
                   else "a computed sweep")
     return ConventionalNetSweep(columns, table, params, runs, rgs, reused)
@@ -169,7 +170,8 @@ def _summarise(runs, rgs, lrs, weight_decay, epochs, momentum=0.0, predictions=N
     transient = (w_steps.stop - w_steps.start) < (1.0 + momentum) / (2.0 * lws)
     regime = np.where(transient, "transient", regime).astype(object)
     subtype = np.where(transient, "", subtype).astype(object)
-    t = {"lr": lrs, "weight_decay": np.full(K_, weight_decay), "lr_wd": lws, "momentum": np.full(K_, momentum),
+    t = {"lr": lrs, "weight_decay": np.full(K_, weight_decay), "lr_wd": lws,
+         "momentum": np.broadcast_to(np.asarray(momentum, dtype=float), (K_,)).copy(),
          "regime": regime, "subtype": subtype, "n_seeds": np.full(K_, S_)}
     for name in regimes.REGIMES:
         t[f"frac_{name}"] = frac[name]
@@ -290,8 +292,9 @@ def _add_arguments(ap) -> None:
                     help="number of log-spaced eta*lambda (default: %(default)s)")
     ap.add_argument("--weight-decay", type=float, default=d["weight_decay"],
                     help="lambda; the learning rate is eta*lambda / lambda (default: %(default)g)")
-    ap.add_argument("--momentum", type=float, default=0.0,
-                    help="heavy-ball momentum mu of torch.optim.SGD, in [0, 1) (default: 0)")
+    ap.add_argument("--momentum", default="0",
+                    help="heavy-ball momentum mu of torch.optim.SGD, in [0, 1), or several comma-separated, each run "
+                         "at every eta*lambda (default: 0)")
     ap.add_argument("--bands", metavar="BRIDGE_CSV", default=None,
                     help="a fixed-ELR bridge.csv: its regime bands under the effective ELR in the figure, and the "
                          "landing rule's predicted ELR and regime in every row")
@@ -302,20 +305,29 @@ def _prepare(args):
     lws = lr_wd_grid(args.lr_wd_min, args.lr_wd_max, args.num)
     weight_decay = as_positive_float(args.weight_decay, "weight_decay")
     seeds = as_int(args.seeds, "seeds", minimum=1)
-    as_momentum(args.momentum)
+    momenta = _momenta(args.momentum)
     spec = spec_from_args(args)
-    spec.check_memory(lws.size * seeds)
+    spec.check_memory(lws.size * seeds * len(momenta))
     runner_from_args(args)
     import_torch()
     if args.bands is not None:  # the sweep must serve every row: checked before any training
-        for lw in lws:
-            predict_landing(args.bands, lw, args.momentum)
-    return args, lws, weight_decay, seeds, spec
+        for m in momenta:
+            for lw in lws:
+                predict_landing(args.bands, lw, m)
+    return args, lws, weight_decay, seeds, spec, momenta
+
+
+def _momenta(text) -> list[float]:
+    try:
+        values = [float(v) for v in str(text).split(",")]
+    except ValueError:
+        raise ValueError(f"momentum must be comma-separated numbers in [0, 1), got {text!r}") from None
+    return [as_momentum(v) for v in values]
 
 
 def _compute(plan, out):
-    args, lws, weight_decay, seeds, spec = plan
-    return compute_conventional(lws, weight_decay, seeds, spec, runner_from_args(args, out), momentum=args.momentum,
+    args, lws, weight_decay, seeds, spec, momenta = plan
+    return compute_conventional(lws, weight_decay, seeds, spec, runner_from_args(args, out), momentum=momenta,
                                 bands=args.bands), args.bands
 
 

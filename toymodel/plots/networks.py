@@ -162,13 +162,18 @@ def plot_bridge_sharpness(bs, axes=None):
 
 def plot_bridge_conventional(cs, bands=None, axes=None, show=(0, 3, 5, 8)):
     """Conventional training of a network: (top) the total ELR over training for a few values of
-    eta*lambda (seed 0), over the fixed-ELR regime bands ``bands = (elrs, regimes, subtypes)`` of
-    a sphere sweep drawn as horizontal bands; (middle) its harmonic mean over the window against
-    eta*lambda with the same bands; (bottom) the per-channel law of derivation 12: every channel's
-    time mean of log(1 + ESS^2) (seed 0) against -2 log(1 - eta lambda)."""
+    eta*lambda (seed 0, the first momentum), over the fixed-ELR regime bands ``bands = (elrs,
+    regimes, subtypes)`` of a sphere sweep drawn as horizontal bands; (middle) its harmonic mean over
+    the window against eta*lambda, one curve per momentum, with the landing rule's predicted ELR
+    (derivations 16, 17) when the sweep has it; (bottom) every channel's time mean of log(1 + ESS^2)
+    (seed 0) against the law -2 log(1 - eta lambda) (derivation 12) and, with momentum, the orbit's
+    -2 log(1 - eta lambda/(1 + mu)) (derivation 17)."""
     fig, axes = figure_and_axes(axes, nrows=3, figsize=(8, 10.5))
     t = cs.table
     lw = np.asarray(t["lr_wd"], dtype=float)
+    mom = np.asarray(t.get("momentum", np.zeros(lw.size)), dtype=float)
+    momenta = list(dict.fromkeys(mom.tolist()))
+    colors = ["k", "tab:blue", "tab:green", "tab:purple"]
 
     def hbands(ax):
         if bands is not None:
@@ -177,7 +182,8 @@ def plot_bridge_conventional(cs, bands=None, axes=None, show=(0, 3, 5, 8)):
     ax = axes[0]
     hbands(ax)
     cmap = plt.get_cmap("viridis")
-    show = [k for k in show if k < len(cs.runs)]
+    first = np.flatnonzero(mom == momenta[0])
+    show = [first[k] for k in show if k < first.size]
     for j, k in enumerate(show):
         r = cs.runs[k][0]
         ax.plot(np.arange(1, len(r.total_elr) + 1), r.total_elr, "-", lw=1.2, color=cmap(j / max(1, len(show) - 1)),
@@ -188,29 +194,47 @@ def plot_bridge_conventional(cs, bands=None, axes=None, show=(0, 3, 5, 8)):
     ax.legend(fontsize=7, loc="best", framealpha=0.9)
     ax = axes[1]
     hbands(ax)
-    ax.errorbar(lw, t["hm_elr"], yerr=t["std_hm_elr"], fmt="o-", ms=3, lw=1, color="k", capsize=2,
-                label="harmonic mean of the total ELR over the window (mean ± std over seeds)")
+    for i, m in enumerate(momenta):
+        sel = mom == m
+        col = colors[i % len(colors)]
+        ax.errorbar(lw[sel], t["hm_elr"][sel], yerr=t["std_hm_elr"][sel], fmt="o-", ms=3, lw=1, color=col, capsize=2,
+                    label=f"measured, μ = {m:g}: harmonic mean of the total ELR over the window")
+        if "predicted_elr" in t:
+            ax.plot(lw[sel], np.asarray(t["predicted_elr"], dtype=float)[sel], "x--", ms=6, lw=0.8, color=col,
+                    label=f"predicted by the landing rule from the fixed-ELR sweep, μ = {m:g}")
+        tr = np.asarray(t["regime"], dtype=object)[sel] == "transient"
+        if np.any(tr):
+            ax.plot(lw[sel][tr], t["hm_elr"][sel][tr], "s", mfc="none", ms=8, color="tab:red",
+                    label="transient: window shorter than (1 + μ)/(2ηλ) steps" if i == 0 else None)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(r"$\eta\lambda$")
     ax.set_ylabel("effective ELR")
-    ax.legend(fontsize=7, loc="best", framealpha=0.9)
+    ax.legend(fontsize=6.5, loc="best", framealpha=0.9)
     ax = axes[2]
-    for k, row in enumerate(cs.runs):
-        r = row[0]
-        ax.plot(np.full(r.mean_log1p_ess2.size, lw[k]), r.mean_log1p_ess2, ".", ms=2, color="tab:blue", alpha=0.5,
-                label="every channel, measured (seed 0)" if k == 0 else None)
+    for i, m in enumerate(momenta):
+        col = colors[i % len(colors)] if m else "tab:blue"
+        for n, k in enumerate(np.flatnonzero(mom == m)):
+            r = cs.runs[k][0]
+            ax.plot(np.full(r.mean_log1p_ess2.size, lw[k]), r.mean_log1p_ess2, ".", ms=2, color=col, alpha=0.5,
+                    label=f"every channel, measured (seed 0), μ = {m:g}" if n == 0 else None)
     xx = np.geomspace(lw.min(), lw.max(), 100)
     wd = cs.params["weight_decay"]
     ax.plot(xx, theory.conventional_ess_law(xx / wd, wd), "-", color="tab:red", lw=1,
             label=r"law $-2\log(1-\eta\lambda)$ (derivation 12)")
+    for m in momenta:
+        if m:
+            ax.plot(xx, theory.conventional_momentum_orbit(xx, m)["log1p_ess2"], "--", color="tab:orange", lw=1,
+                    label=rf"orbit with momentum $-2\log(1-\eta\lambda/(1+\mu))$, μ = {m:g} (derivation 17)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(r"$\eta\lambda$")
     ax.set_ylabel(r"time mean of $\log(1+\mathrm{ESS}_i^2)$")
-    err = float(np.max(t["law_error"]))
-    ax.set_title(f"with the boundary term the law holds on every channel to {err:.1e}", fontsize=8)
-    ax.legend(fontsize=7, loc="best", framealpha=0.9)
+    plain = mom == 0
+    if np.any(plain):
+        err = float(np.max(np.asarray(t["law_error"])[plain]))
+        ax.set_title(f"plain SGD: with the boundary term the law holds on every channel to {err:.1e}", fontsize=8)
+    ax.legend(fontsize=6.5, loc="best", framealpha=0.9)
     if bands is not None:
         fig.legend(handles=regime_legend_patches(), loc="lower center", ncol=4, fontsize=7, frameon=False,
                    title="bands: the fixed-ELR sweep's regimes at that ELR", title_fontsize=7)
