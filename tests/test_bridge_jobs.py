@@ -237,3 +237,33 @@ def test_conventional_with_momentum_predictions_and_transient_rows(tmp_path):
     # 8 epochs of 44 steps: the window (2 epochs, 88 steps) is shorter than (1 + mu)/(2 eta lambda) = 750 steps
     # at eta lambda = 1e-3 (transient) and longer than 2.5 steps at 0.3
     assert list(t["regime"][:1]) == ["transient"] and t["regime"][1] != "transient"
+
+
+def test_paired_statistics_match_scipy():
+    from scipy import stats
+
+    rng = np.random.default_rng(5)
+    n = 10
+    ft = rng.uniform(0.1, 0.2, 2 * n)
+    regs = np.array(["convergence"] * n + ["divergence"] * n, dtype=object)
+    table = {"pretrain_elr": np.repeat([1e-3, 1e-1], n), "pretrain_regime": regs,
+             "finetuned_test_error": ft, "scratch_test_error": ft + rng.normal(0.01, 0.005, 2 * n),
+             "conventional_test_error": ft + rng.normal(0.0, 0.02, 2 * n)}
+    s = BF.paired_summary(table)
+    for i, sl in enumerate((slice(0, n), slice(n, 2 * n))):
+        for other, lo, hi, pv, diff in (("scratch", "ci95_low", "ci95_high", "p_value_vs_scratch",
+                                         "mean_diff_vs_scratch"),
+                                        ("conventional", "ci95_low_vs_conventional", "ci95_high_vs_conventional",
+                                         "p_value_vs_conventional", "mean_diff_vs_conventional")):
+            ref = stats.ttest_rel(ft[sl], table[f"{other}_test_error"][sl])
+            ci = ref.confidence_interval(0.95)
+            d = ft[sl] - table[f"{other}_test_error"][sl]
+            # the same computation through scipy (1e-12); the interval by hand: mean +- t_{0.975, n-1} s/sqrt(n)
+            assert s[diff][i] == pytest.approx(d.mean(), rel=1e-12)
+            assert (s[lo][i], s[hi][i]) == (pytest.approx(ci.low, rel=1e-12), pytest.approx(ci.high, rel=1e-12))
+            half = stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / np.sqrt(n)
+            assert s[hi][i] - d.mean() == pytest.approx(half, rel=1e-10)
+            assert s[pv][i] == pytest.approx(ref.pvalue, rel=1e-12)
+    assert list(s["n_seeds"]) == [n, n] and list(s["pretrain_regime"]) == ["convergence", "divergence"]
+    # scratch is worse by 0.01 +- 0.0016: the interval excludes 0
+    assert s["ci95_high"][0] < 0

@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import plots
 from .._cli import Job, int_arg, plural
-from .._records import atomic_write_text, content_key, json_text
+from .._records import atomic_write_text, content_key, csv_text, json_text
 from .._validate import as_int, as_positive_float
 from ._runner import (
     NET_DEFAULTS,
@@ -37,7 +37,7 @@ from ._runner import (
 from .conventional import ConventionalNetSweep, compute_conventional
 from .fixed_elr import BridgeSweep, compute_bridge, elr_grid
 
-__all__ = ["DEFAULTS", "FinetuneResult", "compute_finetune", "summary", "write_outputs", "main"]
+__all__ = ["DEFAULTS", "FinetuneResult", "compute_finetune", "summary", "paired_summary", "write_outputs", "main"]
 
 DEFAULT_OUT = "runs/bridge_finetune"
 DEFAULTS = dict(NET_DEFAULTS, elr_min=1e-4, elr_max=1.0, num=9, finetune_elr=3e-4, finetune_epochs=20,
@@ -186,9 +186,60 @@ def summary(res: FinetuneResult) -> dict:
                                         float(np.std(t["conventional_test_error"]))]}
 
 
+#: the columns of ``bridge_finetune_summary.csv``
+SUMMARY_COLUMNS = ("pretrain_elr", "pretrain_regime", "n_seeds", "mean_test_error", "mean_diff_vs_scratch", "ci95_low",
+                   "ci95_high", "p_value_vs_scratch", "mean_diff_vs_conventional", "ci95_low_vs_conventional",
+                   "ci95_high_vs_conventional", "p_value_vs_conventional")
+
+
+def _paired(a, b):
+    """Mean of a - b, the 95% t interval of the paired differences and the two-sided p value
+    (``scipy.stats.ttest_rel``); NaN with fewer than two pairs."""
+    from scipy import stats
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.size < 2:
+        return float(np.mean(a - b)), np.nan, np.nan, np.nan
+    res = stats.ttest_rel(a, b)
+    ci = res.confidence_interval(0.95)
+    return float(np.mean(a - b)), float(ci.low), float(ci.high), float(res.pvalue)
+
+
+def paired_summary(table) -> dict:
+    """Per pre-training ELR, the fine-tuned test error against training from scratch and against
+    fine-tuned conventional training, paired by seed (the same seed fixes data split, initial
+    network and batch order of all three).
+
+    Parameters
+    ----------
+    table : dict
+        A :class:`FinetuneResult`'s table (one row per pre-training ELR and seed).
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        The columns :data:`SUMMARY_COLUMNS`: ``mean_diff_vs_scratch`` is the mean over seeds of
+        fine-tuned minus scratch test error, ``ci95_low``/``ci95_high`` the 95% t interval of those
+        paired differences and ``p_value_vs_scratch`` the paired t test's two-sided p value
+        (``scipy.stats.ttest_rel``); the same against conventional training.
+    """
+    pe = np.asarray(table["pretrain_elr"], dtype=float)
+    out = {c: [] for c in SUMMARY_COLUMNS}
+    for e in np.unique(pe):
+        m = pe == e
+        ft = np.asarray(table["finetuned_test_error"], dtype=float)[m]
+        vs_s = _paired(ft, np.asarray(table["scratch_test_error"], dtype=float)[m])
+        vs_c = _paired(ft, np.asarray(table["conventional_test_error"], dtype=float)[m])
+        for c, v in zip(SUMMARY_COLUMNS, (float(e), str(np.asarray(table["pretrain_regime"])[m][0]), int(m.sum()),
+                                          float(ft.mean()), *vs_s, *vs_c), strict=True):
+            out[c].append(v)
+    return {c: np.asarray(v, dtype=object if c == "pretrain_regime" else None) for c, v in out.items()}
+
+
 def write_outputs(res: FinetuneResult, out, fmt: str = "png", plot: bool = True, wall_time_s=None, started=None):
-    """Write ``bridge_finetune.csv``, ``.json`` and (unless ``plot=False``) ``bridge_finetune.<fmt>``,
-    each atomically.
+    """Write ``bridge_finetune.csv``, ``.json``, ``bridge_finetune_summary.csv`` (the paired
+    comparisons of :func:`paired_summary`) and (unless ``plot=False``) ``bridge_finetune.<fmt>``, each
+    atomically.
 
     Parameters
     ----------
@@ -210,8 +261,9 @@ def write_outputs(res: FinetuneResult, out, fmt: str = "png", plot: bool = True,
         The files written.
     """
     out = Path(out)
-    names = ["bridge_finetune.csv", "bridge_finetune.json"]
+    names = ["bridge_finetune.csv", "bridge_finetune.json", "bridge_finetune_summary.csv"]
     atomic_write_text(out / names[0], res.csv_text())
+    atomic_write_text(out / names[2], csv_text(SUMMARY_COLUMNS, paired_summary(res.table)))
     if plot:
         plots.plot_bridge_finetune(res.table, res.pretrain.table, res.params).save(out / f"bridge_finetune.{fmt}", fmt)
         names.append(f"bridge_finetune.{fmt}")
