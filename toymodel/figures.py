@@ -95,6 +95,13 @@ def _net_runner(quiet, where):
     return bridge.Runner(workers=bridge.default_workers(), progress=not quiet, **where)
 
 
+#: momenta of the committed conventional-training sweeps (plain SGD, and PyTorch's usual 0.9)
+CONVENTIONAL_MOMENTA = (0.0, 0.9)
+#: the Fashion-MNIST jobs (figures/fashion_mnist/): the bridge's MLP on the full training set, 20 epochs
+#: of batch 32 (37,500 steps per run, 14 times a 60-epoch digits run), trained as ensembles
+FASHION = dict(data="fashion-mnist", epochs=20)
+
+
 def _fig_bridge(out, fmt, quiet, where, model="mlp"):
     t0 = time.perf_counter()
     spec = bridge.BridgeSpec.make(model=model, sharpness=(model == "mlp"))
@@ -107,8 +114,9 @@ def _fig_bridge_conventional(out, fmt, quiet, where):
     from .bridge import conventional as bc
 
     t0 = time.perf_counter()
-    cs = bc.compute_conventional(runner=_net_runner(quiet, where))
-    return bc.write_outputs(cs, out, fmt, bands=Path(out) / "bridge.csv", wall_time_s=time.perf_counter() - t0)
+    bands = Path(out) / "bridge.csv"
+    cs = bc.compute_conventional(runner=_net_runner(quiet, where), momentum=CONVENTIONAL_MOMENTA, bands=bands)
+    return bc.write_outputs(cs, out, fmt, bands=bands, wall_time_s=time.perf_counter() - t0)
 
 
 def _fig_bridge_finetune(out, fmt, quiet, where):
@@ -116,6 +124,36 @@ def _fig_bridge_finetune(out, fmt, quiet, where):
 
     t0 = time.perf_counter()
     res = bf.compute_finetune(runner=_net_runner(quiet, where))
+    return bf.write_outputs(res, out, fmt, wall_time_s=time.perf_counter() - t0)
+
+
+def _fig_fashion_bridge(out, fmt, quiet, where):
+    out = Path(out) / "fashion_mnist"
+    t0 = time.perf_counter()
+    spec = bridge.BridgeSpec.make(sharpness=True, **FASHION)
+    bs = bridge.compute_bridge(bridge.elr_grid(1e-5, 1.0, 21), 3, spec, _net_runner(quiet, where))
+    return bridge.write_bridge_outputs(bs, out, fmt, wall_time_s=time.perf_counter() - t0)
+
+
+def _fig_fashion_conventional(out, fmt, quiet, where):
+    from .bridge import conventional as bc
+
+    out = Path(out) / "fashion_mnist"
+    t0 = time.perf_counter()
+    bands = out / "bridge.csv"
+    cs = bc.compute_conventional(bc.lr_wd_grid(1e-4, 0.1, 7), 0.01, 2, bridge.BridgeSpec.make(**FASHION),
+                                 _net_runner(quiet, where), momentum=CONVENTIONAL_MOMENTA, bands=bands)
+    return bc.write_outputs(cs, out, fmt, bands=bands, wall_time_s=time.perf_counter() - t0)
+
+
+def _fig_fashion_finetune(out, fmt, quiet, where):
+    from .bridge import finetune as bf
+
+    out = Path(out) / "fashion_mnist"
+    t0 = time.perf_counter()
+    # 10 seeds per pre-training ELR (the paired comparisons need them), pre-training of 10 epochs
+    res = bf.compute_finetune(bridge.elr_grid(1e-4, 1.0, 7), 10, bridge.BridgeSpec.make(**dict(FASHION, epochs=10)),
+                              _net_runner(quiet, where), finetune_elr=1e-4, finetune_epochs=5)
     return bf.write_outputs(res, out, fmt, wall_time_s=time.perf_counter() - t0)
 
 
@@ -143,6 +181,18 @@ def _fig_conventional_trajectories(out, fmt, quiet, where):
                                                                    fmt)]
 
 
+def _fig_conventional_momentum(out, fmt, quiet, where):
+    p = ToyProblem(PAPER_ALPHAS)
+    lws = np.geomspace(1e-3, 0.8, 16)
+    momenta = (0.0, 0.5, 0.9)
+    wd = 0.5  # only eta*lambda matters (derivation 11, and with momentum the same scaling): lr = eta*lambda / wd
+    runs = [simulate_conventional(p, lws / wd, wd, 200_000, seeds=4, burn_in=100_000, momentum=mu) for mu in momenta]
+    fig = plots.plot_conventional_momentum(lws, momenta, [r.mean_loss.mean(axis=1) / p.total_alpha for r in runs],
+                                           [r.mean_cosine.mean(axis=1) for r in runs],
+                                           [r.mean_log1p_ess2.mean(axis=(1, 2)) for r in runs])
+    return [fig.save(Path(out) / f"conventional_momentum.{fmt}", fmt)]
+
+
 #: recipe name -> recipe(out, fmt, quiet, where) returning the written paths
 RECIPES = {
     "toy": _fig_toy,
@@ -156,8 +206,12 @@ RECIPES = {
     "bridge_convnet": _fig_bridge_convnet,
     "bridge_conventional": _fig_bridge_conventional,
     "bridge_finetune": _fig_bridge_finetune,
+    "fashion_mnist_bridge": _fig_fashion_bridge,
+    "fashion_mnist_conventional": _fig_fashion_conventional,
+    "fashion_mnist_finetune": _fig_fashion_finetune,
     "conventional_phase": _fig_conventional_phase,
     "conventional_trajectories": _fig_conventional_trajectories,
+    "conventional_momentum": _fig_conventional_momentum,
 }
 #: file stem of every committed figure -> the recipe that makes it (``--only`` takes either)
 FIGURES = {
@@ -176,8 +230,14 @@ FIGURES = {
     "bridge_ess_convnet": "bridge_convnet",
     "bridge_conventional": "bridge_conventional",
     "bridge_finetune": "bridge_finetune",
+    "fashion_mnist/bridge_regimes": "fashion_mnist_bridge",
+    "fashion_mnist/bridge_ess": "fashion_mnist_bridge",
+    "fashion_mnist/bridge_sharpness": "fashion_mnist_bridge",
+    "fashion_mnist/bridge_conventional": "fashion_mnist_conventional",
+    "fashion_mnist/bridge_finetune": "fashion_mnist_finetune",
     "conventional_phase": "conventional_phase",
     "conventional_trajectories": "conventional_trajectories",
+    "conventional_momentum": "conventional_momentum",
 }
 
 

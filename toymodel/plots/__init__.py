@@ -17,7 +17,7 @@ toy) and ``networks`` (the bridge's networks). This package re-exports their pub
 """
 
 from .common import GROUP_COLORS, REGIME_COLORS, REGIME_LABELS, Plot, figure_and_axes, save_figure, use_file_backend
-from .conventional import plot_conventional_phase, plot_conventional_trajectories
+from .conventional import plot_conventional_momentum, plot_conventional_phase, plot_conventional_trajectories
 from .dynamics import (
     ATTRACTOR_COLORS,
     REGIME_MAP_COLORS,
@@ -54,6 +54,7 @@ __all__ = [
     "plot_toy_group_elrs",
     "plot_conventional_phase",
     "plot_conventional_trajectories",
+    "plot_conventional_momentum",
     "figure_and_axes",
     "use_file_backend",
     "REGIME_LABELS",

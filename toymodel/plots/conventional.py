@@ -151,3 +151,50 @@ def plot_conventional_trajectories(result, quiet, axes=None):
                  "convergence and bursts at small ηλ, circulation around the orbit at larger ηλ", fontsize=10)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return Plot(fig, axes)
+
+
+def plot_conventional_momentum(lr_wds, momenta, mean_loss_over_a, mean_cosine, mean_log1p_ess2, axes=None):
+    """Conventional training of the toy with momentum: time means over random starts against
+    eta*lambda, one colour per momentum, with the orbit of derivation 17 (dashed: loss/A =
+    eta lambda/(2(1 + mu)), cos = 1 - eta lambda/(1 + mu), log(1 + ESS^2) = -2 log(1 - eta lambda/(1 + mu)))
+    and plain SGD's law -2 log(1 - eta lambda) (derivation 12, dotted).
+
+    Parameters
+    ----------
+    lr_wds : array_like, shape (K,)
+    momenta : sequence of float, shape (M,)
+    mean_loss_over_a, mean_cosine, mean_log1p_ess2 : array_like, shape (M, K)
+        Measured time means (loss divided by A = sum(alpha); log(1 + ESS^2) averaged over groups).
+    axes : array of 3 matplotlib Axes, optional
+
+    Returns
+    -------
+    Plot
+    """
+    fig, axes = figure_and_axes(axes, nrows=3, figsize=(8, 10), sharex=True)
+    lw = np.asarray(lr_wds, dtype=float)
+    xx = np.geomspace(lw.min(), lw.max(), 200)
+    colors = ["k", "tab:blue", "tab:orange", "tab:green", "tab:purple"]
+    panels = ((mean_loss_over_a, "loss_per_alpha", "time-mean loss / A"),
+              (mean_cosine, "cos_step", r"time-mean $\cos(\theta_t,\theta_{t+1})$"),
+              (mean_log1p_ess2, "log1p_ess2", r"time-mean $\log(1+\mathrm{ESS}_i^2)$"))
+    for ax, (meas, key, ylabel) in zip(axes, panels, strict=True):
+        meas = np.asarray(meas, dtype=float)
+        for i, mu in enumerate(momenta):
+            col = colors[i % len(colors)]
+            ax.plot(lw, meas[i], "o", ms=3.5, color=col, label=f"measured, μ = {mu:g}")
+            ax.plot(xx, theory.conventional_momentum_orbit(xx, mu)[key], "--", lw=1, color=col,
+                    label=f"orbit (derivation 17), μ = {mu:g}")
+        if key == "log1p_ess2":
+            ax.plot(xx, theory.conventional_landing_target(xx), ":", lw=1.5, color="tab:red",
+                    label=r"plain SGD's law $-2\log(1-\eta\lambda)$ (derivation 12)")
+        ax.set_xscale("log")
+        if key != "cos_step":
+            ax.set_yscale("log")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=6.5, ncol=2, loc="best", framealpha=0.9)
+    axes[-1].set_xlabel(r"$\eta\lambda$")
+    fig.suptitle("The toy with heavy-ball momentum (PyTorch's SGD): measured time means against the orbit "
+                 "(unstable for μ > 0)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    return Plot(fig, axes)
