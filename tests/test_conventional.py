@@ -370,3 +370,28 @@ def test_the_momentum_orbit_reduces_to_the_plain_one_and_gives_the_rotational_eq
         v = mu * v + g + (l_w / lr) * th
         th = th - lr * v
     assert np.allclose(th, [x, y], rtol=1e-13) and np.allclose(v, [-2 * x / lr, 0.0], rtol=1e-12, atol=1e-15)
+
+
+def test_the_burst_detector_on_a_synthetic_trace():
+    from toymodel.dynamics import elr_bursts
+
+    lr, wd = 0.5, 0.002
+    d = 1 - lr * wd
+    # quiet phases of 200, 300 and 150 steps at exactly d^-2 per step, each ended by a burst that divides the
+    # ELR by e^2 over 5 steps (ESS^2 about e^(2/5)/d^2 - 1 = 0.5 there); the first phase is open (not counted)
+    elr, phases = [1e-3], []
+    for length in (120, 200, 300, 150, 80):
+        start = len(elr) - 1
+        for _ in range(length):
+            elr.append(elr[-1] / d**2)
+        phases.append((start, len(elr) - 1))
+        for _ in range(5):
+            elr.append(elr[-1] / np.exp(2 / 5) / d**2 * d**2)
+    found = elr_bursts(elr, lr, wd)
+    assert [(a, b) for a, b, _ in found] == phases[1:]
+    # the growth rate of log ELR in a quiet phase is derivation 14's -2 log(1 - eta lambda) (float rounding)
+    assert np.allclose([g for *_, g in found], -2 * np.log(d), rtol=1e-9)
+    # noise above the threshold ends a phase
+    noisy = np.array(elr)
+    noisy[400] *= 0.999
+    assert len(elr_bursts(noisy, lr, wd)) == len(found) + 1

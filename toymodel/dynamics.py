@@ -20,7 +20,7 @@ from .sweep import SweepTask, run_sweeps
 __all__ = ["intrinsic_coordinates", "from_intrinsic_coordinates", "map_jacobian_fd", "BenettinResult",
            "benettin_lyapunov", "OrbitDiagram", "orbit_diagram", "ATTRACTORS", "ORBIT_TOL", "PERIOD_TOL", "MAX_PERIOD",
            "identify_attractor", "AttractorScan", "attractor_scan", "BasinFractions", "basin_fractions", "RegimeMap",
-           "regime_map", "convergence_boundary", "quiet_phases"]
+           "regime_map", "convergence_boundary", "quiet_phases", "elr_bursts"]
 
 
 def intrinsic_coordinates(problem: ToyProblem, theta) -> np.ndarray:
@@ -531,6 +531,55 @@ def quiet_phases(ess, k, lr_value, weight_decay, threshold: float = 1e-3):
             if t > 0 and u < T and 0 < k[t] < 1:  # complete phases only, entered below the edge
                 pred = t + theory.conventional_quiet_steps(lr_value, weight_decay, float(k[t]))
                 out.append((t, u, float(pred)))
+            t = u
+        else:
+            t += 1
+    return out
+
+
+def elr_bursts(total_elr, lr_value, weight_decay, threshold: float = 1e-3, smooth: int = 1):
+    """Quiet phases and bursts of conventional training read off its total ELR per step, for any
+    model (a network as well as the toy).
+
+    The total ELR of the direction map, eta/((1 - eta lambda) |theta|^2), changes per step by the
+    factor 1/(d^2 (1 + ESS^2)) with ESS^2 the norm-weighted mean of the groups' ESS_i^2 and
+    d = 1 - eta lambda (derivation 11), so each step's ESS^2 = (elr_t/elr_{t+1})/d^2 - 1 follows from
+    the trace. A quiet phase is a maximal stretch with ESS < ``threshold``: there the ELR grows like
+    d^(-2t) (derivation 14); a burst is the step where it ends.
+
+    Parameters
+    ----------
+    total_elr : array_like, shape (T,)
+        The total ELR before every step.
+    lr_value, weight_decay : float
+    threshold : float, optional
+        The ESS below which a step is quiet (default 1e-3, the toy's ``QUIET_ESS2`` = 1e-6 for ESS^2).
+    smooth : int, optional
+        Average ESS^2 over this many steps first (default 1: none). Mini-batch noise makes a converged
+        network's ESS flicker around any threshold; a window of a few dozen steps reads its phases.
+
+    Returns
+    -------
+    list of tuple
+        ``(t_start, t_end, growth)`` of every complete quiet phase (entered and left inside the
+        trace): its first and last step and its measured growth rate of log ELR per step, to compare
+        with -2 log(1 - eta lambda).
+    """
+    e = np.asarray(total_elr, dtype=float)
+    d = 1.0 - float(lr_value) * float(weight_decay)
+    ess2 = e[:-1] / e[1:] / (d * d) - 1.0
+    if smooth > 1:
+        ess2 = np.convolve(ess2, np.ones(int(smooth)) / int(smooth), mode="same")
+    quiet = ess2 < threshold * threshold
+    out = []
+    t, T = 0, quiet.size
+    while t < T:
+        if quiet[t] and t > 0 and not quiet[t - 1]:
+            u = t
+            while u < T and quiet[u]:
+                u += 1
+            if u < T and u - t >= max(2, int(smooth)):
+                out.append((t, u, float((np.log(e[u]) - np.log(e[t])) / (u - t))))
             t = u
         else:
             t += 1

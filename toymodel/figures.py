@@ -127,6 +127,12 @@ def _fig_bridge_finetune(out, fmt, quiet, where):
     return bf.write_outputs(res, out, fmt, wall_time_s=time.perf_counter() - t0)
 
 
+def _fig_bridge_periodic(out, fmt, quiet, where):
+    from .bridge import conventional as bc
+
+    return bc.write_periodic_outputs(bc.compute_periodic(), out, fmt)
+
+
 def _fig_fashion_bridge(out, fmt, quiet, where):
     out = Path(out) / "fashion_mnist"
     t0 = time.perf_counter()
@@ -206,6 +212,7 @@ RECIPES = {
     "bridge_convnet": _fig_bridge_convnet,
     "bridge_conventional": _fig_bridge_conventional,
     "bridge_finetune": _fig_bridge_finetune,
+    "bridge_periodic": _fig_bridge_periodic,
     "fashion_mnist_bridge": _fig_fashion_bridge,
     "fashion_mnist_conventional": _fig_fashion_conventional,
     "fashion_mnist_finetune": _fig_fashion_finetune,
@@ -230,6 +237,7 @@ FIGURES = {
     "bridge_ess_convnet": "bridge_convnet",
     "bridge_conventional": "bridge_conventional",
     "bridge_finetune": "bridge_finetune",
+    "bridge_periodic": "bridge_periodic",
     "fashion_mnist/bridge_regimes": "fashion_mnist_bridge",
     "fashion_mnist/bridge_ess": "fashion_mnist_bridge",
     "fashion_mnist/bridge_sharpness": "fashion_mnist_bridge",

@@ -12,6 +12,7 @@ network: the time mean of log(1 + ESS_i²) is -2 log(1 - ηλ) up to the boundar
 from __future__ import annotations
 
 import csv
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from ._runner import (
 from .predict import predict_landing
 
 __all__ = ["DEFAULTS", "ConventionalNetSweep", "compute_conventional", "lr_wd_grid", "read_regime_bands",
-           "write_outputs", "main"]
+           "write_outputs", "compute_periodic", "write_periodic_outputs", "main"]
 
 DEFAULT_OUT = "runs/bridge_conventional"
 DEFAULTS = dict(NET_DEFAULTS, lr_wd_min=1e-4, lr_wd_max=0.3, num=9, weight_decay=0.01)
@@ -354,3 +355,73 @@ main = JOB.run
 
 if __name__ == "__main__":  # not when a worker process re-imports this module
     raise SystemExit(main())
+
+
+# ------------------------------------------------------------------------------ periodic behaviour
+def compute_periodic(lr_wds=(1e-3, 3e-3, 1e-2), weight_decay: float = 0.01, epochs: int = 300, seed: int = 0,
+                     spec: BridgeSpec | None = None, threads=None) -> dict:
+    """Long conventional runs (plain SGD with weight decay) with the loss of every step, and their
+    quiet phases and bursts (:func:`toymodel.dynamics.elr_bursts`): the periodic behaviour of
+    networks with BatchNorm and weight decay (Lobacheva et al. 2021), against derivation 14.
+
+    Parameters
+    ----------
+    lr_wds : sequence of float
+        Values of ηλ, each one run (trained together as one ensemble).
+    weight_decay : float, optional
+    epochs : int, optional
+        Long enough for several periods (about 1/(ηλ) steps each).
+    seed : int, optional
+    spec : BridgeSpec, optional
+        The network and data (default: the bridge's MLP on the digits); its ``epochs`` is replaced.
+    threads : int, optional
+
+    Returns
+    -------
+    dict
+        ``lr_wds``, ``weight_decay``, ``steps_per_epoch``, and per run ``loss`` (per step, the
+        mini-batch loss), ``total_elr`` (per step), ``phases`` ([(start, end, growth per step)]),
+        ``periods`` (steps between consecutive bursts), and the run's ``result``.
+    """
+    from .. import nets
+    from ..dynamics import elr_bursts
+    from ._runner import build_model, spec_tensors, torch_settings
+
+    lws = as_elrs(lr_wds, "lr_wds")
+    spec = dataclasses.replace(spec or BridgeSpec.make(), epochs=as_int(epochs, "epochs", minimum=2))
+    spec.check_setup()
+    losses = []
+    with torch_settings(threads):
+        models = [build_model(spec, seed) for _ in lws]
+        tensors = spec_tensors(spec, seed)
+        res = nets.train_ensemble_conventional(models, tensors, list(lws / weight_decay), [weight_decay] * lws.size,
+                                               spec.epochs, spec.batch_size, seeds=[seed] * lws.size,
+                                               on_step=lambda t, loss: losses.append(loss))
+    loss = np.array(losses).T
+    steps_per_epoch = len(tensors[1]) // spec.batch_size
+    runs = []
+    for k, r in enumerate(res):
+        # mini-batch noise: ESS^2 averaged over one epoch's steps before the phases are read
+        phases = elr_bursts(r.total_elr_per_step, r.lr, weight_decay, smooth=steps_per_epoch)
+        ends = np.array([b for _, b, _ in phases])
+        runs.append({"loss": loss[k], "total_elr": r.total_elr_per_step, "phases": phases,
+                     "periods": np.diff(ends), "result": r})
+    return {"lr_wds": lws, "weight_decay": weight_decay, "epochs": spec.epochs, "steps_per_epoch": steps_per_epoch,
+            "runs": runs, "params": spec.params()}
+
+
+def write_periodic_outputs(pr: dict, out, fmt: str = "png") -> list:
+    """``bridge_periodic.json`` (per run: the quiet phases, periods and their product with ηλ) and
+    ``bridge_periodic.<fmt>``."""
+    out = Path(out)
+    rec = job_record("bridge.periodic", dict(pr["params"], weight_decay=pr["weight_decay"]),
+                     ["bridge_periodic.json", f"bridge_periodic.{fmt}"],
+                     runs=[{"lr_wd": float(lw), "quiet_phases": [list(p) for p in r["phases"]],
+                            "periods": r["periods"].tolist(),
+                            "median_period_x_lr_wd": float(np.median(r["periods"]) * lw) if r["periods"].size else None,
+                            "median_growth_over_law": float(np.median([g for *_, g in r["phases"]])
+                                                            / (-2 * np.log1p(-lw))) if r["phases"] else None}
+                           for lw, r in zip(pr["lr_wds"], pr["runs"], strict=True)])
+    atomic_write_text(out / "bridge_periodic.json", json_text(rec, indent=None))
+    plots.plot_bridge_periodic(pr).save(out / f"bridge_periodic.{fmt}", fmt)
+    return [out / "bridge_periodic.json", out / f"bridge_periodic.{fmt}"]

@@ -30,6 +30,7 @@ from .networks import (
     plot_bridge_conventional,
     plot_bridge_ess,
     plot_bridge_finetune,
+    plot_bridge_periodic,
     plot_bridge_regimes,
     plot_bridge_sharpness,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "plot_bridge_sharpness",
     "plot_bridge_conventional",
     "plot_bridge_finetune",
+    "plot_bridge_periodic",
     "save_figure",
     "plot_phase_diagram",
     "plot_toy_loss",

@@ -290,3 +290,47 @@ def plot_bridge_finetune(table, pretrain_table, params, axes=None):
                  f"({len(params['seeds'])} seeds)", fontsize=10)
     fig.tight_layout(rect=(0, 0.04, 1, 0.98))
     return Plot(fig, axes)
+
+
+def plot_bridge_periodic(pr: dict, axes=None):
+    """Periodic behaviour of conventional training on a network: per value of ηλ (one column), the
+    mini-batch loss of every step (top) and the total ELR (bottom), with each detected quiet phase's
+    derived growth d^(-2t), d = 1 - ηλ (derivation 14), dashed from its start to its end.
+
+    Parameters
+    ----------
+    pr : dict
+        :func:`toymodel.bridge.conventional.compute_periodic`'s result.
+    axes : array of matplotlib Axes, shape (2, K), optional
+
+    Returns
+    -------
+    Plot
+    """
+    K = len(pr["runs"])
+    fig, axes = figure_and_axes(axes, nrows=2, ncols=K, figsize=(4.2 * K, 6.5), sharex=False)
+    axes = np.asarray(axes).reshape(2, K)
+    for j, (lw, r) in enumerate(zip(pr["lr_wds"], pr["runs"], strict=True)):
+        t = np.arange(r["loss"].size)
+        axes[0, j].plot(t, r["loss"], lw=0.3, color="tab:blue")
+        axes[0, j].set_yscale("log")
+        axes[0, j].set_title(rf"$\eta\lambda$ = {lw:g}: {len(r['phases'])} quiet phases"
+                             + (f", median period {np.median(r['periods']):.0f} steps"
+                                f" (× ηλ = {np.median(r['periods']) * lw:.2g})" if r["periods"].size else ""),
+                             fontsize=8)
+        axes[0, j].set_ylabel("mini-batch train loss")
+        e = np.asarray(r["total_elr"])
+        axes[1, j].plot(np.arange(e.size), e, lw=0.6, color="k", label="total ELR (measured)")
+        rate = -2 * np.log1p(-lw)
+        for n, (a, b, _) in enumerate(r["phases"]):
+            tt = np.arange(a, b + 1)
+            axes[1, j].plot(tt, e[a] * np.exp(rate * (tt - a)), "--", color="tab:red", lw=1,
+                            label=r"quiet phase: $d^{-2t}$ (derivation 14)" if n == 0 else None)
+        axes[1, j].set_yscale("log")
+        axes[1, j].set_xlabel("step")
+        axes[1, j].set_ylabel(r"total ELR $\eta/((1-\eta\lambda)\|\theta\|^2)$")
+        axes[1, j].legend(fontsize=7, loc="best")
+    fig.suptitle(f"{_bridge_model_name(pr['params'])}: SGD with weight decay {pr['weight_decay']:g}, no momentum, "
+                 f"{pr['epochs']} epochs: convergence, destabilisation, convergence again", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return Plot(fig, axes)
