@@ -167,8 +167,13 @@ def _summarise(runs, rgs, lrs, weight_decay, epochs, momentum=0.0, predictions=N
     lws = lrs * weight_decay
     n_steps = len(runs[0][0].total_elr_per_step)
     w_steps = slice(n_steps * w.start // epochs, n_steps)
-    # a window shorter than the norms' time scale (1 + mu)/(2 eta lambda) steps has not equilibrated
-    transient = (w_steps.stop - w_steps.start) < (1.0 + momentum) / (2.0 * lws)
+    # not equilibrated: a window shorter than the norms' time scale (1 + mu)/(2 eta lambda) steps, or a total
+    # ELR still drifting across the window at more than half the law's rate -2 log(1 - eta lambda) per step
+    # (in equilibrium the norms are stationary: the drift is the boundary term of derivation 12)
+    n_w = w_steps.stop - w_steps.start
+    drift = seed_grid(runs, lambda r: abs(np.log(r.total_elr_per_step[-1] / r.total_elr_per_step[w_steps.start]))
+                      / n_w).mean(axis=1)
+    transient = (n_w < (1.0 + momentum) / (2.0 * lws)) | (drift > 0.5 * -2.0 * np.log1p(-lws))
     regime = np.where(transient, "transient", regime).astype(object)
     subtype = np.where(transient, "", subtype).astype(object)
     t = {"lr": lrs, "weight_decay": np.full(K_, weight_decay), "lr_wd": lws,
@@ -176,6 +181,7 @@ def _summarise(runs, rgs, lrs, weight_decay, epochs, momentum=0.0, predictions=N
          "regime": regime, "subtype": subtype, "n_seeds": np.full(K_, S_)}
     for name in regimes.REGIMES:
         t[f"frac_{name}"] = frac[name]
+    t["window_elr_drift"] = drift
     if predictions is not None:
         t["predicted_elr"] = np.array([p.elr for p in predictions])
         t["predicted_regime"] = np.array([p.regime for p in predictions], dtype=object)
