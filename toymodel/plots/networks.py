@@ -213,7 +213,7 @@ def plot_bridge_conventional(cs, bands=None, axes=None, show=(0, 3, 5, 8)):
     ax.legend(fontsize=6.5, loc="best", framealpha=0.9)
     ax = axes[2]
     for i, m in enumerate(momenta):
-        col = colors[i % len(colors)] if m else "tab:blue"
+        col = colors[i % len(colors)] if m else "0.45"
         for n, k in enumerate(np.flatnonzero(mom == m)):
             r = cs.runs[k][0]
             ax.plot(np.full(r.mean_log1p_ess2.size, lw[k]), r.mean_log1p_ess2, ".", ms=2, color=col, alpha=0.5,
