@@ -47,6 +47,7 @@ extensions = [
     "sphinx-mathjax-offline",
 ]
 
+
 # Markdown: $...$ and $$...$$ maths (the derivations use them), heading anchors for links
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3

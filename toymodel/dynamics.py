@@ -541,7 +541,7 @@ def elr_bursts(total_elr, lr_value, weight_decay, threshold: float = 1e-3, smoot
     """Quiet phases and bursts of conventional training read off its total ELR per step, for any
     model (a network as well as the toy).
 
-    The total ELR of the direction map, eta/((1 - eta lambda) |theta|^2), changes per step by the
+    The total ELR of the direction map, eta/((1 - eta lambda) ‖θ‖²), changes per step by the
     factor 1/(d^2 (1 + ESS^2)) with ESS^2 the norm-weighted mean of the groups' ESS_i^2 and
     d = 1 - eta lambda (derivation 11), so each step's ESS^2 = (elr_t/elr_{t+1})/d^2 - 1 follows from
     the trace. A quiet phase is a maximal stretch with ESS < ``threshold``: there the ELR grows like

@@ -6,8 +6,9 @@ torch settings under which every network computation runs, one training run (on 
 conventional, from scratch or from given weights), the sharpness at its end, the random-guess
 level, the sweep task that :func:`toymodel.sweep.execute` runs (one task type for every job), the
 *runner* (where the runs go: worker processes, Dask, the resume cache), the sweep-result base,
-and the command-line flags with their validation. The jobs (:mod:`.fixed_elr`,
-:mod:`.conventional`, :mod:`.finetune`) are thin: a setting per row, a summary, their files.
+and the command-line flags with their validation. The jobs (:mod:`toymodel.bridge.fixed_elr`,
+:mod:`toymodel.bridge.conventional`, :mod:`toymodel.bridge.finetune`) are thin: a setting per row, a
+summary, their files.
 
 torch is imported inside functions only, so that results load and the flags validate without it.
 """

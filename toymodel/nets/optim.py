@@ -64,13 +64,18 @@ class SphereSGD(torch.optim.Optimizer):
     through ``state_dict``/``load_state_dict``.
 
     Args:
-        params (iterable): tensors, or dicts defining parameter groups (torch.optim's convention);
+        params (iterable):
+            tensors, or dicts defining parameter groups (torch.optim's convention);
             each group is one sphere.
-        elr (float): total effective learning rate η̃ > 0 (default for every group).
-        radius (float, optional): the sphere's radius ρ > 0. Default: each group's norm when it
+        elr (float):
+            total effective learning rate η̃ > 0 (default for every group).
+        radius (float, optional):
+            the sphere's radius ρ > 0. Default: each group's norm when it
             is added. Given, the group's tensors are rescaled onto it when the group is added.
-        momentum (float, optional): heavy-ball momentum μ in [0, 1) (default: 0).
-        project_gradient (bool, optional): project the gradient onto the tangent space first
+        momentum (float, optional):
+            heavy-ball momentum μ in [0, 1) (default: 0).
+        project_gradient (bool, optional):
+            project the gradient onto the tangent space first
             (default: True; False is the paper's code).
 
     Per-group options (``elr``, ``radius``, ``momentum``, ``project_gradient``) may be set in a
@@ -78,7 +83,8 @@ class SphereSGD(torch.optim.Optimizer):
     sphere, for the groups given here and for any added later.
 
     Raises:
-        ValueError: if ``elr``, ``radius`` or ``momentum`` is out of range, or a group's tensors
+        ValueError:
+            if ``elr``, ``radius`` or ``momentum`` is out of range, or a group's tensors
             do not have a positive finite total norm.
     """
 
@@ -95,11 +101,13 @@ class SphereSGD(torch.optim.Optimizer):
         the group's tensors onto that sphere (so the first step already runs at the group's ELR).
 
         Args:
-            param_group (dict): ``params`` (the sphere's tensors) and optionally ``elr``,
+            param_group (dict):
+                ``params`` (the sphere's tensors) and optionally ``elr``,
                 ``radius``, ``momentum`` and ``project_gradient`` (default: the constructor's).
 
         Raises:
-            ValueError: if an option is out of range, or the group's tensors do not have a positive
+            ValueError:
+                if an option is out of range, or the group's tensors do not have a positive
                 finite total norm.
         """
         super().add_param_group(param_group)
@@ -123,22 +131,30 @@ class SphereSGD(torch.optim.Optimizer):
         """The optimizer for a model's scale-invariant parameters.
 
         Args:
-            model (torch.nn.Module): the model.
-            example_input (torch.Tensor): a batch on which invariance is checked (train mode).
-            elr (float): the total ELR.
-            params (sequence, optional): the parameters to use (names as in ``named_parameters()``,
+            model (torch.nn.Module):
+                the model.
+            example_input (torch.Tensor):
+                a batch on which invariance is checked (train mode).
+            elr (float):
+                the total ELR.
+            params (sequence, optional):
+                the parameters to use (names as in ``named_parameters()``,
                 or the tensors themselves), each checked to be scale-invariant by
                 :func:`~toymodel.nets.scale_invariance_report`; a ``ValueError`` names any that is
                 not. Default: :func:`~toymodel.nets.find_scale_invariant` finds them.
-            freeze_others (bool, optional): freeze every other parameter (``requires_grad_(False)``;
+            freeze_others (bool, optional):
+                freeze every other parameter (``requires_grad_(False)``;
                 default True). False is for a caller who trains them with an optimizer of their own.
-            **kw: ``radius``, ``momentum``, ``project_gradient`` as for the constructor.
+            ``**kw``:
+                ``radius``, ``momentum``, ``project_gradient`` as for the constructor.
 
         Returns:
-            SphereSGD: one parameter group, the model's scale-invariant tensors.
+            SphereSGD:
+                one parameter group, the model's scale-invariant tensors.
 
         Raises:
-            ValueError: if a named parameter is not scale-invariant, the model has none, or an
+            ValueError:
+                if a named parameter is not scale-invariant, the model has none, or an
                 option is out of range.
 
         The names are kept in ``optimizer.param_names``.
@@ -162,7 +178,8 @@ class SphereSGD(torch.optim.Optimizer):
         reads it.
 
         Args:
-            group (int, optional): the parameter group's index (default: 0).
+            group (int, optional):
+                the parameter group's index (default: 0).
 
         Returns:
             dict or None: the measurements above; None before the first step, for a group without
@@ -176,7 +193,8 @@ class SphereSGD(torch.optim.Optimizer):
         """One step of every group (see the class notes); a group without gradients is skipped.
 
         Args:
-            closure (callable, optional): re-evaluates the model and returns the loss, as for any
+            closure (callable, optional):
+                re-evaluates the model and returns the loss, as for any
                 optimizer (run with gradients enabled).
 
         Returns:
