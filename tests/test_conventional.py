@@ -201,6 +201,17 @@ def test_cli_smoke(tmp_path):
     assert rec["parameters"]["weight_decay"] == 0.01 and rec["job"] == "conventional"
     assert CV.main(["--lr-wd-max", "1.5", "--out", str(tmp_path / "bad"), "--quiet"]) == 2
     assert not (tmp_path / "bad").exists()
+    # with momentum: the momentum orbit's theory columns (derivation 17), Lyapunov exponents off by itself
+    mom = tmp_path / "m"
+    assert CV.main(["--num", "3", "--steps", "4000", "--seeds", "1", "--out", str(mom), "--quiet", "--momentum",
+                    "0.9"]) == 0
+    rows = (mom / "conventional.csv").read_text().splitlines()
+    head = rows[0].split(",")
+    first = dict(zip(head, rows[1].split(","), strict=True))
+    assert float(first["momentum"]) == 0.9 and "mean_lyapunov" not in head
+    lw = float(first["lr_wd"])
+    assert float(first["theory_cosine"]) == pytest.approx(1 - lw / 1.9, rel=1e-12)
+    assert CV.main(["--momentum", "1", "--out", str(tmp_path / "bad2"), "--quiet"]) == 2
 
 
 @pytest.mark.slow  # compiles the Lyapunov variant of the weight-decay kernel (~40 s)

@@ -28,6 +28,7 @@ from ._validate import (
     as_format,
     as_int,
     as_lr_wd,
+    as_momentum,
     as_positive_float,
     as_sgd,
     as_steps_burn_in,
@@ -96,9 +97,19 @@ def conventional_table(result: SimulationResult):
                      ("mean_log1p_ess2", np.nanmean(result.mean_log1p_ess2, axis=-1)),
                      ("frac_converged", result.frac_converged), ("period", period)):
         t[col], t[f"std_{col}"] = seed_stats(arr)
-    t["theory_loss"] = theory.conventional_equilibrium_loss(a, result.elrs, wd)
-    t["theory_c"] = theory.conventional_equilibrium_c(result.elrs, wd)
-    t["theory_log1p_ess2"] = theory.conventional_ess_law(result.elrs, wd)
+    mu = float(result.momentum or 0.0)
+    if mu:
+        # the momentum orbit (derivation 17): its loss, the sphere's c with the same step, its log(1 + ESS^2)
+        orbit = theory.conventional_momentum_orbit(lw, mu)
+        t["momentum"] = np.full(lw.size, mu)
+        t["theory_loss"] = a.sum() * orbit["loss_per_alpha"]
+        t["theory_c"] = orbit["c_equiv"]
+        t["theory_log1p_ess2"] = orbit["log1p_ess2"]
+        t["theory_cosine"] = orbit["cos_step"]
+    else:
+        t["theory_loss"] = theory.conventional_equilibrium_loss(a, result.elrs, wd)
+        t["theory_c"] = theory.conventional_equilibrium_c(result.elrs, wd)
+        t["theory_log1p_ess2"] = theory.conventional_ess_law(result.elrs, wd)
     t["periodic_behaviour"] = np.mean(np.all(result.quiet_phases >= 2, axis=-1), axis=1)
     if result.lyapunov is not None:
         t["mean_lyapunov"], t["std_lyapunov"] = seed_stats(result.lyapunov)
@@ -109,25 +120,29 @@ def compute_conventional(alphas=DEFAULTS["alphas"], lr_wd_min=DEFAULTS["lr_wd_mi
                          num=DEFAULTS["num"], weight_decay=DEFAULTS["weight_decay"], steps=DEFAULTS["steps"],
                          burn_in=DEFAULTS["burn_in"], seeds=DEFAULTS["seeds"], threads=None, progress=False,
                          lyapunov=True, batch_size=None, mask_prob=1.0, cache_dir=None, scheduler=None,
-                         dask_local=None) -> ConventionalSweep:
+                         dask_local=None, momentum=0.0) -> ConventionalSweep:
     """Sweep ``num`` log-spaced values of eta * lambda in [lr_wd_min, lr_wd_max] at the fixed
     ``weight_decay`` (learning rates eta = value / weight_decay) with seeds 0..seeds-1, classify,
-    and tabulate with the derived orbit, law and c (derivations 11-14)."""
+    and tabulate with the derived orbit, law and c (derivations 11-14). With ``momentum`` mu > 0
+    (PyTorch's heavy ball) the theory columns are the momentum orbit's (derivation 17) and there
+    are no Lyapunov exponents (``lyapunov`` is ignored: the momentum kernels have no tangent map)."""
     burn_in = default_burn_in(steps, burn_in)
     alphas, lo, hi, num, wd, steps, burn_in, seeds = _validate(alphas, lr_wd_min, lr_wd_max, num, weight_decay,
                                                                steps, burn_in, seeds, bool(lyapunov))
     threads = as_threads(threads)
     batch_size, mask_prob = as_sgd(batch_size, mask_prob)
+    momentum = as_momentum(momentum)
+    lyapunov = bool(lyapunov) and not momentum
     lrs, _ = as_lr_wd(np.geomspace(lo, hi, num) / wd, wd)
     stats = SweepStats()
     result = run_sweep(ToyProblem(alphas), lrs, steps, seeds=seeds, burn_in=burn_in, threads=threads,
                        progress=progress, desc="conventional", lyapunov=bool(lyapunov), batch_size=batch_size,
                        mask_prob=mask_prob, weight_decay=wd, cache_dir=cache_dir, scheduler=scheduler,
-                       dask_local=dask_local, stats=stats)
+                       dask_local=dask_local, stats=stats, **({"momentum": momentum} if momentum else {}))
     columns, table = conventional_table(result)
     params = dict(alphas=alphas.tolist(), lr_wd_min=lo, lr_wd_max=hi, num=num, weight_decay=wd, steps=steps,
                   burn_in=burn_in, seeds=result.seeds.tolist(), lyapunov=bool(lyapunov), batch_size=batch_size,
-                  mask_prob=mask_prob, threads=threads)
+                  mask_prob=mask_prob, threads=threads, momentum=momentum)
     return ConventionalSweep(columns, table, params, result, stats)
 
 
@@ -176,6 +191,9 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--num", type=int_arg, default=d["num"], help="number of log-spaced values (default: %(default)s)")
     ap.add_argument("--weight-decay", type=float, default=d["weight_decay"],
                     help="the weight decay; learning rates are (lr * wd) / wd (default: %(default)g)")
+    ap.add_argument("--momentum", type=float, default=0.0,
+                    help="heavy-ball momentum mu in [0, 1), PyTorch's convention (default: 0); with momentum there are "
+                         "no Lyapunov exponents")
     return add_sweep_arguments(ap, steps=d["steps"], seeds=d["seeds"], out=DEFAULT_OUT,
                                burn_in_fraction=BURN_IN_FRACTION)
 
@@ -187,6 +205,7 @@ def _main(argv=None) -> int:
               args.seeds, not args.no_lyapunov)
     as_threads(args.threads)
     as_sgd(args.batch_size, args.mask_prob)
+    as_momentum(args.momentum)
     check_dask_choice(args.scheduler, args.dask_local)
     fmt = as_format(args.format)
     with output_dir(args.out, "out") as out, quiet_warnings(args.quiet):
@@ -196,7 +215,7 @@ def _main(argv=None) -> int:
                                   args.steps, burn_in, args.seeds, threads=args.threads, progress=not args.quiet,
                                   lyapunov=not args.no_lyapunov, batch_size=args.batch_size, mask_prob=args.mask_prob,
                                   cache_dir=(out / CACHE_DIRNAME) if args.resume else None, scheduler=args.scheduler,
-                                  dask_local=args.dask_local)
+                                  dask_local=args.dask_local, momentum=args.momentum)
         wall = time.perf_counter() - t0
         paths = write_outputs(cs, out, fmt, plot=not args.no_plot, wall_time_s=wall, started=started)
     if not args.quiet:
