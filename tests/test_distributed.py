@@ -178,7 +178,9 @@ def test_bridge_on_a_local_cluster_gives_the_same_csv(tmp_path):
 def test_a_killed_worker_has_its_bridge_runs_retried(cluster, tmp_path):
     pytest.importorskip("torch")
     addr, procs = cluster
-    args = [sys.executable, "-m", "toymodel.bridge", *BRIDGE, "--num", "12", "--epochs", "30"]
+    # One run per task (the reference engine), so that the sweep can be caught mid-way: the ensemble engine
+    # trains these 12 runs as two chunks, one per worker, which finish together.
+    args = [sys.executable, "-m", "toymodel.bridge", *BRIDGE, "--num", "12", "--epochs", "30", "--engine", "runs"]
     subprocess.run(args + ["--workers", "1", "--out", str(tmp_path / "local")], check=True)
     out = tmp_path / "remote"
     run = subprocess.Popen(args + ["--out", str(out), "--scheduler", addr, "--resume"], stderr=subprocess.PIPE,
