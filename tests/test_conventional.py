@@ -406,3 +406,19 @@ def test_the_burst_detector_on_a_synthetic_trace():
     noisy = np.array(elr)
     noisy[400] *= 0.999
     assert len(elr_bursts(noisy, lr, wd)) == len(found) + 1
+    # the open first phase is counted on request
+    assert [(a, b) for a, b, _ in elr_bursts(elr, lr, wd, include_start=True)] == phases
+    # mini-batch-like noise: every quiet step's ESS^2 at 10% of the law's d^-2 - 1 hides every phase from the
+    # fixed threshold (ESS^2 > 1e-6 everywhere) but not from the relative one at 25% of the law
+    rng = np.random.default_rng(0)
+    ratios = np.array(elr[1:]) / np.array(elr[:-1])
+    law = 1 / d**2 - 1
+    ratios = np.where(ratios > 1, ratios / (1 + 0.1 * law * rng.uniform(0.5, 1.5, ratios.size)), ratios)
+    jittered = elr[0] * np.r_[1.0, np.cumprod(ratios)]
+    assert elr_bursts(jittered, lr, wd) == []
+    rel = elr_bursts(jittered, lr, wd, relative=0.25, include_start=True)
+    assert [(a, b) for a, b, _ in rel] == phases
+    # their growth is the law's rate less the noise's mean log(1 + ESS^2): 0.9 of it to within the jitter's mean
+    assert np.allclose([g for *_, g in rel], -2 * np.log(d) - np.log1p(0.1 * law), rtol=0.02)
+    with pytest.raises(ValueError, match="relative"):
+        elr_bursts(elr, lr, wd, relative=1.5)

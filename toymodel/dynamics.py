@@ -537,7 +537,8 @@ def quiet_phases(ess, k, lr_value, weight_decay, threshold: float = 1e-3):
     return out
 
 
-def elr_bursts(total_elr, lr_value, weight_decay, threshold: float = 1e-3, smooth: int = 1):
+def elr_bursts(total_elr, lr_value, weight_decay, threshold: float = 1e-3, smooth: int = 1,
+               relative: float | None = None, include_start: bool = False):
     """Quiet phases and bursts of conventional training read off its total ELR per step, for any
     model (a network as well as the toy).
 
@@ -557,6 +558,14 @@ def elr_bursts(total_elr, lr_value, weight_decay, threshold: float = 1e-3, smoot
     smooth : int, optional
         Average ESS^2 over this many steps first (default 1: none). Mini-batch noise makes a converged
         network's ESS flicker around any threshold; a window of a few dozen steps reads its phases.
+    relative : float, optional
+        Instead of ``threshold``: a step is quiet when its ESS^2 is below this fraction of the law's
+        d^(-2) - 1, that is, when log ELR grows at least at about (1 - relative) times derivation 14's
+        rate -2 log d. A network's mini-batch noise keeps ESS^2 well above any fixed 1e-6 while its
+        ELR still grows at nearly the law's rate; ``relative=0.25`` reads such phases.
+    include_start : bool, optional
+        Also count a quiet phase that starts at the trace's first step (default False: only phases
+        entered inside the trace). Conventional training from a fresh initialisation starts in one.
 
     Returns
     -------
@@ -570,11 +579,16 @@ def elr_bursts(total_elr, lr_value, weight_decay, threshold: float = 1e-3, smoot
     ess2 = e[:-1] / e[1:] / (d * d) - 1.0
     if smooth > 1:
         ess2 = np.convolve(ess2, np.ones(int(smooth)) / int(smooth), mode="same")
-    quiet = ess2 < threshold * threshold
+    if relative is not None:
+        if not (np.isfinite(relative) and 0 < relative < 1):
+            raise ValueError(f"relative must be in (0, 1), got {relative!r}")
+        quiet = ess2 < float(relative) * (1.0 / (d * d) - 1.0)
+    else:
+        quiet = ess2 < threshold * threshold
     out = []
     t, T = 0, quiet.size
     while t < T:
-        if quiet[t] and t > 0 and not quiet[t - 1]:
+        if quiet[t] and (t == 0 and include_start or t > 0 and not quiet[t - 1]):
             u = t
             while u < T and quiet[u]:
                 u += 1

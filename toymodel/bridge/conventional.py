@@ -364,6 +364,10 @@ if __name__ == "__main__":  # not when a worker process re-imports this module
 
 
 # ------------------------------------------------------------------------------ periodic behaviour
+QUIET_FRACTION_OF_LAW = 0.25
+"""A network's step is quiet when its epoch-smoothed ESS^2 is under this fraction of d^-2 - 1."""
+
+
 def compute_periodic(lr_wds=(1e-3, 3e-3, 1e-2), weight_decay: float = 0.01, epochs: int = 300, seed: int = 0,
                      spec: BridgeSpec | None = None, threads=None) -> dict:
     """Long conventional runs (plain SGD with weight decay) with the loss of every step, and their
@@ -407,8 +411,11 @@ def compute_periodic(lr_wds=(1e-3, 3e-3, 1e-2), weight_decay: float = 0.01, epoc
     steps_per_epoch = len(tensors[1]) // spec.batch_size
     runs = []
     for k, r in enumerate(res):
-        # mini-batch noise: ESS^2 averaged over one epoch's steps before the phases are read
-        phases = elr_bursts(r.total_elr_per_step, r.lr, weight_decay, smooth=steps_per_epoch)
+        # mini-batch noise: ESS^2 averaged over one epoch's steps before the phases are read, and a step is
+        # quiet when its ESS^2 is under a quarter of the law's d^-2 - 1 (log ELR grows at >= ~3/4 of the
+        # law's rate); the phase from the initialisation counts too
+        phases = elr_bursts(r.total_elr_per_step, r.lr, weight_decay, smooth=steps_per_epoch,
+                            relative=QUIET_FRACTION_OF_LAW, include_start=True)
         ends = np.array([b for _, b, _ in phases])
         runs.append({"loss": loss[k], "total_elr": r.total_elr_per_step, "phases": phases,
                      "periods": np.diff(ends), "result": r})
@@ -426,7 +433,9 @@ def write_periodic_outputs(pr: dict, out, fmt: str = "png") -> list:
                             "periods": r["periods"].tolist(),
                             "median_period_x_lr_wd": float(np.median(r["periods"]) * lw) if r["periods"].size else None,
                             "median_growth_over_law": float(np.median([g for *_, g in r["phases"]])
-                                                            / (-2 * np.log1p(-lw))) if r["phases"] else None}
+                                                            / (-2 * np.log1p(-lw))) if r["phases"] else None,
+                            "longest_later_quiet_phase": max([b - a for a, b, _ in r["phases"] if a > 0],
+                                                             default=0)}
                            for lw, r in zip(pr["lr_wds"], pr["runs"], strict=True)])
     atomic_write_text(out / "bridge_periodic.json", json_text(rec, indent=None))
     plots.plot_bridge_periodic(pr).save(out / f"bridge_periodic.{fmt}", fmt)
