@@ -58,8 +58,9 @@ def fingerprints(result) -> dict:
     return out
 
 
-def compute() -> dict:
-    return {name: fingerprints(run(conf)) for name, conf in configurations().items()}
+def compute(names=None) -> dict:
+    """Fingerprints of the configurations ``names`` (default: all)."""
+    return {name: fingerprints(run(conf)) for name, conf in configurations().items() if names is None or name in names}
 
 
 if __name__ == "__main__":

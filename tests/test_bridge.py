@@ -17,7 +17,8 @@ TINY = ["--num", "3", "--elr-min", "1e-3", "--elr-max", "1", "--seeds", "1", "--
         "--width", "2", "--workers", "1", "--quiet"]
 
 
-@pytest.mark.parametrize("model", ["mlp", "convnet"])
+# the ConvNet's quick sweep (~8 s) runs with the slow tests
+@pytest.mark.parametrize("model", ["mlp", pytest.param("convnet", marks=pytest.mark.slow)])
 def test_quick_sweep_writes_every_file(model, tmp_path):
     assert B.main(TINY + ["--model", model, "--out", str(tmp_path)]) == 0
     suffix = "" if model == "mlp" else "_convnet"
@@ -37,6 +38,7 @@ def test_quick_sweep_writes_every_file(model, tmp_path):
     assert rec["max_norm_drift"] < 1e-6
 
 
+@pytest.mark.slow  # ~15 s: torch in worker processes, twice
 def test_resume_and_worker_processes_give_identical_results(tmp_path):
     args = TINY[:-5] + ["--quiet", "--no-plot", "--dtype", "float64"]
     assert B.main(args + ["--workers", "1", "--out", str(tmp_path / "a"), "--resume"]) == 0

@@ -70,6 +70,7 @@ def _cli(out, *extra, quiet=True):
     return args + (["--quiet"] if quiet else [])
 
 
+@pytest.mark.slow  # ~15 s: a scheduler and two workers started as processes
 def test_separately_started_scheduler_and_workers_give_the_same_csv(cluster, tmp_path):
     addr, _ = cluster
     subprocess.run(_cli(tmp_path / "local"), check=True)
@@ -165,6 +166,7 @@ BRIDGE = ["--num", "8", "--seeds", "1", "--epochs", "12", "--hidden", "16,16", "
           "--no-plot", "--quiet"]
 
 
+@pytest.mark.slow  # ~30 s: torch in two Dask worker processes
 def test_bridge_on_a_local_cluster_gives_the_same_csv(tmp_path):
     pytest.importorskip("torch")
     from toymodel import bridge

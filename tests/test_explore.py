@@ -100,6 +100,7 @@ def test_the_phase_strip():
     assert st["marks"]["point"] == pytest.approx(1.4) and st["marks"]["threshold"] == 1.0
 
 
+@pytest.mark.slow  # runs the Lyapunov variant of SGD, compiled in slow tests only (conftest.py)
 def test_sgd_mode_moves_the_threshold():
     d = explore_data("1,2,4", 0.15, mode="sgd", batch_size="4", mask_prob="0.5", **QUICK)
     assert d.params["batch_size"] == 4 and d.params["mask_prob"] == 0.5
@@ -111,6 +112,7 @@ def test_sgd_mode_moves_the_threshold():
     assert explore_data("1,2,4", 0.15, **QUICK).measured["regime"] == "chaotic_equilibrium"
 
 
+@pytest.mark.slow  # runs the Lyapunov variant of weight decay, compiled in slow tests only (conftest.py)
 def test_conventional_mode_lands_where_the_rule_says():
     d = explore_data("1,2,4", 0.5, mode="conventional", lr_wd="0.2", steps=20_000, tail_steps=8)
     assert d.params["lr_wd"] == 0.2
@@ -123,6 +125,7 @@ def test_conventional_mode_lands_where_the_rule_says():
     assert np.median(d.trace["total_elr"][-1000:]) * 7 == pytest.approx(1.25, rel=0.1)
 
 
+@pytest.mark.slow  # runs the Lyapunov variant of weight decay, compiled in slow tests only (conftest.py)
 def test_momentum_is_a_control_of_conventional_training():
     # one Control line: its value reaches simulate_conventional, and the readouts say that the derived
     # orbit values are those of plain SGD
@@ -208,17 +211,28 @@ def test_the_static_page_is_self_contained(tmp_path):
     assert "Bokeh" in text and text.count("chaotic equilibrium") >= 1
 
 
-def test_cli_bad_flags_are_one_line_and_exit_2():
+def test_cli_bad_flags_are_one_line_and_exit_2(capsys):
+    from toymodel.explore.__main__ import main
+
+    cases = ((["--port", "x"], "--port: must be an integer"), (["--port", "70000"], "port must be in"),
+             (["--prot", "1"], "unrecognized arguments"), (["--host", " "], "host must not be empty"),
+             (["--write", str(REPO)], "--write must be a file"),
+             (["--write", "/proc/no/such/x.html"], "--write is not writable"))
+    # the first in a real process (exit code, stderr, no traceback), the others through main() in this one
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
-    for args, msg in ((["--port", "x"], "--port: must be an integer"), (["--port", "70000"], "port must be in"),
-                      (["--prot", "1"], "unrecognized arguments"), (["--host", " "], "host must not be empty"),
-                      (["--write", str(REPO)], "--write must be a file"),
-                      (["--write", "/proc/no/such/x.html"], "--write is not writable")):
-        out = subprocess.run([sys.executable, "-m", "toymodel.explore", *args], capture_output=True, text=True,
-                             env=env, timeout=120)
-        assert out.returncode == 2, (args, out.stderr)
-        lines = out.stderr.strip().splitlines()
-        assert len(lines) == 1 and msg in lines[0] and "Traceback" not in out.stderr, (args, out.stderr)
+    out = subprocess.run([sys.executable, "-m", "toymodel.explore", *cases[0][0]], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and cases[0][1] in lines[0] and "Traceback" not in out.stderr, out.stderr
+    for args, msg in cases[1:]:
+        try:
+            code = main(args)
+        except SystemExit as e:  # argparse's own errors leave by SystemExit(2)
+            code = e.code
+        assert code == 2, args
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and msg in lines[0], (args, lines)
 
 
 def test_cli_port_in_use_is_one_line_and_exit_1_at_once():

@@ -111,6 +111,7 @@ def test_bad_inputs_are_shown_in_the_page_and_the_server_carries_on(app):
     assert "Traceback" not in err and "ERROR" not in err, err
 
 
+@pytest.mark.slow  # headless Chromium, like the other browser tests
 def test_the_static_page_opens_and_its_slider_changes_the_plot(tmp_path):
     from toymodel.explore.static import write_static_page
 

@@ -56,6 +56,7 @@ def test_equilibrium_orbit_exponents_match_the_cycle_multipliers():
     assert np.all(np.abs(res.lyapunov) < 0.1 * regimes.CHAOS_LYAPUNOV_TOL)
 
 
+@pytest.mark.slow  # ~10 s of long trajectories
 def test_kernel_exponent_agrees_with_two_trajectory_estimate():
     a = [1.0, 2.0, 4.0]
     p = ToyProblem(a)

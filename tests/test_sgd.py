@@ -61,18 +61,19 @@ def test_sgd_threshold_matches_simulation(alphas, b, p):
     assert np.all(res.mean_loss[1] > 1e-6 * A)
 
 
-def test_sgd_with_p_one_is_gd_bit_for_bit():
+# the Lyapunov variant of SGD is compiled in the slow tests only (tests/conftest.py)
+@pytest.mark.parametrize("lyap", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_sgd_with_p_one_is_gd_bit_for_bit(lyap):
     prob = ToyProblem([1.0, 2.0, 4.0])
     elrs = np.geomspace(0.02, 2, 11)
-    for lyap in (False, True):
-        g = simulate(prob, elrs, 3000, seeds=3, burn_in=1000, record_every=7, lyapunov=lyap)
-        s = simulate(prob, elrs, 3000, seeds=3, burn_in=1000, record_every=7, lyapunov=lyap, batch_size=5,
-                     mask_prob=1.0)
-        for name in ("mean_loss", "std_loss", "min_loss", "max_loss", "mean_cosine", "mean_angle",
-                     "mean_eff_grad_norm", "final_theta", "mean_group_elrs", "loss_trace", "group_elr_trace",
-                     "lyapunov"):
-            x, y = getattr(g, name), getattr(s, name)
-            assert (x is None and y is None) or np.array_equal(x, y, equal_nan=True), name
+    g = simulate(prob, elrs, 3000, seeds=3, burn_in=1000, record_every=7, lyapunov=lyap)
+    s = simulate(prob, elrs, 3000, seeds=3, burn_in=1000, record_every=7, lyapunov=lyap, batch_size=5,
+                 mask_prob=1.0)
+    for name in ("mean_loss", "std_loss", "min_loss", "max_loss", "mean_cosine", "mean_angle",
+                 "mean_eff_grad_norm", "final_theta", "mean_group_elrs", "loss_trace", "group_elr_trace",
+                 "lyapunov"):
+        x, y = getattr(g, name), getattr(s, name)
+        assert (x is None and y is None) or np.array_equal(x, y, equal_nan=True), name
 
 
 def test_sgd_results_do_not_depend_on_threads_or_on_the_rest_of_the_sweep():

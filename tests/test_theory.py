@@ -15,6 +15,8 @@ from toymodel.dynamics import map_jacobian_fd
 REPO = Path(__file__).resolve().parents[1]
 
 
+# both derive every derivation (about 20 s, cached per process): one worker does it once for both (--dist loadgroup)
+@pytest.mark.xdist_group("derivations")
 def test_every_identity_step_is_verified_by_sympy():
     for d in T.derivations():
         checked = [s for s in d.steps if s.check is not None]
@@ -207,6 +209,7 @@ def test_minimum_multipliers_match_a_converged_run():
     assert np.allclose(ratio, mult, atol=1e-12)
 
 
+@pytest.mark.xdist_group("derivations")
 def test_derivations_are_fresh(tmp_path):
     """The committed derivations/ is exactly what the code renders now."""
     from toymodel.derivation_checks import write_derivations

@@ -387,8 +387,10 @@ def _simulate(problem, elrs, steps, *, seeds, burn_in, init, record_every, threa
     n = problem.n_groups
     K_, S_ = elrs.size, seeds.size
     M = K_ * S_
-    x0 = np.ascontiguousarray(theta0[..., 0::2].reshape(M, n))
-    y0 = np.ascontiguousarray(theta0[..., 1::2].reshape(M, n))
+    # fresh writable C arrays whatever the caller's init was (a read-only or non-contiguous init would
+    # otherwise be a new Numba signature: a second compilation of the variant, ~30 s)
+    x0 = np.array(theta0[..., 0::2].reshape(M, n), dtype=float, order="C")
+    y0 = np.array(theta0[..., 1::2].reshape(M, n), dtype=float, order="C")
     xe0 = np.zeros((M, n))
     traj_elrs = np.repeat(elrs, S_)
 
@@ -405,8 +407,8 @@ def _simulate(problem, elrs, steps, *, seeds, burn_in, init, record_every, threa
     etr = np.empty((M, n_rec, n))
     if lyapunov:
         v0 = _tangent_vectors(problem, seeds, np.asarray(theta0)).reshape(M, 2 * n)
-        vx0 = np.ascontiguousarray(v0[:, 0::2])
-        vy0 = np.ascontiguousarray(v0[:, 1::2])
+        vx0 = np.array(v0[:, 0::2], dtype=float, order="C")
+        vy0 = np.array(v0[:, 1::2], dtype=float, order="C")
     else:
         vx0 = vy0 = np.empty((M, 0))
     lyap = np.full(M, np.nan)

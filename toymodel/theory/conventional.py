@@ -391,9 +391,11 @@ def _momentum_orbit_charpoly():
     r2 = lr * al_i / (1 + mom)
     s2 = lrwd / (2 * (1 + mom))
     xs_, ys_ = sp.sqrt(s2 * r2), sp.sqrt((1 - s2) * r2)
-    M = J.subs({xx: xs_, yy: ys_, uu: -2 * xs_ / lr, ww: 0}).subs(wdc, lrwd / lr).applyfunc(sp.simplify)
+    # cancel, not simplify, on the entries, and the Berkowitz characteristic polynomial (det(zI - M), equal to
+    # det(M - zI) for a 4 x 4 matrix): the same polynomial, term for term, in 2 s instead of 28
+    M = J.subs({xx: xs_, yy: ys_, uu: -2 * xs_ / lr, ww: 0}).subs(wdc, lrwd / lr).applyfunc(sp.cancel)
     zz = sp.Symbol("z")
-    poly = sp.Poly(sp.cancel((M - zz * sp.eye(4)).det()), zz)
+    poly = sp.Poly(sp.cancel(M.charpoly(zz).as_expr()), zz)
     return sp.Add(*[sp.factor(cf) * zz**k for (k,), cf in poly.terms()])
 
 
@@ -410,18 +412,10 @@ def _momentum_orbit_excess() -> tuple[int, int, float]:
 
 
 @functools.lru_cache(maxsize=None)
-def derive_conventional_momentum() -> Derivation:
-    r"""Conventional training with heavy-ball momentum: the period-2 orbit, its loss and angle.
-
-    Returns
-    -------
-    Derivation
-        Key ``17_conventional_momentum``; results (in ``eta``, ``lambda``, ``mu``, ``alpha_i``)
-        ``r2`` (a group's squared norm on the orbit), ``sin2`` (sin^2 of its angle), ``k`` (eta alpha_i/r^2),
-        ``loss_per_alpha`` (the orbit's loss over A), ``cos_step`` (the cosine between consecutive points),
-        ``log1p_ess2`` (log(1 + ESS^2) per step), ``c_equiv`` (the sphere's c with the same step) and
-        ``c_nominal`` (A times the direction map's ELR eta/((1 - eta lambda) r^2)).
-    """
+def _momentum_orbit() -> dict:
+    """Derivation 17's orbit (without its stability analysis, which takes far longer): the flip orbit of
+    one group under heavy-ball momentum, solved by SymPy. Shared by the derivation and the numeric
+    functions."""
     fx, fy = group_grad()
     ax, bv, xs, ys = sp.symbols("a b x_* y_*", real=True)
     al_i = sp.Symbol("alpha_i", positive=True)
@@ -453,6 +447,29 @@ def derive_conventional_momentum() -> Derivation:
     log1p = sp.simplify(-2 * sp.log(cos_lw))
     c_equiv = sp.simplify(1 / cos_lw)  # the sphere's orbit has cos = 1/c
     c_nominal = sp.simplify((lr / ((1 - lr * wdc) * r2) * al_i).subs(lw_form))
+    return dict(a_sol=a_sol, b_sol=b_sol, cond_x=cond_x, cond_y=cond_y, r2=r2, sin2=sin2, k_orb=k_orb,
+                lw_form=lw_form, loss_per_alpha=loss_per_alpha, cos_lw=cos_lw, log1p=log1p, c_equiv=c_equiv,
+                c_nominal=c_nominal)
+
+
+@functools.lru_cache(maxsize=None)
+def derive_conventional_momentum() -> Derivation:
+    r"""Conventional training with heavy-ball momentum: the period-2 orbit, its loss and angle.
+
+    Returns
+    -------
+    Derivation
+        Key ``17_conventional_momentum``; results (in ``eta``, ``lambda``, ``mu``, ``alpha_i``)
+        ``r2`` (a group's squared norm on the orbit), ``sin2`` (sin^2 of its angle), ``k`` (eta alpha_i/r^2),
+        ``loss_per_alpha`` (the orbit's loss over A), ``cos_step`` (the cosine between consecutive points),
+        ``log1p_ess2`` (log(1 + ESS^2) per step), ``c_equiv`` (the sphere's c with the same step) and
+        ``c_nominal`` (A times the direction map's ELR eta/((1 - eta lambda) r^2)).
+    """
+    o = _momentum_orbit()
+    a_sol, b_sol, cond_x, cond_y = o["a_sol"], o["b_sol"], o["cond_x"], o["cond_y"]
+    r2, sin2, k_orb, lw_form = o["r2"], o["sin2"], o["k_orb"], o["lw_form"]
+    loss_per_alpha, cos_lw, log1p, c_equiv, c_nominal = (o["loss_per_alpha"], o["cos_lw"], o["log1p"], o["c_equiv"],
+                                                         o["c_nominal"])
     plain = derive_conventional_equilibrium().results
     charpoly = _momentum_orbit_charpoly()
     zz = sp.Symbol("z")
@@ -535,8 +552,9 @@ _numeric = lambdified_once({
     "quiet": lambda: sp.lambdify((_K_A, _K_B, dec), derive_conventional_periodic().results["quiet"], "numpy"),
     "landing_target": lambda: sp.lambdify(lrwd, derive_conventional_landing().results["target"], "numpy"),
     "landing_c": lambda: sp.lambdify(lrwd, derive_conventional_landing().results["landing_c"], "numpy"),
-    "momentum": lambda: sp.lambdify((lrwd, mom), [derive_conventional_momentum().results[k] for k in
-                                                  ("loss_per_alpha", "cos_step", "log1p_ess2", "c_equiv", "c_nominal")],
+    # the orbit alone: derivation 17's stability analysis is not needed for the numbers
+    "momentum": lambda: sp.lambdify((lrwd, mom), [_momentum_orbit()[k] for k in
+                                                  ("loss_per_alpha", "cos_lw", "log1p", "c_equiv", "c_nominal")],
                                     "numpy"),
 })
 
