@@ -72,3 +72,15 @@ def test_the_package_re_exports_every_plot_of_its_topic_modules():
             assert name in plots.__all__ and getattr(plots, name) is getattr(mod, name), (topic, name)
     for name in plots.__all__:
         assert getattr(plots, name) is not None
+
+
+def test_every_committed_fixed_elr_network_job_has_a_window_long_enough_to_classify():
+    # The fixed-ELR network jobs classify each run over the last quarter of its epochs; a window
+    # shorter than regimes.MIN_WINDOW_EPOCHS makes the job warn that its regimes mean nothing (the
+    # Fashion-MNIST ConvNet recipe once had 15 epochs: a 4-epoch window).
+    from toymodel import bridge, regimes
+
+    for kwargs in ({}, dict(model="convnet"), figures.FASHION, figures.FASHION_CONVNET):
+        epochs = bridge.BridgeSpec.make(**kwargs).epochs
+        w = regimes.training_window(epochs)
+        assert w.stop - w.start >= regimes.MIN_WINDOW_EPOCHS, (kwargs, epochs)
